@@ -1,0 +1,253 @@
+import { mkdirSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { UnsupportedModelError } from '../errors.ts';
+import type { DecoderConfig } from './config.ts';
+import { DT, GraphBuilder } from './onnx/graph-builder.ts';
+import { ropeTables } from './rope.ts';
+import { readTensorF32, type TensorInfo } from './safetensors.ts';
+
+/**
+ * The graph contract (see docs/architecture.md, "Decoder graph"). Dims: B rows, S new tokens
+ * per row, C cache capacity (past slots), NS view slots per row, R logit positions per row,
+ * K kv heads, D head dim, G = heads / K.
+ *
+ * Keys are stored rotated at their *block-local* position (0 for a block's first token).
+ * A row that sees block j at view offset o_j and writes at view offset o_w rotates its query
+ * for that block to (local position + o_w - o_j): RoPE scores depend only on the difference,
+ * so this equals attending to the block at o_j, without touching the cache.
+ */
+export const GRAPH_IO = {
+  inputIds: 'input_ids', // int64 [B,S]
+  positionIds: 'position_ids', // int64 [B,S]: block-local positions of the new tokens
+  slotDelta: 'slot_delta', // int64 [B,NS]: o_w - o_j for each view slot (>= 0)
+  keySlot: 'key_slot', // int64 [B,C]: view slot of each cache slot (any value if masked)
+  attentionMask: 'attention_mask', // float32 [B,S,C+S]: additive, 0 visible, MASKED hidden
+  logitsIndex: 'logits_index', // int64 [B,R]: which of the S new tokens get logits
+  pastKey: (l: number) => `past_key.${l}`, // float32 [K,D,C] (transposed: keys as columns)
+  pastValue: (l: number) => `past_value.${l}`, // float32 [K,C,D]
+  logits: 'logits', // float32 [B,R,V]
+  newKey: (l: number) => `new_key.${l}`, // float32 [B,K,S,D], rotated at position_ids
+  newValue: (l: number) => `new_value.${l}`, // float32 [B,K,S,D]
+} as const;
+
+/** Additive mask value: finite so a fully masked padding row gives a uniform softmax, not NaN. */
+export const MASKED = -1e30;
+
+/** Bump when the graph layout changes, so cached graphs are rebuilt. */
+export const GRAPH_FORMAT_VERSION = 3;
+
+export interface BuildOptions {
+  /** Largest position any query may take (size of the RoPE tables). */
+  maxPositions: number;
+  onProgress?: (done: number, total: number, what: string) => void;
+}
+
+/** Weight names of one decoder layer in HF's Llama/Qwen layout. */
+function layerNames(l: number) {
+  const p = `model.layers.${l}`;
+  return {
+    inNorm: `${p}.input_layernorm.weight`,
+    q: `${p}.self_attn.q_proj`,
+    k: `${p}.self_attn.k_proj`,
+    v: `${p}.self_attn.v_proj`,
+    o: `${p}.self_attn.o_proj`,
+    qNorm: `${p}.self_attn.q_norm.weight`,
+    kNorm: `${p}.self_attn.k_norm.weight`,
+    postNorm: `${p}.post_attention_layernorm.weight`,
+    gate: `${p}.mlp.gate_proj.weight`,
+    up: `${p}.mlp.up_proj.weight`,
+    down: `${p}.mlp.down_proj.weight`,
+  };
+}
+
+/** [out,in] → [in,out], blocked so both sides stay in cache. */
+function transpose2d(src: Float32Array, rows: number, cols: number): Float32Array {
+  const dst = new Float32Array(rows * cols);
+  const T = 64;
+  for (let r0 = 0; r0 < rows; r0 += T) {
+    for (let c0 = 0; c0 < cols; c0 += T) {
+      const rEnd = Math.min(r0 + T, rows);
+      const cEnd = Math.min(c0 + T, cols);
+      for (let r = r0; r < rEnd; r++) for (let c = c0; c < cEnd; c++) dst[c * rows + r] = src[r * cols + c];
+    }
+  }
+  return dst;
+}
+
+/**
+ * Builds the decoder as ONNX (fp32) into `outDir/model.onnx` (+ `.data`). Writes to a temporary
+ * folder first and renames, so an interrupted build never leaves a half graph in the cache.
+ */
+export function buildDecoderGraph(
+  cfg: DecoderConfig,
+  tensors: Map<string, TensorInfo>,
+  outDir: string,
+  opts: BuildOptions,
+): void {
+  const need = (name: string): TensorInfo => {
+    const t = tensors.get(name);
+    if (!t) throw new UnsupportedModelError(`checkpoint lacks tensor "${name}" that a ${cfg.modelType} model must have`);
+    return t;
+  };
+  const load = (name: string, shape: number[]): Float32Array => {
+    const info = need(name);
+    if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
+      throw new UnsupportedModelError(`tensor "${name}" has shape ${JSON.stringify(info.shape)}, config implies ${JSON.stringify(shape)}`);
+    }
+    return readTensorF32(info);
+  };
+  if (tensors.has('lm_head.weight') === false && !cfg.tieWordEmbeddings) {
+    throw new UnsupportedModelError('checkpoint has no lm_head.weight and tie_word_embeddings is false');
+  }
+
+  const tmp = `${outDir}.tmp-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  const g = new GraphBuilder(join(tmp, 'model.onnx'));
+  try {
+    emitDecoder(g, cfg, load, opts);
+    g.finish(`${cfg.modelType}_decoder`, {
+      'asyncvoice.format': String(GRAPH_FORMAT_VERSION),
+      'asyncvoice.model_type': cfg.modelType,
+    });
+  } catch (e) {
+    g.abort();
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  rmSync(outDir, { recursive: true, force: true });
+  renameSync(tmp, outDir);
+}
+
+function emitDecoder(
+  g: GraphBuilder,
+  cfg: DecoderConfig,
+  load: (name: string, shape: number[]) => Float32Array,
+  opts: BuildOptions,
+): void {
+  const { hiddenSize: H, numHeads: NH, numKvHeads: K, headDim: D, intermediateSize: I, vocabSize: V } = cfg;
+  const G = NH / K;
+  const eps = { float: cfg.rmsNormEps };
+  const total = cfg.numLayers + 2;
+  opts.onProgress?.(0, total, 'embeddings');
+
+  const io = GRAPH_IO;
+  const inputIds = g.input(io.inputIds, DT.INT64, ['B', 'S']);
+  const positionIds = g.input(io.positionIds, DT.INT64, ['B', 'S']);
+  const slotDelta = g.input(io.slotDelta, DT.INT64, ['B', 'NS']);
+  const keySlot = g.input(io.keySlot, DT.INT64, ['B', 'C']);
+  const mask = g.input(io.attentionMask, DT.FLOAT, ['B', 'S', 'C_plus_S']);
+  const logitsIndex = g.input(io.logitsIndex, DT.INT64, ['B', 'R']);
+
+  // Runtime dims as 1-D int64 tensors, computed once and shared by every layer.
+  const ONE = g.constInt64([1]);
+  const dimOf = (t: string, axis: number) => g.o('Gather', [g.o('Shape', [t]), g.constInt64([axis])], { axis: 0 });
+  const Bd = dimOf(inputIds, 0);
+  const Sd = dimOf(inputIds, 1);
+  const NSd = dimOf(slotDelta, 1);
+  const Cd = dimOf(keySlot, 1);
+  const c = (v: number[]) => g.constInt64(v);
+
+  // RoPE tables [P, D]; gathered once per step for the new tokens and for every view slot.
+  const { cos, sin } = ropeTables(cfg, opts.maxPositions);
+  const cosT = g.weight('rope.cos', cos, [opts.maxPositions, D]);
+  const sinT = g.weight('rope.sin', sin, [opts.maxPositions, D]);
+  const cosNew = g.o('Unsqueeze', [g.o('Gather', [cosT, positionIds], { axis: 0 }), ONE]); // [B,1,S,D]
+  const sinNew = g.o('Unsqueeze', [g.o('Gather', [sinT, positionIds], { axis: 0 }), ONE]);
+  // Query position per slot: [B,NS,S] = position_ids[B,1,S] + slot_delta[B,NS,1]
+  const qPos = g.o('Add', [g.o('Unsqueeze', [positionIds, ONE]), g.o('Unsqueeze', [slotDelta, c([2])])]);
+  const slotAxes = c([2]);
+  const cosSlot = g.o('Unsqueeze', [g.o('Gather', [cosT, qPos], { axis: 0 }), slotAxes]); // [B,NS,1,S,D]
+  const sinSlot = g.o('Unsqueeze', [g.o('Gather', [sinT, qPos], { axis: 0 }), slotAxes]);
+  const halfSplit = c([D / 2, D / 2]);
+  const rope = (x: string, cs: string, sn: string): string => {
+    const [x1, x2] = g.op('Split', [x, halfSplit], { axis: -1 }, 2);
+    const rotated = g.o('Concat', [g.o('Neg', [x2]), x1], { axis: -1 });
+    return g.o('Add', [g.o('Mul', [x, cs]), g.o('Mul', [rotated, sn])]);
+  };
+
+  // Index for picking, per cache slot, the score computed with that slot's rotated query:
+  // key_slot [B,C] → [B,K,G,1,S,C].
+  const slotIndexShape = g.o('Concat', [Bd, c([K, G, 1]), Sd, Cd], { axis: 0 });
+  const slotIndex = g.o('Expand', [g.o('Reshape', [keySlot, g.o('Concat', [Bd, c([1, 1, 1, 1]), Cd], { axis: 0 })]), slotIndexShape]);
+  const scoresShape = g.o('Concat', [c([0, 0, G]), NSd, Sd, c([-1])], { axis: 0 }); // [B,K,G,NS,S,C]
+  const maskB = g.o('Unsqueeze', [mask, c([1, 2])]); // [B,1,1,S,C+S]
+  const splitPastNew = g.o('Concat', [Cd, Sd], { axis: 0 });
+  const scale = g.constFloat([1 / Math.sqrt(D)], []);
+  const byPast = g.o('Concat', [c([0, 0, -1]), Cd], { axis: 0 }); // [B,K,G*S,C]
+  const byNew = g.o('Concat', [c([0, 0, -1]), Sd], { axis: 0 }); // [B,K,G*S,S]
+
+  const embed = load('model.embed_tokens.weight', [V, H]);
+  const embedName = g.weight('model.embed_tokens.weight', embed, [V, H]);
+  let x = g.o('Gather', [embedName, inputIds], { axis: 0 }); // [B,S,H]
+  const lmHead = cfg.tieWordEmbeddings ? embedName : g.weight('lm_head.weight', load('lm_head.weight', [V, H]), [V, H]);
+
+  const linear = (input: string, name: string, out: number, inp: number, bias: boolean): string => {
+    const w = g.weight(`${name}.weight.T`, transpose2d(load(`${name}.weight`, [out, inp]), out, inp), [inp, out]);
+    const y = g.o('MatMul', [input, w]);
+    return bias ? g.o('Add', [y, g.weight(`${name}.bias`, load(`${name}.bias`, [out]), [out])]) : y;
+  };
+  const rmsNorm = (input: string, weightName: string, n: number): string =>
+    g.o('SimplifiedLayerNormalization', [input, g.weight(weightName, load(weightName, [n]), [n])], { axis: -1, epsilon: eps });
+
+  for (let l = 0; l < cfg.numLayers; l++) {
+    opts.onProgress?.(l + 1, total, `layer ${l}`);
+    const n = layerNames(l);
+    const h = rmsNorm(x, n.inNorm, H);
+    let q = g.o('Reshape', [linear(h, n.q, NH * D, H, cfg.qkvBias), c([0, 0, NH, D])]); // [B,S,NH,D]
+    let k = g.o('Reshape', [linear(h, n.k, K * D, H, cfg.qkvBias), c([0, 0, K, D])]); // [B,S,K,D]
+    const v0 = g.o('Reshape', [linear(h, n.v, K * D, H, cfg.qkvBias), c([0, 0, K, D])]);
+    if (cfg.qkNorm) {
+      q = rmsNorm(q, n.qNorm, D);
+      k = rmsNorm(k, n.kNorm, D);
+    }
+    q = g.o('Mul', [g.o('Transpose', [q], { perm: [0, 2, 1, 3] }), scale]); // [B,NH,S,D], pre-scaled
+    k = g.o('Transpose', [k], { perm: [0, 2, 1, 3] }); // [B,K,S,D]
+    const v = g.o('Transpose', [v0], { perm: [0, 2, 1, 3] }); // [B,K,S,D]
+    const kRot = rope(k, cosNew, sinNew);
+    g.bindOutput(kRot, io.newKey(l));
+    g.bindOutput(v, io.newValue(l));
+    const kNew = io.newKey(l);
+    const vNew = io.newValue(l);
+
+    // New tokens against each other (causality comes from the mask).
+    const qNew = g.o('Reshape', [rope(q, cosNew, sinNew), c([0, K, -1, D])]); // [B,K,G*S,D]
+    const sNew = g.o('Reshape', [g.o('MatMul', [qNew, g.o('Transpose', [kNew], { perm: [0, 1, 3, 2] })]), g.o('Concat', [c([0, 0, G, -1]), Sd], { axis: 0 })]); // [B,K,G,S,S]
+
+    // New tokens against the cache: one rotated query per view slot, one matmul over all slots.
+    const qSlots = rope(g.o('Unsqueeze', [q, ONE]), cosSlot, sinSlot); // [B,NS,NH,S,D]
+    const qSlotsK = g.o('Reshape', [g.o('Transpose', [qSlots], { perm: [0, 2, 1, 3, 4] }), c([0, K, -1, D])]); // [B,K,G*NS*S,D]
+    const sAll = g.o('Reshape', [g.o('MatMul', [qSlotsK, g.input(io.pastKey(l), DT.FLOAT, [K, D, 'C'])]), scoresShape]); // [B,K,G,NS,S,C]
+    const sPast = g.o('Squeeze', [g.o('GatherElements', [sAll, slotIndex], { axis: 3 }), c([3])]); // [B,K,G,S,C]
+
+    const scores = g.o('Add', [g.o('Concat', [sPast, sNew], { axis: -1 }), maskB]); // [B,K,G,S,C+S]
+    const probs = g.o('Softmax', [scores], { axis: -1 });
+    const [pPast, pNew] = g.op('Split', [probs, splitPastNew], { axis: -1 }, 2);
+    const pastV = g.input(io.pastValue(l), DT.FLOAT, [K, 'C', D]);
+    const attnPast = g.o('MatMul', [g.o('Reshape', [pPast, byPast]), pastV]); // [B,K,G*S,D]
+    const attnNew = g.o('MatMul', [g.o('Reshape', [pNew, byNew]), vNew]); // [B,K,G*S,D]
+    const attn = g.o('Reshape', [g.o('Add', [attnPast, attnNew]), c([0, NH, -1, D])]); // [B,NH,S,D]
+    const merged = g.o('Reshape', [g.o('Transpose', [attn], { perm: [0, 2, 1, 3] }), c([0, 0, NH * D])]);
+    x = g.o('Add', [x, linear(merged, n.o, H, NH * D, cfg.oBias)]);
+
+    const h2 = rmsNorm(x, n.postNorm, H);
+    const gate = g.o('MatMul', [h2, g.weight(`${n.gate}.T`, transpose2d(load(n.gate, [I, H]), I, H), [H, I])]);
+    const up = g.o('MatMul', [h2, g.weight(`${n.up}.T`, transpose2d(load(n.up, [I, H]), I, H), [H, I])]);
+    const act = g.o('Mul', [g.o('Mul', [gate, g.o('Sigmoid', [gate])]), up]);
+    x = g.o('Add', [x, g.o('MatMul', [act, g.weight(`${n.down}.T`, transpose2d(load(n.down, [H, I]), H, I), [I, H])])]);
+    g.output(io.newKey(l), DT.FLOAT, ['B', K, 'S', D]);
+    g.output(io.newValue(l), DT.FLOAT, ['B', K, 'S', D]);
+  }
+
+  opts.onProgress?.(total - 1, total, 'lm head');
+  // Logits only where asked: gather rows before the final norm and the (large) vocab projection.
+  const picked = g.o('GatherND', [x, g.o('Unsqueeze', [logitsIndex, c([-1])])], { batch_dims: 1 }); // [B,R,H]
+  const normed = rmsNorm(picked, 'model.norm.weight', H);
+  const flat = g.o('Reshape', [normed, c([-1, H])]);
+  const logits2d = g.o('Gemm', [flat, lmHead], { transB: 1 });
+  const logitsShape = g.o('Concat', [Bd, c([-1, V])], { axis: 0 });
+  const logits = g.o('Reshape', [logits2d, logitsShape]);
+  g.bindOutput(logits, io.logits);
+  g.output(io.logits, DT.FLOAT, ['B', 'R', V]);
+  opts.onProgress?.(total, total, 'done');
+}

@@ -1,0 +1,53 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { DecoderConfig } from './config.ts';
+import { GRAPH_FORMAT_VERSION, buildDecoderGraph } from './decoder-graph.ts';
+import type { TensorInfo } from './safetensors.ts';
+
+/** Where built graphs live: $ASYNCVOICE_CACHE_DIR, else $XDG_CACHE_HOME/asyncvoice, else ~/.cache/asyncvoice. */
+export function cacheRoot(): string {
+  if (process.env.ASYNCVOICE_CACHE_DIR) return process.env.ASYNCVOICE_CACHE_DIR;
+  return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'asyncvoice');
+}
+
+/**
+ * Key of a built graph: the builder's format version, the options, the config text, and for each
+ * weight file its size, modification time and header (which names every tensor's offset).
+ */
+export function graphKey(modelDir: string, tensors: Map<string, TensorInfo>, options: Record<string, unknown>): string {
+  const h = createHash('sha256');
+  h.update(`format=${GRAPH_FORMAT_VERSION}\n`);
+  h.update(JSON.stringify(options));
+  h.update(readFileSync(join(modelDir, 'config.json')));
+  const files = [...new Set([...tensors.values()].map((t) => t.file))].sort();
+  for (const f of files) {
+    const st = statSync(f);
+    h.update(`${f}\n${st.size}\n${st.mtimeMs}\n`);
+  }
+  for (const t of [...tensors.values()].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    h.update(`${t.name}:${t.dtype}:${t.shape.join('x')}:${t.offset}\n`);
+  }
+  return h.digest('hex').slice(0, 24);
+}
+
+export interface EnsureGraphOptions {
+  maxPositions: number;
+  onProgress?: (done: number, total: number, what: string) => void;
+}
+
+/** Returns the path of the model's ONNX graph, building it on first use. */
+export function ensureGraph(
+  modelDir: string,
+  cfg: DecoderConfig,
+  tensors: Map<string, TensorInfo>,
+  opts: EnsureGraphOptions,
+): { path: string; built: boolean } {
+  const key = graphKey(modelDir, tensors, { maxPositions: opts.maxPositions, dtype: 'fp32' });
+  const dir = join(cacheRoot(), 'graphs', key);
+  const path = join(dir, 'model.onnx');
+  if (existsSync(path) && existsSync(path + '.data')) return { path, built: false };
+  buildDecoderGraph(cfg, tensors, dir, opts);
+  return { path, built: true };
+}

@@ -1,0 +1,55 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ModelSourceError } from '../errors.ts';
+import { Session, type BackendOptions } from './backend.ts';
+import { CausalLM } from './causal-lm.ts';
+import { parseDecoderConfig, type DecoderConfig } from './config.ts';
+import { ensureGraph } from './graph-cache.ts';
+import { resolveModelSource, type DownloadProgress } from './model-source.ts';
+import { listModelTensors } from './safetensors.ts';
+
+export type LoadProgress =
+  | ({ stage: 'download' } & DownloadProgress)
+  | { stage: 'build'; done: number; total: number; what: string }
+  | { stage: 'session' };
+
+export interface LoadOptions extends BackendOptions {
+  offline?: boolean;
+  /** Longest context (positions) the graph supports; default min(model limit, 32768). */
+  maxPositions?: number;
+  onProgress?: (p: LoadProgress) => void;
+}
+
+export interface LoadedModel {
+  dir: string;
+  config: DecoderConfig;
+  lm: CausalLM;
+  graphPath: string;
+}
+
+export function readJson(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new ModelSourceError(`cannot read ${path}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** Source (folder or hf:id) → ready-to-run CausalLM, building and caching the graph on first use. */
+export async function loadCausalLM(source: string, opts: LoadOptions = {}): Promise<LoadedModel> {
+  const dir = await resolveModelSource(source, {
+    offline: opts.offline,
+    onProgress: (p) => opts.onProgress?.({ stage: 'download', ...p }),
+  });
+  const config = parseDecoderConfig(readJson(join(dir, 'config.json')));
+  const tensors = listModelTensors(dir);
+  const limit = Math.min(config.maxPositionEmbeddings, config.slidingWindow ?? Infinity);
+  const maxPositions = Math.min(opts.maxPositions ?? 32768, limit);
+  const { path } = ensureGraph(dir, config, tensors, {
+    maxPositions,
+    onProgress: (done, total, what) => opts.onProgress?.({ stage: 'build', done, total, what }),
+  });
+  opts.onProgress?.({ stage: 'session' });
+  const session = await Session.load(path, opts);
+  return { dir, config, lm: new CausalLM(config, session, maxPositions), graphPath: path };
+}

@@ -1,0 +1,178 @@
+import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { basename } from 'node:path';
+import onnxProto from 'onnx-proto';
+import type { onnx as OnnxTypes } from 'onnx-proto';
+
+const { onnx } = onnxProto;
+// eslint-disable-next-line @typescript-eslint/no-namespace
+declare namespace onnx {
+  type ITensorProto = OnnxTypes.ITensorProto;
+  type INodeProto = OnnxTypes.INodeProto;
+  type IValueInfoProto = OnnxTypes.IValueInfoProto;
+  type IAttributeProto = OnnxTypes.IAttributeProto;
+  type IOperatorSetIdProto = OnnxTypes.IOperatorSetIdProto;
+}
+type Attr = number | number[] | string | { float: number } | { floats: number[] } | { tensor: onnx.ITensorProto };
+export const DT = onnx.TensorProto.DataType;
+
+/** Weights above this size go to the external data file; small constants stay inline. */
+const EXTERNAL_THRESHOLD_BYTES = 1024;
+/** ORT can map external data only at page-aligned offsets; 64 KiB covers every OS's granularity. */
+const EXTERNAL_ALIGN = 65536;
+
+/**
+ * A minimal ONNX graph writer: nodes, typed inputs/outputs with symbolic dims, and initializers
+ * streamed to an external data file as they are added, so a model larger than memory can be built.
+ */
+export class GraphBuilder {
+  private nodes: onnx.INodeProto[] = [];
+  private inputs: onnx.IValueInfoProto[] = [];
+  private outputs: onnx.IValueInfoProto[] = [];
+  private initializers: onnx.ITensorProto[] = [];
+  private counter = 0;
+  private dataFd: number;
+  private dataOffset = 0;
+  private readonly dataFileName: string;
+  private usesMicrosoftDomain = false;
+
+  constructor(
+    private readonly modelPath: string,
+    private readonly opset = 17,
+  ) {
+    this.dataFileName = basename(modelPath) + '.data';
+    this.dataFd = openSync(modelPath + '.data', 'w');
+  }
+
+  private fresh(hint: string): string {
+    return `${hint}_${this.counter++}`;
+  }
+
+  input(name: string, elemType: number, dims: (number | string)[]): string {
+    this.inputs.push(valueInfo(name, elemType, dims));
+    return name;
+  }
+
+  output(name: string, elemType: number, dims: (number | string)[]): void {
+    this.outputs.push(valueInfo(name, elemType, dims));
+  }
+
+  /** Adds a float32 weight; large ones are appended to the external data file right away. */
+  weight(name: string, data: Float32Array, dims: number[]): string {
+    this.tensor(name, DT.FLOAT, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), dims);
+    return name;
+  }
+
+  constInt64(values: number[], dims: number[] = [values.length]): string {
+    const name = this.fresh('c');
+    const data = BigInt64Array.from(values.map((v) => BigInt(v)));
+    this.tensor(name, DT.INT64, new Uint8Array(data.buffer), dims);
+    return name;
+  }
+
+  constFloat(values: number[], dims: number[] = [values.length]): string {
+    const name = this.fresh('c');
+    const data = Float32Array.from(values);
+    this.tensor(name, DT.FLOAT, new Uint8Array(data.buffer), dims);
+    return name;
+  }
+
+  private tensor(name: string, dataType: number, bytes: Uint8Array, dims: number[]): void {
+    const t: onnx.ITensorProto = { name, dataType, dims };
+    if (bytes.byteLength >= EXTERNAL_THRESHOLD_BYTES) {
+      const pad = (EXTERNAL_ALIGN - (this.dataOffset % EXTERNAL_ALIGN)) % EXTERNAL_ALIGN;
+      if (pad) {
+        writeSync(this.dataFd, new Uint8Array(pad));
+        this.dataOffset += pad;
+      }
+      writeSync(this.dataFd, bytes);
+      t.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
+      t.externalData = [
+        { key: 'location', value: this.dataFileName },
+        { key: 'offset', value: String(this.dataOffset) },
+        { key: 'length', value: String(bytes.byteLength) },
+      ];
+      this.dataOffset += bytes.byteLength;
+    } else {
+      t.rawData = Uint8Array.from(bytes);
+    }
+    this.initializers.push(t);
+  }
+
+  /** Adds a node; returns its output names. */
+  op(opType: string, inputs: string[], attrs: Record<string, Attr> = {}, nOut = 1, domain = ''): string[] {
+    if (domain === 'com.microsoft') this.usesMicrosoftDomain = true;
+    const outs = Array.from({ length: nOut }, () => this.fresh(opType));
+    this.nodes.push({
+      opType,
+      domain,
+      input: inputs,
+      output: outs,
+      name: this.fresh(`n_${opType}`),
+      attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
+    });
+    return outs;
+  }
+
+  /** Single-output shorthand. */
+  o(opType: string, inputs: string[], attrs: Record<string, Attr> = {}, domain = ''): string {
+    return this.op(opType, inputs, attrs, 1, domain)[0];
+  }
+
+  /** Renames the value `from` to the graph output name `to` with an Identity-free rename. */
+  bindOutput(from: string, to: string): void {
+    for (const n of this.nodes) n.output = n.output!.map((o) => (o === from ? to : o));
+    for (const n of this.nodes) n.input = n.input!.map((i) => (i === from ? to : i));
+  }
+
+  finish(graphName: string, metadata: Record<string, string>): void {
+    closeSync(this.dataFd);
+    const opsetImport: onnx.IOperatorSetIdProto[] = [{ domain: '', version: this.opset }];
+    if (this.usesMicrosoftDomain) opsetImport.push({ domain: 'com.microsoft', version: 1 });
+    const model = onnx.ModelProto.create({
+      irVersion: 8,
+      producerName: 'asyncvoice',
+      opsetImport,
+      metadataProps: Object.entries(metadata).map(([key, value]) => ({ key, value })),
+      graph: {
+        name: graphName,
+        node: this.nodes,
+        input: this.inputs,
+        output: this.outputs,
+        initializer: this.initializers,
+      },
+    });
+    writeFileSync(this.modelPath, onnx.ModelProto.encode(model).finish());
+  }
+
+  abort(): void {
+    try {
+      closeSync(this.dataFd);
+    } catch {
+      /* already closed */
+    }
+  }
+}
+
+function valueInfo(name: string, elemType: number, dims: (number | string)[]): onnx.IValueInfoProto {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType,
+        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  };
+}
+
+function attribute(name: string, v: Attr): onnx.IAttributeProto {
+  const A = onnx.AttributeProto.AttributeType;
+  if (typeof v === 'number') {
+    return Number.isInteger(v) ? { name, type: A.INT, i: v } : { name, type: A.FLOAT, f: v };
+  }
+  if (typeof v === 'string') return { name, type: A.STRING, s: new TextEncoder().encode(v) };
+  if (Array.isArray(v)) return { name, type: A.INTS, ints: v };
+  if ('float' in v) return { name, type: A.FLOAT, f: v.float };
+  if ('floats' in v) return { name, type: A.FLOATS, floats: v.floats };
+  return { name, type: A.TENSOR, t: v.tensor };
+}

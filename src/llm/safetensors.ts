@@ -1,0 +1,207 @@
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { ModelSourceError } from '../errors.ts';
+
+/** Dtypes we can turn into float32 weights. */
+export type SafetensorsDtype = 'F32' | 'F16' | 'BF16';
+const DTYPE_BYTES: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+
+export interface TensorInfo {
+  name: string;
+  dtype: string;
+  shape: number[];
+  file: string;
+  /** Absolute byte offset of the data inside `file`. */
+  offset: number;
+  byteLength: number;
+}
+
+/** Reads and validates a safetensors header without touching the tensor data. */
+export function readSafetensorsHeader(file: string): TensorInfo[] {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (e) {
+    throw new ModelSourceError(`cannot open ${file}: ${(e as Error).message}`, { cause: e });
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const lenBuf = Buffer.alloc(8);
+    if (size < 8 || readSync(fd, lenBuf, 0, 8, 0) !== 8) {
+      throw new ModelSourceError(`${file} is not a safetensors file: shorter than its 8-byte header length`);
+    }
+    const headerLen = Number(lenBuf.readBigUInt64LE(0));
+    if (headerLen <= 1 || headerLen > MAX_HEADER_BYTES || 8 + headerLen > size) {
+      throw new ModelSourceError(
+        `${file} has a corrupt safetensors header: declared header length ${headerLen} does not fit a ${size}-byte file`,
+      );
+    }
+    const headerBuf = Buffer.alloc(headerLen);
+    readSync(fd, headerBuf, 0, headerLen, 8);
+    let header: Record<string, unknown>;
+    try {
+      header = JSON.parse(headerBuf.toString('utf8'));
+    } catch (e) {
+      throw new ModelSourceError(`${file} has a corrupt safetensors header: not valid JSON`, { cause: e });
+    }
+    const dataStart = 8 + headerLen;
+    const out: TensorInfo[] = [];
+    for (const [name, meta] of Object.entries(header)) {
+      if (name === '__metadata__') continue;
+      const m = meta as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+      const bytes = typeof m.dtype === 'string' ? DTYPE_BYTES[m.dtype] : undefined;
+      const shape = m.shape;
+      const offs = m.data_offsets;
+      if (
+        bytes === undefined ||
+        !Array.isArray(shape) ||
+        !shape.every((d) => Number.isInteger(d) && d >= 0) ||
+        !Array.isArray(offs) ||
+        offs.length !== 2 ||
+        !offs.every((d) => Number.isInteger(d) && d >= 0)
+      ) {
+        throw new ModelSourceError(`${file} has a corrupt safetensors header entry for "${name}"`);
+      }
+      const [begin, end] = offs as [number, number];
+      const count = (shape as number[]).reduce((a, b) => a * b, 1);
+      if (end - begin !== count * bytes || dataStart + end > size) {
+        throw new ModelSourceError(
+          `${file}: tensor "${name}" declares ${end - begin} bytes at ${begin}, but shape ${JSON.stringify(shape)} of ${m.dtype} needs ${count * bytes} and the file has ${size - dataStart} data bytes`,
+        );
+      }
+      out.push({ name, dtype: m.dtype as string, shape: shape as number[], file, offset: dataStart + begin, byteLength: end - begin });
+    }
+    return out;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Lists every tensor of a model folder: model.safetensors, or the shards of model.safetensors.index.json. */
+export function listModelTensors(dir: string): Map<string, TensorInfo> {
+  const indexPath = join(dir, 'model.safetensors.index.json');
+  const single = join(dir, 'model.safetensors');
+  let files: string[];
+  if (existsSync(indexPath)) {
+    let index: { weight_map?: Record<string, string> };
+    try {
+      index = JSON.parse(readFileSync(indexPath, 'utf8'));
+    } catch (e) {
+      throw new ModelSourceError(`${indexPath} is not valid JSON`, { cause: e });
+    }
+    if (!index.weight_map || typeof index.weight_map !== 'object') {
+      throw new ModelSourceError(`${indexPath} has no weight_map`);
+    }
+    files = [...new Set(Object.values(index.weight_map))].map((f) => join(dir, f));
+    const missing = files.filter((f) => !existsSync(f));
+    if (missing.length) throw new ModelSourceError(`missing weight shards: ${missing.join(', ')}`);
+  } else if (existsSync(single)) {
+    files = [single];
+  } else {
+    throw new ModelSourceError(
+      `${dir} has no model.safetensors (nor model.safetensors.index.json); a Hugging Face model folder with safetensors weights is needed`,
+    );
+  }
+  const map = new Map<string, TensorInfo>();
+  for (const f of files) for (const t of readSafetensorsHeader(f)) map.set(t.name, t);
+  return map;
+}
+
+function bf16ToF32(src: Uint16Array, dst: Float32Array): void {
+  const u32 = new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
+  for (let i = 0; i < src.length; i++) u32[i] = src[i] << 16;
+}
+
+function f16ToF32(src: Uint16Array, dst: Float32Array): void {
+  for (let i = 0; i < src.length; i++) {
+    const h = src[i];
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >> 10) & 0x1f;
+    const frac = h & 0x3ff;
+    if (exp === 0) dst[i] = sign * frac * 2 ** -24;
+    else if (exp === 31) dst[i] = frac ? NaN : sign * Infinity;
+    else dst[i] = sign * (1 + frac / 1024) * 2 ** (exp - 15);
+  }
+}
+
+/** Reads one tensor as float32, whatever floating dtype it is stored in. */
+export function readTensorF32(info: TensorInfo): Float32Array {
+  const count = info.shape.reduce((a, b) => a * b, 1);
+  const raw = Buffer.alloc(info.byteLength);
+  const fd = openSync(info.file, 'r');
+  try {
+    let got = 0;
+    while (got < info.byteLength) {
+      const n = readSync(fd, raw, got, info.byteLength - got, info.offset + got);
+      if (n <= 0) throw new ModelSourceError(`${info.file}: unexpected end of file reading "${info.name}"`);
+      got += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  const out = new Float32Array(count);
+  // Buffer.alloc may hand back a pooled, unaligned view: copy into an aligned buffer first.
+  const aligned = new Uint8Array(raw.byteLength);
+  aligned.set(raw);
+  switch (info.dtype) {
+    case 'F32':
+      out.set(new Float32Array(aligned.buffer, 0, count));
+      break;
+    case 'BF16':
+      bf16ToF32(new Uint16Array(aligned.buffer, 0, count), out);
+      break;
+    case 'F16':
+      f16ToF32(new Uint16Array(aligned.buffer, 0, count), out);
+      break;
+    default:
+      throw new ModelSourceError(`tensor "${info.name}" has dtype ${info.dtype}; only F32, F16 and BF16 weights are supported`);
+  }
+  return out;
+}
+
+/** Writes tensors to a safetensors file, in the given order (deterministic bytes). */
+export function writeSafetensors(
+  file: string,
+  tensors: { name: string; dtype: SafetensorsDtype; shape: number[]; data: () => Uint8Array }[],
+  metadata: Record<string, string> = { format: 'pt' },
+): void {
+  const header: Record<string, unknown> = { __metadata__: metadata };
+  let offset = 0;
+  for (const t of tensors) {
+    const bytes = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = JSON.stringify(header);
+  // Pad with spaces so the data starts 8-byte aligned, as the reference writer does.
+  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
+  const headerBytes = Buffer.from(json, 'utf8');
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(headerBytes.length));
+  const fd = openSync(file, 'w');
+  try {
+    writeSync(fd, len);
+    writeSync(fd, headerBytes);
+    // Data is produced one tensor at a time so a large model never sits in memory whole.
+    for (const t of tensors) {
+      const data = t.data();
+      const expected = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
+      if (data.byteLength !== expected) throw new Error(`tensor ${t.name}: ${data.byteLength} bytes, shape needs ${expected}`);
+      writeSync(fd, data);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** float32 → bfloat16 with round-to-nearest-even, as torch does. */
+export function f32ToBf16(src: Float32Array): Uint16Array {
+  const u32 = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  const out = new Uint16Array(src.length);
+  for (let i = 0; i < src.length; i++) {
+    const x = u32[i];
+    out[i] = (x + 0x7fff + ((x >> 16) & 1)) >>> 16;
+  }
+  return out;
+}
