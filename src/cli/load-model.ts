@@ -1,0 +1,43 @@
+import { Option, type Command } from 'commander';
+import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../llm/backend.ts';
+import { loadCausalLM, type LoadedModel } from '../llm/load.ts';
+import { ProgressBar, formatBytes } from './progress.ts';
+
+export interface ModelCliOptions {
+  model: string;
+  offline?: boolean;
+  device: ExecutionProvider;
+  threads?: number;
+  maxContext?: number;
+}
+
+/** --model, --offline, --device, --threads, --max-context: shared by every command that runs the LLM. */
+export function addModelOptions(cmd: Command, intArg: (n: string, min?: number) => (v: string) => number): Command {
+  return cmd
+    .requiredOption('--model <dir|hf:Org/Name>', 'a Hugging Face model folder, or a Hub id such as hf:Qwen/Qwen3-0.6B')
+    .option('--offline', 'never use the network; Hub ids must already be in the Hugging Face cache', false)
+    .addOption(new Option('--device <ep>', 'execution provider').choices([...EXECUTION_PROVIDERS]).default('cpu'))
+    .option('--threads <n>', 'threads per operator (default: onnxruntime decides)', intArg('--threads', 1))
+    .option('--max-context <n>', 'longest context in tokens (default: min(model limit, 32768))', intArg('--max-context', 16));
+}
+
+export async function loadModelWithProgress(o: ModelCliOptions, quiet = false): Promise<LoadedModel> {
+  const download = new ProgressBar('download');
+  const build = new ProgressBar('building graph');
+  let building = false;
+  const model = await loadCausalLM(o.model, {
+    offline: o.offline,
+    executionProvider: o.device,
+    intraOpThreads: o.threads,
+    maxPositions: o.maxContext,
+    onProgress: (p) => {
+      if (quiet) return;
+      if (p.stage === 'download') download.update(p.loadedBytes, p.totalBytes, `${p.file} ${formatBytes(p.loadedBytes)}`);
+      else if (p.stage === 'build') {
+        building = true;
+        build.update(p.done, p.total, p.what);
+      } else if (building) build.done('cached for next time');
+    },
+  });
+  return model;
+}

@@ -1,0 +1,50 @@
+import type { Command } from 'commander';
+import { PRESETS, makeTestModel } from '../llm/test-model.ts';
+import { intArg } from './main.ts';
+import { ProgressBar } from './progress.ts';
+
+interface MakeTestCliOptions {
+  out: string;
+  seed: number;
+  preset?: string;
+  layers?: number;
+  hidden?: number;
+  heads?: number;
+  kvHeads?: number;
+  headDim?: number;
+  intermediate?: number;
+  untied?: boolean;
+  dtype: 'float32' | 'bfloat16';
+}
+
+export function registerModel(program: Command): void {
+  const model = program.command('model').description('model utilities');
+  model
+    .command('make-test')
+    .description('write a random-weight Qwen3-architecture model (HF layout, real Qwen3 tokenizer)')
+    .requiredOption('--out <dir>', 'output folder')
+    .option('--seed <n>', 'weights seed; the same seed gives the same bytes', intArg('--seed'), 0)
+    .option('--preset <name>', `shapes preset: ${Object.keys(PRESETS).join(', ')} (default tiny)`)
+    .option('--layers <n>', 'decoder layers', intArg('--layers', 1))
+    .option('--hidden <n>', 'hidden size', intArg('--hidden', 2))
+    .option('--heads <n>', 'attention heads', intArg('--heads', 1))
+    .option('--kv-heads <n>', 'key/value heads', intArg('--kv-heads', 1))
+    .option('--head-dim <n>', 'head dimension (even)', intArg('--head-dim', 2))
+    .option('--intermediate <n>', 'MLP width', intArg('--intermediate', 1))
+    .option('--untied', 'separate lm_head instead of tied embeddings')
+    .option('--dtype <t>', 'float32 or bfloat16', 'float32')
+    .action((o: MakeTestCliOptions) => {
+      if (o.preset && !PRESETS[o.preset]) {
+        throw new Error(`unknown preset "${o.preset}"; known: ${Object.keys(PRESETS).join(', ')}`);
+      }
+      if (o.dtype !== 'float32' && o.dtype !== 'bfloat16') throw new Error('--dtype must be float32 or bfloat16');
+      const bar = new ProgressBar('writing weights');
+      const { dir, shape } = makeTestModel({
+        ...o,
+        tieEmbeddings: o.untied ? false : undefined,
+        onProgress: (done, total, name) => bar.update(done, total, name),
+      });
+      bar.done();
+      process.stdout.write(`${dir}: ${JSON.stringify(shape)}\n`);
+    });
+}

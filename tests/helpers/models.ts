@@ -1,0 +1,31 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeTestModel, type MakeTestModelOptions } from '../../src/llm/test-model.ts';
+import { loadCausalLM, type LoadedModel } from '../../src/llm/load.ts';
+
+/** A per-process scratch folder; each test file builds its graphs into its own cache. */
+export function scratchDir(prefix = 'asyncvoice-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** The two configurations the runtime must be exact on (between them: GQA and MQA,
+ * head_dim != hidden/heads, tied and untied embeddings, qk-norm, fp32 and bf16 sources). */
+export const CONFIGS: Record<string, Omit<MakeTestModelOptions, 'out'>> = {
+  'gqa-tied-fp32': { preset: 'tiny', seed: 11 },
+  'mqa-untied-bf16': { layers: 3, hidden: 48, heads: 4, kvHeads: 1, headDim: 24, intermediate: 96, tieEmbeddings: false, dtype: 'bfloat16', seed: 5 },
+};
+
+export async function makeAndLoad(name: string, root: string, maxPositions = 1024): Promise<LoadedModel & { dir: string }> {
+  process.env.ASYNCVOICE_CACHE_DIR = join(root, 'cache');
+  const { dir } = makeTestModel({ ...CONFIGS[name], out: join(root, name) });
+  return loadCausalLM(dir, { maxPositions });
+}
+
+/** max |a - b| over two logit arrays of the same length. */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
