@@ -30,6 +30,11 @@ export interface MakeTestModelOptions extends Partial<TestModelShape> {
   seed?: number;
   preset?: string;
   dtype?: 'float32' | 'bfloat16';
+  /**
+   * Architecture variant (default qwen3). qwen2: q/k/v biases, no qk-norm; llama: neither.
+   * The tokenizer stays Qwen3's: these exist to test the builder's other paths.
+   */
+  modelType?: 'qwen3' | 'qwen2' | 'llama';
   onProgress?: (done: number, total: number, tensor: string) => void;
 }
 
@@ -65,10 +70,12 @@ export function makeTestModel(opts: MakeTestModelOptions): { dir: string; shape:
   const dtype = opts.dtype ?? 'float32';
   const { hidden: H, heads, kvHeads, headDim: D, intermediate: I } = shape;
   const V = QWEN3_VOCAB_SIZE;
+  const modelType = opts.modelType ?? 'qwen3';
+  const arch = { qwen3: 'Qwen3ForCausalLM', qwen2: 'Qwen2ForCausalLM', llama: 'LlamaForCausalLM' }[modelType];
 
   mkdirSync(opts.out, { recursive: true });
   const config = {
-    architectures: ['Qwen3ForCausalLM'],
+    architectures: [arch],
     attention_bias: false,
     attention_dropout: 0.0,
     bos_token_id: 151643,
@@ -80,7 +87,7 @@ export function makeTestModel(opts: MakeTestModelOptions): { dir: string; shape:
     intermediate_size: I,
     max_position_embeddings: 40960,
     max_window_layers: shape.layers,
-    model_type: 'qwen3',
+    model_type: modelType,
     num_attention_heads: heads,
     num_hidden_layers: shape.layers,
     num_key_value_heads: kvHeads,
@@ -105,6 +112,7 @@ export function makeTestModel(opts: MakeTestModelOptions): { dir: string; shape:
   // misplaces one position then moves the logits well past its tolerance.
   const linear = (name: string, out: number, inp: number) => ({ name, shape: [out, inp], std: 1 / Math.sqrt(inp), mean: 0 });
   const norm = (name: string, n: number) => ({ name, shape: [n], std: 0.1, mean: 1 });
+  const bias = (name: string, n: number) => ({ name, shape: [n], std: 0.5, mean: 0 });
   const specs: { name: string; shape: number[]; std: number; mean: number }[] = [];
   specs.push({ name: 'model.embed_tokens.weight', shape: [V, H], std: 2 / Math.sqrt(H), mean: 0 });
   for (let l = 0; l < shape.layers; l++) {
@@ -114,8 +122,15 @@ export function makeTestModel(opts: MakeTestModelOptions): { dir: string; shape:
     specs.push(linear(`${p}.self_attn.k_proj.weight`, kvHeads * D, H));
     specs.push(linear(`${p}.self_attn.v_proj.weight`, kvHeads * D, H));
     specs.push(linear(`${p}.self_attn.o_proj.weight`, H, heads * D));
-    specs.push(norm(`${p}.self_attn.q_norm.weight`, D));
-    specs.push(norm(`${p}.self_attn.k_norm.weight`, D));
+    if (modelType === 'qwen2') {
+      specs.push(bias(`${p}.self_attn.q_proj.bias`, heads * D));
+      specs.push(bias(`${p}.self_attn.k_proj.bias`, kvHeads * D));
+      specs.push(bias(`${p}.self_attn.v_proj.bias`, kvHeads * D));
+    }
+    if (modelType === 'qwen3') {
+      specs.push(norm(`${p}.self_attn.q_norm.weight`, D));
+      specs.push(norm(`${p}.self_attn.k_norm.weight`, D));
+    }
     specs.push(norm(`${p}.post_attention_layernorm.weight`, H));
     specs.push(linear(`${p}.mlp.gate_proj.weight`, I, H));
     specs.push(linear(`${p}.mlp.up_proj.weight`, I, H));

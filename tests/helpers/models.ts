@@ -16,9 +16,15 @@ export const CONFIGS: Record<string, Omit<MakeTestModelOptions, 'out'>> = {
   'mqa-untied-bf16': { layers: 3, hidden: 48, heads: 4, kvHeads: 1, headDim: 24, intermediate: 96, tieEmbeddings: false, dtype: 'bfloat16', seed: 5 },
 };
 
+/** Other Llama-family variants the builder must get right (checked against the reference). */
+export const VARIANTS: Record<string, Omit<MakeTestModelOptions, 'out'>> = {
+  'qwen2-bias': { modelType: 'qwen2', layers: 2, hidden: 64, heads: 4, kvHeads: 2, headDim: 16, intermediate: 96, tieEmbeddings: false, seed: 21 },
+  'llama-mha': { modelType: 'llama', layers: 2, hidden: 64, heads: 4, kvHeads: 4, headDim: 16, intermediate: 96, tieEmbeddings: true, seed: 22 },
+};
+
 export async function makeAndLoad(name: string, root: string, maxPositions = 1024): Promise<LoadedModel & { dir: string }> {
   process.env.ASYNCVOICE_CACHE_DIR = join(root, 'cache');
-  const { dir } = makeTestModel({ ...CONFIGS[name], out: join(root, name) });
+  const { dir } = makeTestModel({ ...(CONFIGS[name] ?? VARIANTS[name]), out: join(root, name) });
   return loadCausalLM(dir, { maxPositions });
 }
 

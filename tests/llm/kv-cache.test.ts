@@ -1,0 +1,101 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rmSync } from 'node:fs';
+import type { CausalLM } from '../../src/llm/causal-lm.ts';
+import { KvCache } from '../../src/llm/kv-cache.ts';
+import { RuntimeUsageError } from '../../src/errors.ts';
+import { makeAndLoad, maxAbsDiff, scratchDir } from '../helpers/models.ts';
+
+const TOL = 1e-4;
+const root = scratchDir();
+let lm: CausalLM;
+beforeAll(async () => {
+  lm = (await makeAndLoad('gqa-tied-fp32', root)).lm;
+});
+afterAll(async () => {
+  await lm.close();
+  rmSync(root, { recursive: true, force: true });
+});
+
+const seq = (n: number, start = 1000) => Array.from({ length: n }, (_, i) => start + ((i * 7919) % 5000));
+
+async function lastLogits(view: Parameters<CausalLM['forward']>[0][0]['view'], tokens: number[]) {
+  return (await lm.forward([{ view, tokens, persist: false }])).logits[0];
+}
+
+describe('KvCache arena', () => {
+  it('reports sizes per token and in total', () => {
+    const c = new KvCache(3, 2, 8, 16);
+    expect(c.bytesPerToken).toBe(3 * 2 * 2 * 8 * 4);
+    expect(c.totalBytes).toBe(16 * c.bytesPerToken);
+    const b = c.createBlock('a');
+    expect(c.usedSlots).toBe(0);
+    c.allocate(b.id, 20);
+    expect(c.capacity).toBe(32);
+    expect(c.usedSlots).toBe(20);
+  });
+
+  it('growing by doubling keeps every token exact (prefill past the first capacity)', async () => {
+    const tokens = seq(150);
+    const before = lm.cache.capacity;
+    const blk = lm.cache.createBlock('long');
+    await lm.forward([{ view: [blk], tokens: tokens.slice(0, 100) }]);
+    for (const t of tokens.slice(100, 140)) await lm.forward([{ view: [blk], tokens: [t] }]);
+    expect(lm.cache.capacity).toBeGreaterThan(before);
+    const viaCache = await lastLogits([blk], tokens.slice(140));
+    const fresh = lm.cache.createBlock('fresh');
+    const fromScratch = await lastLogits([fresh], tokens);
+    expect(maxAbsDiff(viaCache, fromScratch)).toBeLessThanOrEqual(TOL);
+    blk.drop();
+    fresh.drop();
+  });
+
+  it('trim frees the tail exactly: trimmed then re-appended equals never appended', async () => {
+    const a = lm.cache.createBlock('a');
+    await lm.forward([{ view: [a], tokens: seq(10) }]);
+    const expected = await lastLogits([a], [42]);
+    await lm.forward([{ view: [a], tokens: seq(5, 3000) }]);
+    const used = lm.cache.usedSlots;
+    a.trim(10);
+    expect(a.length).toBe(10);
+    expect(lm.cache.usedSlots).toBe(used - 5);
+    expect(maxAbsDiff(await lastLogits([a], [42]), expected)).toBeLessThanOrEqual(TOL);
+    // Freed slots are reused by the next append and hold the new tokens.
+    await lm.forward([{ view: [a], tokens: seq(5, 4000) }]);
+    expect(lm.cache.usedSlots).toBe(used);
+    a.drop();
+  });
+
+  it('fork copies K/V so both blocks continue independently', async () => {
+    const a = lm.cache.createBlock('a');
+    await lm.forward([{ view: [a], tokens: seq(8) }]);
+    const b = a.fork('b');
+    expect(b.tokens).toEqual(a.tokens);
+    expect(maxAbsDiff(await lastLogits([b], [7]), await lastLogits([a], [7]))).toBeLessThanOrEqual(TOL);
+    await lm.forward([{ view: [a], tokens: [11, 12] }]);
+    a.clear();
+    expect(a.length).toBe(0);
+    const fresh = lm.cache.createBlock('fresh');
+    expect(maxAbsDiff(await lastLogits([b], [7]), await lastLogits([fresh], [...seq(8), 7]))).toBeLessThanOrEqual(TOL);
+    for (const x of [a, b, fresh]) x.drop();
+  });
+
+  it('rejects misuse with clear errors and leaves the cache untouched', async () => {
+    const a = lm.cache.createBlock('a');
+    await expect(lm.forward([])).rejects.toThrow(RuntimeUsageError);
+    await expect(lm.forward([{ view: [a], tokens: [] }])).rejects.toThrow(/no tokens/);
+    await expect(lm.forward([{ view: [a], tokens: [lm.vocabSize] }])).rejects.toThrow(/outside vocab/);
+    await expect(lm.forward([{ view: [a, a], tokens: [1] }])).rejects.toThrow(/twice/);
+    await expect(
+      lm.forward([
+        { view: [a], tokens: [1] },
+        { view: [a], tokens: [2] },
+      ]),
+    ).rejects.toThrow(/two rows append/);
+    const other = new KvCache(1, 1, 2).createBlock('foreign');
+    await expect(lm.forward([{ view: [other], tokens: [1] }])).rejects.toThrow(/another cache/);
+    await expect(lm.forward([{ view: [a], tokens: new Array(lm.maxPositions + 1).fill(1) }])).rejects.toThrow(/position/);
+    expect(a.length).toBe(0);
+    a.drop();
+    expect(() => a.fork('x')).toThrow(/dropped/);
+  });
+});
