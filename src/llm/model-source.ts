@@ -1,6 +1,8 @@
-import { existsSync, readFileSync, readdirSync, statSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync, readdirSync, renameSync, statSync, mkdirSync, writeFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { downloadFileToCacheDir, fileExists, getHFHubCachePath, getRepoFolderName } from '@huggingface/hub';
+import { downloadFileToCacheDir, fileExists, getHFHubCachePath, getRepoFolderName, pathsInfo } from '@huggingface/hub';
 import { ModelSourceError } from '../errors.ts';
 
 export interface DownloadProgress {
@@ -91,45 +93,70 @@ export function findCachedSnapshot(cacheDir: string, repo: string, revision: str
   return null;
 }
 
-async function downloadSnapshot(repo: string, revision: string, cacheDir: string, opts: ResolveOptions): Promise<string> {
-  const baseFetch = opts.fetch ?? fetch;
-  const wrapFetch = (file: string): typeof fetch =>
-    (async (input: Parameters<typeof fetch>[0], init?: Parameters<typeof fetch>[1]) => {
-      const res = await baseFetch(input, init);
-      if (!opts.onProgress || !res.body || (init?.method && init.method !== 'GET')) return res;
-      const total = Number(res.headers.get('content-length')) || null;
-      let loaded = 0;
-      const counted = res.body.pipeThrough(
-        new TransformStream<Uint8Array, Uint8Array>({
-          transform(chunk, ctl) {
-            loaded += chunk.byteLength;
-            opts.onProgress!({ file, loadedBytes: loaded, totalBytes: total });
-            ctl.enqueue(chunk);
-          },
-        }),
-      );
-      return new Response(counted, { status: res.status, statusText: res.statusText, headers: res.headers });
-    }) as typeof fetch;
+const HUB_URL = 'https://huggingface.co';
 
+/**
+ * Fills the cache's blob for one file, resuming a partial `<blob>.incomplete` with an HTTP range
+ * request. The blob path is the one @huggingface/hub itself uses, so its downloadFileToCacheDir
+ * then only links the snapshot entry (it restarts partial files from zero on its own).
+ */
+async function fetchBlobResumable(
+  repo: string,
+  path: string,
+  revision: string,
+  cacheDir: string,
+  doFetch: typeof fetch,
+  onProgress?: (p: DownloadProgress) => void,
+): Promise<void> {
+  const [info] = await pathsInfo({ repo, paths: [path], revision, expand: true, fetch: doFetch });
+  if (!info) throw new Error(`${path} is not in the repository`);
+  const etag = info.lfs?.oid ?? info.xetHash ?? info.oid;
+  if (!etag) throw new Error(`the Hub gave no hash for ${path}`);
+  const size = info.lfs?.size ?? info.size;
+  const blob = join(cacheDir, getRepoFolderName({ name: repo, type: 'model' }), 'blobs', etag);
+  if (existsSync(blob)) return;
+  mkdirSync(dirname(blob), { recursive: true });
+  const partial = `${blob}.incomplete`;
+  let have = existsSync(partial) ? statSync(partial).size : 0;
+  if (have > size) have = 0;
+  const url = `${HUB_URL}/${repo}/resolve/${encodeURIComponent(revision)}/${path}`;
+  const res = await doFetch(url, have ? { headers: { Range: `bytes=${have}-` } } : {});
+  if (!res.ok || !res.body) throw new Error(`HTTP ${res.status} for ${path}`);
+  if (res.status !== 206) have = 0; // the server ignored the range: start over
+  let loaded = have;
+  onProgress?.({ file: path, loadedBytes: loaded, totalBytes: size });
+  const counted = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>).map((chunk: Uint8Array) => {
+    loaded += chunk.byteLength;
+    onProgress?.({ file: path, loadedBytes: loaded, totalBytes: size });
+    return chunk;
+  });
+  await pipeline(counted, createWriteStream(partial, { flags: have ? 'a' : 'w' }));
+  const got = statSync(partial).size;
+  if (got !== size) throw new Error(`${path}: got ${got} of ${size} bytes (run again to resume)`);
+  renameSync(partial, blob);
+}
+
+async function downloadSnapshot(repo: string, revision: string, cacheDir: string, opts: ResolveOptions): Promise<string> {
+  const doFetch = opts.fetch ?? fetch;
+  const failed = (what: string, e: unknown) =>
+    new ModelSourceError(
+      `could not download ${what} of ${repo}@${revision}: ${(e as Error).message}. ` +
+        `Without network, use --offline with a filled Hugging Face cache, or a local model folder.`,
+      { retryable: true, cause: e },
+    );
   const get = async (path: string): Promise<string> => {
     try {
-      return await downloadFileToCacheDir({ repo, path, revision, cacheDir, fetch: wrapFetch(path) });
+      await fetchBlobResumable(repo, path, revision, cacheDir, doFetch, opts.onProgress);
+      return await downloadFileToCacheDir({ repo, path, revision, cacheDir, fetch: doFetch });
     } catch (e) {
-      throw new ModelSourceError(
-        `could not download ${path} of ${repo}@${revision}: ${(e as Error).message}. ` +
-          `Without network, use --offline with a filled Hugging Face cache, or a local model folder.`,
-        { retryable: true, cause: e },
-      );
+      throw failed(path, e);
     }
   };
   const has = async (path: string): Promise<boolean> => {
     try {
-      return await fileExists({ repo, path, revision, fetch: baseFetch });
+      return await fileExists({ repo, path, revision, fetch: doFetch });
     } catch (e) {
-      throw new ModelSourceError(
-        `could not reach the Hugging Face Hub for ${repo}: ${(e as Error).message}. Use --offline with a filled cache, or a local folder.`,
-        { retryable: true, cause: e },
-      );
+      throw failed(path, e);
     }
   };
 
