@@ -1,7 +1,7 @@
 import { RuntimeUsageError } from '../errors.ts';
 import type { Session } from './backend.ts';
 import type { DecoderConfig } from './config.ts';
-import { GRAPH_IO, MASKED } from './decoder-graph.ts';
+import { GRAPH_IO, MASKED, type RopeMode } from './decoder-graph.ts';
 import { CacheBlock, KvCache } from './kv-cache.ts';
 
 /**
@@ -43,6 +43,7 @@ export class CausalLM {
     readonly config: DecoderConfig,
     private readonly session: Session,
     readonly maxPositions: number,
+    readonly ropeMode: RopeMode = 'rotate-query',
   ) {
     this.cache = new KvCache(config.numLayers, config.numKvHeads, config.headDim);
     this.outputNames = [GRAPH_IO.logits];
@@ -113,35 +114,33 @@ export class CausalLM {
     const C = this.cache.capacity;
     const CS = C + S;
 
+    const rotateQuery = this.ropeMode === 'rotate-query';
     const ids = this.buf('ids', B * S, (n) => new BigInt64Array(n)).fill(0n);
     const pos = this.buf('pos', B * S, (n) => new BigInt64Array(n)).fill(0n);
     const delta = this.buf('delta', B * NS, (n) => new BigInt64Array(n)).fill(0n);
-    const keySlot = this.buf('keySlot', B * C, (n) => new BigInt64Array(n)).fill(0n);
+    // rotate-query: view slot of each cache slot; rotate-keys: its position in the row's view.
+    const keyIndex = this.buf('keyIndex', B * C, (n) => new BigInt64Array(n)).fill(0n);
     const mask = this.buf('mask', B * S * CS, (n) => new Float32Array(n)).fill(MASKED);
     const logitsIndex = this.buf('logitsIndex', B * R, (n) => new BigInt64Array(n)).fill(0n);
-    const owners = this.cache.slotOwners;
+    const visible = this.buf('visible', C, (m) => new Float32Array(m));
 
     plans.forEach((p, b) => {
       const n = p.row.tokens.length;
       const local0 = p.target.length;
+      const posBase = rotateQuery ? local0 : p.writeOffset + local0;
       for (let s = 0; s < n; s++) {
         ids[b * S + s] = BigInt(p.row.tokens[s]);
-        pos[b * S + s] = BigInt(local0 + s);
+        pos[b * S + s] = BigInt(posBase + s);
       }
-      const slotOfBlock = new Map<number, number>();
+      visible.fill(MASKED);
       p.row.view.forEach((blk, j) => {
         delta[b * NS + j] = BigInt(p.writeOffset - p.offsets[j]);
-        slotOfBlock.set(blk.id, j);
-      });
-      // Which cache slots this row sees, and through which view slot's rotated query.
-      const visible = this.buf('visible', C, (m) => new Float32Array(m)).fill(MASKED);
-      for (let t = 0; t < C; t++) {
-        const j = owners[t] >= 0 ? slotOfBlock.get(owners[t]) : undefined;
-        if (j !== undefined) {
-          keySlot[b * C + t] = BigInt(j);
-          visible[t] = 0;
+        const slots = blk.slots;
+        for (let i = 0; i < slots.length; i++) {
+          keyIndex[b * C + slots[i]] = BigInt(rotateQuery ? j : p.offsets[j] + i);
+          visible[slots[i]] = 0;
         }
-      }
+      });
       for (let s = 0; s < S; s++) {
         const rowBase = (b * S + s) * CS;
         mask.set(visible, rowBase);
@@ -153,11 +152,15 @@ export class CausalLM {
     const feeds: Parameters<Session['run']>[0] = {
       [GRAPH_IO.inputIds]: { type: 'int64', data: ids, dims: [B, S] },
       [GRAPH_IO.positionIds]: { type: 'int64', data: pos, dims: [B, S] },
-      [GRAPH_IO.slotDelta]: { type: 'int64', data: delta, dims: [B, NS] },
-      [GRAPH_IO.keySlot]: { type: 'int64', data: keySlot, dims: [B, C] },
       [GRAPH_IO.attentionMask]: { type: 'float32', data: mask, dims: [B, S, CS] },
       [GRAPH_IO.logitsIndex]: { type: 'int64', data: logitsIndex, dims: [B, R] },
     };
+    if (rotateQuery) {
+      feeds[GRAPH_IO.slotDelta] = { type: 'int64', data: delta, dims: [B, NS] };
+      feeds[GRAPH_IO.keySlot] = { type: 'int64', data: keyIndex, dims: [B, C] };
+    } else {
+      feeds[GRAPH_IO.keyPositions] = { type: 'int64', data: keyIndex, dims: [B, C] };
+    }
     const { numKvHeads: K, headDim: D } = this.config;
     for (let l = 0; l < this.config.numLayers; l++) {
       feeds[GRAPH_IO.pastKey(l)] = { type: 'float32', data: this.cache.keys[l], dims: [K, D, C] };
@@ -171,7 +174,7 @@ export class CausalLM {
     plans.forEach((p, b) => {
       if (p.row.persist === false) return;
       const n = p.row.tokens.length;
-      const slots = this.cache.allocate(p.target.id, n);
+      const slots = this.cache.allocate(n);
       for (let l = 0; l < this.config.numLayers; l++) {
         const k = out[GRAPH_IO.newKey(l)].data;
         const v = out[GRAPH_IO.newValue(l)].data;

@@ -11,22 +11,33 @@ import { readTensorF32, type TensorInfo } from './safetensors.ts';
  * per row, C cache capacity (past slots), NS view slots per row, R logit positions per row,
  * K kv heads, D head dim, G = heads / K.
  *
- * Keys are stored rotated at their *block-local* position (0 for a block's first token).
- * A row that sees block j at view offset o_j and writes at view offset o_w rotates its query
- * for that block to (local position + o_w - o_j): RoPE scores depend only on the difference,
- * so this equals attending to the block at o_j, without touching the cache.
+ * Two ways to let every row see every block at a position of its choosing (RoPE scores depend
+ * only on the difference of query and key positions):
+ *
+ * - 'rotate-query' (default): keys are stored rotated at their *block-local* position (0 for a
+ *   block's first token). A row that sees block j at view offset o_j and writes at view offset
+ *   o_w rotates its query for that block to (local position + o_w - o_j). Per step: one small
+ *   rotated query per view slot; the cache is only read.
+ * - 'rotate-keys': keys are stored un-rotated and every step rotates the whole cache, per row,
+ *   to the positions the row gives in `key_positions`. Simple, but an elementwise pass over
+ *   B × cache per layer.
  */
+export type RopeMode = 'rotate-query' | 'rotate-keys';
+export const ROPE_MODES: readonly RopeMode[] = ['rotate-query', 'rotate-keys'];
+
 export const GRAPH_IO = {
   inputIds: 'input_ids', // int64 [B,S]
-  positionIds: 'position_ids', // int64 [B,S]: block-local positions of the new tokens
-  slotDelta: 'slot_delta', // int64 [B,NS]: o_w - o_j for each view slot (>= 0)
-  keySlot: 'key_slot', // int64 [B,C]: view slot of each cache slot (any value if masked)
+  // int64 [B,S]: rotate-query: block-local positions of the new tokens; rotate-keys: view positions
+  positionIds: 'position_ids',
+  slotDelta: 'slot_delta', // rotate-query: int64 [B,NS], o_w - o_j for each view slot (>= 0)
+  keySlot: 'key_slot', // rotate-query: int64 [B,C], view slot of each cache slot (any if masked)
+  keyPositions: 'key_positions', // rotate-keys: int64 [B,C], view position of each cache slot
   attentionMask: 'attention_mask', // float32 [B,S,C+S]: additive, 0 visible, MASKED hidden
   logitsIndex: 'logits_index', // int64 [B,R]: which of the S new tokens get logits
   pastKey: (l: number) => `past_key.${l}`, // float32 [K,D,C] (transposed: keys as columns)
   pastValue: (l: number) => `past_value.${l}`, // float32 [K,C,D]
   logits: 'logits', // float32 [B,R,V]
-  newKey: (l: number) => `new_key.${l}`, // float32 [B,K,S,D], rotated at position_ids
+  newKey: (l: number) => `new_key.${l}`, // float32 [B,K,S,D]: rotate-query: rotated at position_ids; rotate-keys: un-rotated
   newValue: (l: number) => `new_value.${l}`, // float32 [B,K,S,D]
 } as const;
 
@@ -34,9 +45,10 @@ export const GRAPH_IO = {
 export const MASKED = -1e30;
 
 /** Bump when the graph layout changes, so cached graphs are rebuilt. */
-export const GRAPH_FORMAT_VERSION = 3;
+export const GRAPH_FORMAT_VERSION = 4;
 
 export interface BuildOptions {
+  ropeMode: RopeMode;
   /** Largest position any query may take (size of the RoPE tables). */
   maxPositions: number;
   onProgress?: (done: number, total: number, what: string) => void;
@@ -109,6 +121,7 @@ export function buildDecoderGraph(
     g.finish(`${cfg.modelType}_decoder`, {
       'asyncvoice.format': String(GRAPH_FORMAT_VERSION),
       'asyncvoice.model_type': cfg.modelType,
+      'asyncvoice.rope_mode': opts.ropeMode,
     });
   } catch (e) {
     g.abort();
@@ -132,10 +145,11 @@ function emitDecoder(
   opts.onProgress?.(0, total, 'embeddings');
 
   const io = GRAPH_IO;
+  const rotateQuery = opts.ropeMode === 'rotate-query';
   const inputIds = g.input(io.inputIds, DT.INT64, ['B', 'S']);
   const positionIds = g.input(io.positionIds, DT.INT64, ['B', 'S']);
-  const slotDelta = g.input(io.slotDelta, DT.INT64, ['B', 'NS']);
-  const keySlot = g.input(io.keySlot, DT.INT64, ['B', 'C']);
+  const slotDelta = rotateQuery ? g.input(io.slotDelta, DT.INT64, ['B', 'NS']) : '';
+  const keyIndex = rotateQuery ? g.input(io.keySlot, DT.INT64, ['B', 'C']) : g.input(io.keyPositions, DT.INT64, ['B', 'C']);
   const mask = g.input(io.attentionMask, DT.FLOAT, ['B', 'S', 'C_plus_S']);
   const logitsIndex = g.input(io.logitsIndex, DT.INT64, ['B', 'R']);
 
@@ -144,33 +158,54 @@ function emitDecoder(
   const dimOf = (t: string, axis: number) => g.o('Gather', [g.o('Shape', [t]), g.constInt64([axis])], { axis: 0 });
   const Bd = dimOf(inputIds, 0);
   const Sd = dimOf(inputIds, 1);
-  const NSd = dimOf(slotDelta, 1);
-  const Cd = dimOf(keySlot, 1);
+  const Cd = dimOf(keyIndex, 1);
   const c = (v: number[]) => g.constInt64(v);
 
-  // RoPE tables [P, D]; gathered once per step for the new tokens and for every view slot.
+  // RoPE tables [P, D], gathered once per step and shared by every layer.
   const { cos, sin } = ropeTables(cfg, opts.maxPositions);
   const cosT = g.weight('rope.cos', cos, [opts.maxPositions, D]);
   const sinT = g.weight('rope.sin', sin, [opts.maxPositions, D]);
   const cosNew = g.o('Unsqueeze', [g.o('Gather', [cosT, positionIds], { axis: 0 }), ONE]); // [B,1,S,D]
   const sinNew = g.o('Unsqueeze', [g.o('Gather', [sinT, positionIds], { axis: 0 }), ONE]);
-  // Query position per slot: [B,NS,S] = position_ids[B,1,S] + slot_delta[B,NS,1]
-  const qPos = g.o('Add', [g.o('Unsqueeze', [positionIds, ONE]), g.o('Unsqueeze', [slotDelta, c([2])])]);
-  const slotAxes = c([2]);
-  const cosSlot = g.o('Unsqueeze', [g.o('Gather', [cosT, qPos], { axis: 0 }), slotAxes]); // [B,NS,1,S,D]
-  const sinSlot = g.o('Unsqueeze', [g.o('Gather', [sinT, qPos], { axis: 0 }), slotAxes]);
   const halfSplit = c([D / 2, D / 2]);
-  const rope = (x: string, cs: string, sn: string): string => {
-    const [x1, x2] = g.op('Split', [x, halfSplit], { axis: -1 }, 2);
-    const rotated = g.o('Concat', [g.o('Neg', [x2]), x1], { axis: -1 });
+  const rope = (x: string, cs: string, sn: string, axis = -1): string => {
+    const [x1, x2] = g.op('Split', [x, halfSplit], { axis }, 2);
+    const rotated = g.o('Concat', [g.o('Neg', [x2]), x1], { axis });
     return g.o('Add', [g.o('Mul', [x, cs]), g.o('Mul', [rotated, sn])]);
   };
 
-  // Index for picking, per cache slot, the score computed with that slot's rotated query:
-  // key_slot [B,C] → [B,K,G,1,S,C].
-  const slotIndexShape = g.o('Concat', [Bd, c([K, G, 1]), Sd, Cd], { axis: 0 });
-  const slotIndex = g.o('Expand', [g.o('Reshape', [keySlot, g.o('Concat', [Bd, c([1, 1, 1, 1]), Cd], { axis: 0 })]), slotIndexShape]);
-  const scoresShape = g.o('Concat', [c([0, 0, G]), NSd, Sd, c([-1])], { axis: 0 }); // [B,K,G,NS,S,C]
+  // How each layer scores its new tokens' queries against the cache: (q [B,NH,S,D] pre-rotation,
+  // past keys [K,D,C]) → scores [B,K,G,S,C].
+  let pastScores: (q: string, pastKey: string) => string;
+  if (rotateQuery) {
+    const NSd = dimOf(slotDelta, 1);
+    // Query position per slot: [B,NS,S] = position_ids[B,1,S] + slot_delta[B,NS,1]
+    const qPos = g.o('Add', [g.o('Unsqueeze', [positionIds, ONE]), g.o('Unsqueeze', [slotDelta, c([2])])]);
+    const cosSlot = g.o('Unsqueeze', [g.o('Gather', [cosT, qPos], { axis: 0 }), c([2])]); // [B,NS,1,S,D]
+    const sinSlot = g.o('Unsqueeze', [g.o('Gather', [sinT, qPos], { axis: 0 }), c([2])]);
+    // Index picking, per cache slot, the score made with that slot's query: [B,C] → [B,K,G,1,S,C].
+    const slotIndexShape = g.o('Concat', [Bd, c([K, G, 1]), Sd, Cd], { axis: 0 });
+    const slotIndex = g.o('Expand', [g.o('Reshape', [keyIndex, g.o('Concat', [Bd, c([1, 1, 1, 1]), Cd], { axis: 0 })]), slotIndexShape]);
+    const scoresShape = g.o('Concat', [c([0, 0, G]), NSd, Sd, c([-1])], { axis: 0 }); // [B,K,G,NS,S,C]
+    pastScores = (q, pastKey) => {
+      // One rotated query per view slot, one matmul over all of them, then a per-key pick.
+      const qSlots = rope(g.o('Unsqueeze', [q, ONE]), cosSlot, sinSlot); // [B,NS,NH,S,D]
+      const qSlotsK = g.o('Reshape', [g.o('Transpose', [qSlots], { perm: [0, 2, 1, 3, 4] }), c([0, K, -1, D])]); // [B,K,G*NS*S,D]
+      const sAll = g.o('Reshape', [g.o('MatMul', [qSlotsK, pastKey]), scoresShape]); // [B,K,G,NS,S,C]
+      return g.o('Squeeze', [g.o('GatherElements', [sAll, slotIndex], { axis: 3 }), c([3])]);
+    };
+  } else {
+    // cos/sin of every cache slot's position in each row's view, laid out like the keys: [B,1,D,C].
+    const perm = { perm: [0, 2, 1] };
+    const cosK = g.o('Unsqueeze', [g.o('Transpose', [g.o('Gather', [cosT, keyIndex], { axis: 0 })], perm), ONE]);
+    const sinK = g.o('Unsqueeze', [g.o('Transpose', [g.o('Gather', [sinT, keyIndex], { axis: 0 })], perm), ONE]);
+    const byG = g.o('Concat', [c([0, K, G, -1]), Cd], { axis: 0 });
+    pastScores = (q, pastKey) => {
+      const kRot = rope(pastKey, cosK, sinK, 1); // [B,K,D,C]: the per-step pass over the cache
+      const qRot = g.o('Reshape', [rope(q, cosNew, sinNew), c([0, K, -1, D])]); // [B,K,G*S,D]
+      return g.o('Reshape', [g.o('MatMul', [qRot, kRot]), byG]); // [B,K,G,S,C]
+    };
+  }
   const maskB = g.o('Unsqueeze', [mask, c([1, 2])]); // [B,1,1,S,C+S]
   const splitPastNew = g.o('Concat', [Cd, Sd], { axis: 0 });
   const scale = g.constFloat([1 / Math.sqrt(D)], []);
@@ -205,20 +240,16 @@ function emitDecoder(
     k = g.o('Transpose', [k], { perm: [0, 2, 1, 3] }); // [B,K,S,D]
     const v = g.o('Transpose', [v0], { perm: [0, 2, 1, 3] }); // [B,K,S,D]
     const kRot = rope(k, cosNew, sinNew);
-    g.bindOutput(kRot, io.newKey(l));
+    g.bindOutput(rotateQuery ? kRot : k, io.newKey(l));
     g.bindOutput(v, io.newValue(l));
-    const kNew = io.newKey(l);
+    const kNewRot = rotateQuery ? io.newKey(l) : kRot;
     const vNew = io.newValue(l);
 
     // New tokens against each other (causality comes from the mask).
     const qNew = g.o('Reshape', [rope(q, cosNew, sinNew), c([0, K, -1, D])]); // [B,K,G*S,D]
-    const sNew = g.o('Reshape', [g.o('MatMul', [qNew, g.o('Transpose', [kNew], { perm: [0, 1, 3, 2] })]), g.o('Concat', [c([0, 0, G, -1]), Sd], { axis: 0 })]); // [B,K,G,S,S]
-
-    // New tokens against the cache: one rotated query per view slot, one matmul over all slots.
-    const qSlots = rope(g.o('Unsqueeze', [q, ONE]), cosSlot, sinSlot); // [B,NS,NH,S,D]
-    const qSlotsK = g.o('Reshape', [g.o('Transpose', [qSlots], { perm: [0, 2, 1, 3, 4] }), c([0, K, -1, D])]); // [B,K,G*NS*S,D]
-    const sAll = g.o('Reshape', [g.o('MatMul', [qSlotsK, g.input(io.pastKey(l), DT.FLOAT, [K, D, 'C'])]), scoresShape]); // [B,K,G,NS,S,C]
-    const sPast = g.o('Squeeze', [g.o('GatherElements', [sAll, slotIndex], { axis: 3 }), c([3])]); // [B,K,G,S,C]
+    const sNew = g.o('Reshape', [g.o('MatMul', [qNew, g.o('Transpose', [kNewRot], { perm: [0, 1, 3, 2] })]), g.o('Concat', [c([0, 0, G, -1]), Sd], { axis: 0 })]); // [B,K,G,S,S]
+    // New tokens against the cache.
+    const sPast = pastScores(q, g.input(io.pastKey(l), DT.FLOAT, [K, D, 'C'])); // [B,K,G,S,C]
 
     const scores = g.o('Add', [g.o('Concat', [sPast, sNew], { axis: -1 }), maskB]); // [B,K,G,S,C+S]
     const probs = g.o('Softmax', [scores], { axis: -1 });

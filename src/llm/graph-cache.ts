@@ -3,7 +3,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { DecoderConfig } from './config.ts';
-import { GRAPH_FORMAT_VERSION, buildDecoderGraph } from './decoder-graph.ts';
+import { GRAPH_FORMAT_VERSION, buildDecoderGraph, type RopeMode } from './decoder-graph.ts';
 import type { TensorInfo } from './safetensors.ts';
 
 /** Where built graphs live: $ASYNCVOICE_CACHE_DIR, else $XDG_CACHE_HOME/asyncvoice, else ~/.cache/asyncvoice. */
@@ -34,6 +34,7 @@ export function graphKey(modelDir: string, tensors: Map<string, TensorInfo>, opt
 
 export interface EnsureGraphOptions {
   maxPositions: number;
+  ropeMode: RopeMode;
   onProgress?: (done: number, total: number, what: string) => void;
 }
 
@@ -44,7 +45,7 @@ export function ensureGraph(
   tensors: Map<string, TensorInfo>,
   opts: EnsureGraphOptions,
 ): { path: string; built: boolean } {
-  const key = graphKey(modelDir, tensors, { maxPositions: opts.maxPositions, dtype: 'fp32' });
+  const key = graphKey(modelDir, tensors, { maxPositions: opts.maxPositions, ropeMode: opts.ropeMode, dtype: 'fp32' });
   const dir = join(cacheRoot(), 'graphs', key);
   const path = join(dir, 'model.onnx');
   if (existsSync(path) && existsSync(path + '.data')) return { path, built: false };

@@ -13,8 +13,6 @@ export class KvCache {
   readonly keys: Float32Array[] = [];
   readonly values: Float32Array[] = [];
   private _capacity: number;
-  /** Block id owning each slot, -1 when free. [capacity] */
-  private owner: Int32Array;
   /** Free slots, highest first, so pops reuse the lowest ones and the used range stays compact. */
   private free: number[] = [];
   private blocks = new Map<number, CacheBlock>();
@@ -27,7 +25,6 @@ export class KvCache {
     initialCapacity = 64,
   ) {
     this._capacity = initialCapacity;
-    this.owner = new Int32Array(initialCapacity).fill(-1);
     for (let l = 0; l < numLayers; l++) {
       this.keys.push(new Float32Array(kvHeads * headDim * initialCapacity));
       this.values.push(new Float32Array(kvHeads * initialCapacity * headDim));
@@ -62,26 +59,16 @@ export class KvCache {
     return this.blocks.get(block.id) === block;
   }
 
-  /** Block id of each slot (-1 free), for building masks. */
-  get slotOwners(): Int32Array {
-    return this.owner;
-  }
-
   /** @internal */
-  allocate(blockId: number, n: number): number[] {
+  allocate(n: number): number[] {
     while (this.free.length < n) this.grow();
     const out: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const s = this.free.pop()!;
-      this.owner[s] = blockId;
-      out.push(s);
-    }
+    for (let i = 0; i < n; i++) out.push(this.free.pop()!);
     return out;
   }
 
   /** @internal */
   release(slots: number[]): void {
-    for (const s of slots) this.owner[s] = -1;
     this.free.push(...slots);
     this.free.sort((a, b) => b - a);
   }
@@ -106,9 +93,6 @@ export class KvCache {
       for (let h = 0; h < K; h++) v.set(vs.subarray(h * old * D, (h + 1) * old * D), h * cap * D);
       this.values[l] = v;
     }
-    const owner = new Int32Array(cap).fill(-1);
-    owner.set(this.owner);
-    this.owner = owner;
     for (let s = cap - 1; s >= old; s--) this.free.unshift(s);
     this._capacity = cap;
   }
@@ -186,7 +170,7 @@ export class CacheBlock {
   fork(name: string): CacheBlock {
     this.assertLive();
     const copy = this.cache.createBlock(name);
-    const slots = this.cache.allocate(copy.id, this.slots.length);
+    const slots = this.cache.allocate(this.slots.length);
     // allocate() may have grown the arena; slot indices stay valid across growth.
     for (let i = 0; i < slots.length; i++) this.cache.copySlot(this.slots[i], slots[i]);
     copy.slots.push(...slots);

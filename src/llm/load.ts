@@ -5,6 +5,7 @@ import { Session, type BackendOptions } from './backend.ts';
 import { CausalLM } from './causal-lm.ts';
 import { parseDecoderConfig, type DecoderConfig } from './config.ts';
 import { ensureGraph } from './graph-cache.ts';
+import type { RopeMode } from './decoder-graph.ts';
 import { resolveModelSource, type DownloadProgress } from './model-source.ts';
 import { listModelTensors } from './safetensors.ts';
 
@@ -17,6 +18,8 @@ export interface LoadOptions extends BackendOptions {
   offline?: boolean;
   /** Longest context (positions) the graph supports; default min(model limit, 32768). */
   maxPositions?: number;
+  /** How rows see blocks at their own positions (see decoder-graph.ts); default rotate-query. */
+  ropeMode?: RopeMode;
   onProgress?: (p: LoadProgress) => void;
 }
 
@@ -45,11 +48,13 @@ export async function loadCausalLM(source: string, opts: LoadOptions = {}): Prom
   const tensors = listModelTensors(dir);
   const limit = Math.min(config.maxPositionEmbeddings, config.slidingWindow ?? Infinity);
   const maxPositions = Math.min(opts.maxPositions ?? 32768, limit);
+  const ropeMode = opts.ropeMode ?? 'rotate-query';
   const { path } = ensureGraph(dir, config, tensors, {
     maxPositions,
+    ropeMode,
     onProgress: (done, total, what) => opts.onProgress?.({ stage: 'build', done, total, what }),
   });
   opts.onProgress?.({ stage: 'session' });
   const session = await Session.load(path, opts);
-  return { dir, config, lm: new CausalLM(config, session, maxPositions), graphPath: path };
+  return { dir, config, lm: new CausalLM(config, session, maxPositions, ropeMode), graphPath: path };
 }

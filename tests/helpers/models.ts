@@ -1,4 +1,5 @@
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
+import type { RopeMode } from '../../src/llm/decoder-graph.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeTestModel, type MakeTestModelOptions } from '../../src/llm/test-model.ts';
@@ -22,10 +23,11 @@ export const VARIANTS: Record<string, Omit<MakeTestModelOptions, 'out'>> = {
   'llama-mha': { modelType: 'llama', layers: 2, hidden: 64, heads: 4, kvHeads: 4, headDim: 16, intermediate: 96, tieEmbeddings: true, seed: 22 },
 };
 
-export async function makeAndLoad(name: string, root: string, maxPositions = 1024): Promise<LoadedModel & { dir: string }> {
+export async function makeAndLoad(name: string, root: string, maxPositions = 1024, ropeMode: RopeMode = 'rotate-query'): Promise<LoadedModel & { dir: string }> {
   process.env.ASYNCVOICE_CACHE_DIR = join(root, 'cache');
-  const { dir } = makeTestModel({ ...(CONFIGS[name] ?? VARIANTS[name]), out: join(root, name) });
-  return loadCausalLM(dir, { maxPositions });
+  const out = join(root, name);
+  const dir = existsSync(join(out, 'model.safetensors')) ? out : makeTestModel({ ...(CONFIGS[name] ?? VARIANTS[name]), out }).dir;
+  return loadCausalLM(dir, { maxPositions, ropeMode });
 }
 
 /** max |a - b| over two logit arrays of the same length. */

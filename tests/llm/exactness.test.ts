@@ -3,6 +3,7 @@ import { rmSync } from 'node:fs';
 import type { CausalLM } from '../../src/llm/causal-lm.ts';
 import { makeTestModel } from '../../src/llm/test-model.ts';
 import { loadCausalLM } from '../../src/llm/load.ts';
+import { ROPE_MODES } from '../../src/llm/decoder-graph.ts';
 import { join } from 'node:path';
 import { CONFIGS, makeAndLoad, maxAbsDiff, scratchDir } from '../helpers/models.ts';
 import { ReferenceDecoder } from './reference-forward.ts';
@@ -31,13 +32,14 @@ function rowsOf(flat: Float32Array, V: number, from: number, to: number): Float3
   return flat.subarray(from * V, to * V);
 }
 
-for (const name of Object.keys(CONFIGS)) {
-  describe(`exactness on ${name}`, () => {
+const cases = Object.keys(CONFIGS).flatMap((name) => ROPE_MODES.map((mode) => [name, mode] as const));
+for (const [name, mode] of cases) {
+  describe(`exactness on ${name}, ${mode}`, () => {
     let lm: CausalLM;
     let ref: ReferenceDecoder;
     let V: number;
     beforeAll(async () => {
-      const m = await makeAndLoad(name, root);
+      const m = await makeAndLoad(name, root, 1024, mode);
       lm = m.lm;
       V = lm.vocabSize;
       ref = new ReferenceDecoder(m.dir);

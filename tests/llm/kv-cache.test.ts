@@ -27,9 +27,8 @@ describe('KvCache arena', () => {
     const c = new KvCache(3, 2, 8, 16);
     expect(c.bytesPerToken).toBe(3 * 2 * 2 * 8 * 4);
     expect(c.totalBytes).toBe(16 * c.bytesPerToken);
-    const b = c.createBlock('a');
     expect(c.usedSlots).toBe(0);
-    c.allocate(b.id, 20);
+    c.allocate(20);
     expect(c.capacity).toBe(32);
     expect(c.usedSlots).toBe(20);
   });
