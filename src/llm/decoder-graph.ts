@@ -45,7 +45,7 @@ export const GRAPH_IO = {
 export const MASKED = -1e30;
 
 /** Bump when the graph layout changes, so cached graphs are rebuilt. */
-export const GRAPH_FORMAT_VERSION = 4;
+export const GRAPH_FORMAT_VERSION = 5;
 
 export interface BuildOptions {
   ropeMode: RopeMode;
@@ -183,16 +183,19 @@ function emitDecoder(
     const qPos = g.o('Add', [g.o('Unsqueeze', [positionIds, ONE]), g.o('Unsqueeze', [slotDelta, c([2])])]);
     const cosSlot = g.o('Unsqueeze', [g.o('Gather', [cosT, qPos], { axis: 0 }), c([2])]); // [B,NS,1,S,D]
     const sinSlot = g.o('Unsqueeze', [g.o('Gather', [sinT, qPos], { axis: 0 }), c([2])]);
-    // Index picking, per cache slot, the score made with that slot's query: [B,C] → [B,K,G,1,S,C].
-    const slotIndexShape = g.o('Concat', [Bd, c([K, G, 1]), Sd, Cd], { axis: 0 });
-    const slotIndex = g.o('Expand', [g.o('Reshape', [keyIndex, g.o('Concat', [Bd, c([1, 1, 1, 1]), Cd], { axis: 0 })]), slotIndexShape]);
+    // Per cache slot, a one-hot over view slots [B,1,1,NS,1,C]: multiplying by it and summing
+    // over NS picks each key's score made with its own slot's query (cheaper than an expanded
+    // int64 index for GatherElements when S is large).
+    const slotRange = g.o('Unsqueeze', [g.o('Range', [g.constInt64([0], []), g.o('Squeeze', [NSd]), g.constInt64([1], [])]), ONE]); // [NS,1]
+    const oneHot = g.o('Cast', [g.o('Equal', [g.o('Unsqueeze', [keyIndex, ONE]), slotRange])], { to: DT.FLOAT }); // [B,NS,C]
+    const slotPick = g.o('Unsqueeze', [oneHot, c([1, 2, 4])]); // [B,1,1,NS,1,C]
     const scoresShape = g.o('Concat', [c([0, 0, G]), NSd, Sd, c([-1])], { axis: 0 }); // [B,K,G,NS,S,C]
     pastScores = (q, pastKey) => {
       // One rotated query per view slot, one matmul over all of them, then a per-key pick.
       const qSlots = rope(g.o('Unsqueeze', [q, ONE]), cosSlot, sinSlot); // [B,NS,NH,S,D]
       const qSlotsK = g.o('Reshape', [g.o('Transpose', [qSlots], { perm: [0, 2, 1, 3, 4] }), c([0, K, -1, D])]); // [B,K,G*NS*S,D]
       const sAll = g.o('Reshape', [g.o('MatMul', [qSlotsK, pastKey]), scoresShape]); // [B,K,G,NS,S,C]
-      return g.o('Squeeze', [g.o('GatherElements', [sAll, slotIndex], { axis: 3 }), c([3])]);
+      return g.o('ReduceSum', [g.o('Mul', [sAll, slotPick]), c([3])], { keepdims: 0 });
     };
   } else {
     // cos/sin of every cache slot's position in each row's view, laid out like the keys: [B,1,D,C].

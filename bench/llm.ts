@@ -1,0 +1,146 @@
+/**
+ * LLM runtime benchmark: prefill tok/s and decode ms/token at several contexts, for both RoPE
+ * placement designs, on a random-weight model with real Qwen3 shapes. Prints figures and ratios
+ * measured in this one run. Not a test: speed goals live here.
+ *
+ *   npm run bench:llm -- [--preset qwen3-0.6b] [--contexts 64,512,2048] [--modes rotate-query,rotate-keys]
+ *                        [--decode-steps 8] [--threads N] [--device cpu]
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ProgressBar } from '../src/cli/progress.ts';
+import type { CausalLM } from '../src/llm/causal-lm.ts';
+import { ROPE_MODES, type RopeMode } from '../src/llm/decoder-graph.ts';
+import { loadCausalLM } from '../src/llm/load.ts';
+import { makeTestModel } from '../src/llm/test-model.ts';
+import type { ExecutionProvider } from '../src/llm/backend.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    preset: { type: 'string', default: 'qwen3-0.6b' },
+    contexts: { type: 'string', default: '64,512,2048' },
+    modes: { type: 'string', default: ROPE_MODES.join(',') },
+    'decode-steps': { type: 'string', default: '8' },
+    threads: { type: 'string' },
+    device: { type: 'string', default: 'cpu' },
+  },
+});
+const contexts = args.contexts!.split(',').map(Number);
+const modes = args.modes!.split(',') as RopeMode[];
+const decodeSteps = Number(args['decode-steps']);
+const PREFILL_CHUNK = 512;
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const fmt = (x: number, d = 1) => x.toFixed(d);
+const tokensFor = (n: number, salt: number) => Array.from({ length: n }, (_, i) => 1000 + ((i * 7919 + salt * 104729) % 140000));
+
+const modelDir = join(process.cwd(), '.cache', 'bench', `${args.preset}-bf16`);
+if (!existsSync(join(modelDir, 'model.safetensors'))) {
+  const bar = new ProgressBar(`making ${args.preset} (random weights, bf16)`);
+  makeTestModel({ out: modelDir, preset: args.preset, dtype: 'bfloat16', seed: 0, onProgress: (d, t, n) => bar.update(d, t, n) });
+  bar.done();
+}
+
+interface ContextFigures {
+  context: number;
+  prefillTokPerS: number;
+  decodeMs: number;
+  decode2RowsMs: number;
+  bookkeepingShare: number;
+}
+
+async function measure(lm: CausalLM, context: number): Promise<ContextFigures> {
+  const block = lm.cache.createBlock('bench');
+  const prompt = tokensFor(context - decodeSteps - 1, context);
+  // Prefill in chunks, as a long prompt would be fed.
+  const t0 = performance.now();
+  for (let i = 0; i < prompt.length; i += PREFILL_CHUNK) {
+    await lm.forward([{ view: [block], tokens: prompt.slice(i, i + PREFILL_CHUNK) }]);
+  }
+  const prefillTokPerS = prompt.length / ((performance.now() - t0) / 1000);
+  // One warm-up step at this cache size, then timed steps that never grow the cache.
+  await lm.forward([{ view: [block], tokens: [42], persist: false }]);
+  const one: number[] = [];
+  const bookkeeping: number[] = [];
+  for (let i = 0; i < decodeSteps; i++) {
+    const t = performance.now();
+    await lm.forward([{ view: [block], tokens: [100 + i] }]);
+    one.push(performance.now() - t);
+    const s = lm.lastStep;
+    bookkeeping.push((s.prepareMs + s.commitMs) / (s.prepareMs + s.runMs + s.commitMs));
+  }
+  // Two rows over the same cache, as thinker and writer advance together.
+  const side = lm.cache.createBlock('side');
+  const two: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const t = performance.now();
+    await lm.forward([
+      { view: [block], tokens: [7], persist: false },
+      { view: [block, side], tokens: [8], persist: false },
+    ]);
+    two.push(performance.now() - t);
+  }
+  side.drop();
+  block.drop();
+  return { context, prefillTokPerS, decodeMs: median(one), decode2RowsMs: median(two.slice(1)), bookkeepingShare: median(bookkeeping) };
+}
+
+const results = new Map<RopeMode, ContextFigures[]>();
+let cfgSummary = '';
+let weightsBytes = 0;
+let attn = { layers: 0, kvHeads: 0, headDim: 0, heads: 0 };
+for (const mode of modes) {
+  const bar = new ProgressBar(`graph (${mode})`);
+  const { lm, config } = await loadCausalLM(modelDir, {
+    ropeMode: mode,
+    maxPositions: Math.max(...contexts) + 64,
+    executionProvider: args.device as ExecutionProvider,
+    intraOpThreads: args.threads ? Number(args.threads) : undefined,
+    onProgress: (p) => p.stage === 'build' && bar.update(p.done, p.total, p.what),
+  });
+  bar.done();
+  const { hiddenSize: H, intermediateSize: I, numLayers: L, numHeads: NH, numKvHeads: K, headDim: D, vocabSize: V } = config;
+  const params = V * H * (config.tieWordEmbeddings ? 1 : 2) + L * (H * NH * D * 2 + H * K * D * 2 + 3 * H * I);
+  weightsBytes = (params - V * H) * 4 + V * H * 4; // embedding rows gathered are negligible; lm_head is read whole
+  attn = { layers: L, kvHeads: K, headDim: D, heads: NH };
+  cfgSummary = `${config.modelType}: ${L} layers, hidden ${H}, heads ${NH}/${K} kv, head_dim ${D}, vocab ${V}, ${(params / 1e6).toFixed(0)}M params, fp32 graph`;
+  const figs: ContextFigures[] = [];
+  for (const c of contexts) {
+    process.stderr.write(`measuring ${mode} at context ${c}...\n`);
+    figs.push(await measure(lm, c));
+  }
+  results.set(mode, figs);
+  await lm.close();
+}
+
+const { layers: L, kvHeads: K, headDim: D, heads: NH } = attn;
+console.log(`\nLLM runtime benchmark — ${cfgSummary}; device ${args.device}; ${decodeSteps} decode steps per context (median)\n`);
+console.log('mode          context  prefill tok/s  decode ms/tok  2-row step ms  2-row/1-row  bookkeeping');
+for (const [mode, figs] of results) {
+  for (const f of figs) {
+    console.log(
+      `${mode.padEnd(13)} ${String(f.context).padStart(7)}  ${fmt(f.prefillTokPerS).padStart(13)}  ${fmt(f.decodeMs).padStart(13)}  ${fmt(f.decode2RowsMs).padStart(13)}  ${fmt(f.decode2RowsMs / f.decodeMs, 2).padStart(11)}  ${fmt(100 * f.bookkeepingShare, 2).padStart(10)} %`,
+    );
+  }
+}
+
+// What decode should cost: reading every weight once, plus reading the cache once (K and V, all
+// layers). A per-step copy of the cache would add at least one more cache read and write.
+const cacheBytes = (c: number) => 2 * L * K * D * c * 4;
+const attnFlops = (c: number) => 4 * L * NH * D * c;
+const lo = contexts[0];
+const hi = contexts[contexts.length - 1];
+const expected = (weightsBytes + cacheBytes(hi)) / (weightsBytes + cacheBytes(lo));
+const withCopy = (weightsBytes + 3 * cacheBytes(hi)) / (weightsBytes + cacheBytes(lo));
+console.log(`\ndecode cost vs context (bandwidth model: weights ${(weightsBytes / 2 ** 30).toFixed(2)} GiB read per step; cache K+V ${(cacheBytes(hi) / 2 ** 20).toFixed(0)} MiB at ${hi}, ${(cacheBytes(lo) / 2 ** 20).toFixed(1)} MiB at ${lo}; attention ${(attnFlops(hi) / 1e9).toFixed(2)} GFLOP/token at ${hi})`);
+console.log(`  expected ms/token ratio ${hi}/${lo} if the cache is only read: ${fmt(expected, 2)}×; with a per-step copy of the cache: ≥ ${fmt(withCopy, 2)}×`);
+for (const [mode, figs] of results) {
+  const r = figs[figs.length - 1].decodeMs / figs[0].decodeMs;
+  console.log(`  ${mode}: measured ${fmt(r, 2)}× (${fmt(figs[figs.length - 1].decodeMs)} / ${fmt(figs[0].decodeMs)} ms)`);
+}
+if (results.size === 2) {
+  const [a, b] = [...results.values()];
+  const row = (i: number) => `${a[i].context}: ${fmt(b[i].decodeMs / a[i].decodeMs, 2)}×`;
+  console.log(`\nrotate-keys / rotate-query decode ms/token, by context — ${a.map((_, i) => row(i)).join(', ')}`);
+}
