@@ -21,7 +21,7 @@ const { values: args } = parseArgs({
     preset: { type: 'string', default: 'qwen3-0.6b' },
     contexts: { type: 'string', default: '64,512,2048' },
     modes: { type: 'string', default: ROPE_MODES.join(',') },
-    'decode-steps': { type: 'string', default: '8' },
+    'decode-steps': { type: 'string', default: '16' },
     threads: { type: 'string' },
     device: { type: 'string', default: 'cpu' },
   },
@@ -59,8 +59,8 @@ async function measure(lm: CausalLM, context: number): Promise<ContextFigures> {
     await lm.forward([{ view: [block], tokens: prompt.slice(i, i + PREFILL_CHUNK) }]);
   }
   const prefillTokPerS = prompt.length / ((performance.now() - t0) / 1000);
-  // One warm-up step at this cache size, then timed steps that never grow the cache.
-  await lm.forward([{ view: [block], tokens: [42], persist: false }]);
+  // Warm-up steps at this cache size, then timed steps that never grow the cache.
+  for (let i = 0; i < 3; i++) await lm.forward([{ view: [block], tokens: [42], persist: false }]);
   const one: number[] = [];
   const bookkeeping: number[] = [];
   for (let i = 0; i < decodeSteps; i++) {
