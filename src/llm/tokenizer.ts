@@ -30,6 +30,8 @@ export class Tokenizer {
     private readonly tok: HfTokenizer,
     private readonly config: Record<string, unknown>,
     private readonly vocab: Map<string, number>,
+    /** Added tokens (`<|im_end|>`, `<think>`, …), longest first. */
+    private readonly addedTokens: string[],
   ) {
     const tpl = config.chat_template;
     const source = typeof tpl === 'string' ? tpl : Array.isArray(tpl) ? (tpl.find((t) => t?.name === 'default')?.template as string | undefined) : undefined;
@@ -56,13 +58,41 @@ export class Tokenizer {
     const vocab = new Map<string, number>();
     const model = json.model as { vocab?: Record<string, number> } | undefined;
     if (model?.vocab && !Array.isArray(model.vocab)) for (const [k, v] of Object.entries(model.vocab)) vocab.set(k, v);
-    for (const t of (json.added_tokens as { content: string; id: number }[] | undefined) ?? []) vocab.set(t.content, t.id);
-    return new Tokenizer(tok, config, vocab);
+    const added = (json.added_tokens as { content: string; id: number }[] | undefined) ?? [];
+    for (const t of added) vocab.set(t.content, t.id);
+    const addedTokens = added.map((t) => t.content).filter((c) => c.length > 1).sort((a, b) => b.length - a.length);
+    return new Tokenizer(tok, config, vocab, addedTokens);
   }
 
   /** Plain text → ids; special-token text such as `<think>` maps to its single id. */
   encode(text: string): number[] {
     return this.tok.encode(text, { add_special_tokens: false });
+  }
+
+  /**
+   * Text from outside (the user, speech recognition, the model's own public answer fed back):
+   * strings that spell a control token, such as "<|im_end|>", are encoded as ordinary text, so
+   * nobody can close a turn or open a thought by saying or typing it.
+   */
+  encodeText(text: string): number[] {
+    const ids: number[] = [];
+    let rest = text;
+    while (rest.length) {
+      let cut = -1;
+      for (const t of this.addedTokens) {
+        const i = rest.indexOf(t);
+        if (i >= 0 && (cut < 0 || i < cut)) cut = i;
+      }
+      if (cut < 0) {
+        ids.push(...this.tok.encode(rest, { add_special_tokens: false }));
+        break;
+      }
+      // Encode the control string in two halves, neither of which is an added token.
+      const head = rest.slice(0, cut + 1);
+      if (head) ids.push(...this.tok.encode(head, { add_special_tokens: false }));
+      rest = rest.slice(cut + 1);
+    }
+    return ids;
   }
 
   decode(ids: number[], skipSpecial = false): string {
