@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { AsyncVoiceError } from '../errors.ts';
+import { registerAsk } from './ask.ts';
 import { registerGenerate } from './generate.ts';
 import { registerModel } from './model.ts';
 
@@ -19,11 +20,18 @@ export function floatArg(name: string) {
   };
 }
 
+// A closed pipe (`asyncvoice … | head`) is not an error worth a stack trace.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
 const program = new Command('asyncvoice')
   .description('A voice assistant that thinks while it listens and keeps thinking while it speaks.')
   .showHelpAfterError();
 registerGenerate(program);
 registerModel(program);
+registerAsk(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -96,6 +96,7 @@ export class Tokenizer {
   }
 
   decode(ids: number[], skipSpecial = false): string {
+    if (!ids.length) return '';
     return this.tok.decode(ids, { skip_special_tokens: skipSpecial });
   }
 

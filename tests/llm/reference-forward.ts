@@ -77,7 +77,7 @@ export class ReferenceDecoder {
    * earlier tokens u (and itself), each at the position u has *in t's view*. Every K/V is
    * recomputed from token ids, in the context that token itself saw.
    */
-  forwardLayout(layout: { token: number; position: number; sees: [number, number][] }[]): Float64Array[] {
+  forwardLayout(layout: { token: number; position: number; sees: [number, number][] }[], logitsFor?: Set<number>): Float64Array[] {
     const tokens = layout.map((x) => x.token);
     const c = this.cfg;
     const H = c.hidden_size, NH = c.num_attention_heads, K = c.num_key_value_heads ?? NH;
@@ -146,7 +146,8 @@ export class ReferenceDecoder {
       xs = next;
     }
     const head = c.tie_word_embeddings ? 'model.embed_tokens' : 'lm_head';
-    return xs.map((x) => {
+    return xs.map((x, t) => {
+      if (logitsFor && !logitsFor.has(t)) return new Float64Array(0);
       const h = Float64Array.from(x);
       this.rmsNorm(h, this.get('model.norm.weight'));
       return this.linear(head, h, V);

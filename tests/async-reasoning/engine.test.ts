@@ -1,0 +1,357 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { AsyncReasoningEngine, type EngineOptions, type StreamName } from '../../src/async-reasoning/engine.ts';
+import type { EngineEvent } from '../../src/async-reasoning/events.ts';
+import type { CausalLM } from '../../src/llm/causal-lm.ts';
+import { loadCausalLM } from '../../src/llm/load.ts';
+import { makeTestModel } from '../../src/llm/test-model.ts';
+import { Tokenizer } from '../../src/llm/tokenizer.ts';
+import { makeAndLoad, maxAbsDiff, scratchDir } from '../helpers/models.ts';
+import { ForwardRecorder } from '../helpers/recorder.ts';
+import { ReferenceDecoder } from '../llm/reference-forward.ts';
+
+const TOL = 1e-4;
+const root = scratchDir();
+let lm: CausalLM;
+let tok: Tokenizer;
+let dir: string;
+beforeAll(async () => {
+  const m = await makeAndLoad('gqa-tied-fp32', root, 2048);
+  lm = m.lm;
+  dir = m.dir;
+  tok = await Tokenizer.fromFolder(dir);
+});
+afterAll(async () => {
+  await lm.close();
+  rmSync(root, { recursive: true, force: true });
+});
+
+const id = (t: string) => {
+  const v = tok.tokenId(t);
+  if (v === undefined) throw new Error(`no token ${t}`);
+  return v;
+};
+const PARAGRAPH = 271; // "\n\n"
+const BIG = 1e4;
+
+/** Forces a decision through the logits, the way a real model's preference would. */
+function force(logits: Float32Array, ids: number[]): void {
+  for (const i of ids) logits[i] = BIG;
+}
+
+function engineWith(hook: EngineOptions['logitsHook'], extra: Partial<EngineOptions> = {}) {
+  return new AsyncReasoningEngine({ lm, tokenizer: tok, maxThinkingTokens: 40, maxAnswerTokens: 24, controlEvery: 8, logitsHook: hook, ...extra });
+}
+
+async function collect(events: AsyncIterable<EngineEvent>, onEvent?: (e: EngineEvent, all: EngineEvent[]) => void) {
+  const all: EngineEvent[] = [];
+  for await (const e of events) {
+    all.push(e);
+    onEvent?.(e, all);
+  }
+  return all;
+}
+
+const yesIds = () => ['yes', 'Yes', ' yes', ' Yes'].map((w) => tok.encode(w)).filter((x) => x.length === 1).map((x) => x[0]);
+const noIds = () => ['no', 'No', ' no', ' No'].map((w) => tok.encode(w)).filter((x) => x.length === 1).map((x) => x[0]);
+
+describe('asynchronous reasoning: exactness over the shared cache', () => {
+  it('thinker, writer and control logits equal an oracle that recomputes every K/V from token ids, through probes and mid-flight input', async () => {
+    const recorder = new ForwardRecorder(lm);
+    const checks: { gid: number; stream: StreamName; step: number; logits: Float32Array }[] = [];
+    let turn!: ReturnType<AsyncReasoningEngine['startTurn']>;
+    let calls = 0;
+    const engine = engineWith((stream, logits, step) => {
+      const b = turn.cacheBlocks;
+      const target = stream === 'thinker' ? b.thinkerOutput! : stream === 'writer' ? b.writerOutput! : b.control;
+      if (stream === 'control' || calls++ % 3 === 0) checks.push({ gid: recorder.lastQueryInto(target), stream, step, logits: Float32Array.from(logits) });
+      if (stream === 'control') force(logits, yesIds());
+    });
+    let userStep = -1;
+    turn = engine.startTurn('What is seventeen times three?');
+    await collect(turn.events, (e, all) => {
+      if (e.type === 'answer' && all.filter((x) => x.type === 'answer').length === 5) turn.addUserInput('Actually, make it nineteen times three.');
+      if (e.type === 'user-input' && e.step > 0) userStep = e.step;
+    });
+    await turn.settled();
+    expect(userStep).toBeGreaterThan(0);
+    const streams = new Set(checks.map((c) => c.stream));
+    expect(streams).toEqual(new Set(['thinker', 'writer', 'control']));
+    expect(checks.some((c) => c.stream === 'thinker' && c.step > userStep)).toBe(true);
+    expect(checks.some((c) => c.stream === 'writer' && c.step > userStep)).toBe(true);
+
+    const ref = new ReferenceDecoder(dir);
+    const want = ref.forwardLayout(recorder.fed, new Set(checks.map((c) => c.gid)));
+    const worst = Math.max(...checks.map((c) => maxAbsDiff(c.logits, want[c.gid])));
+    expect(worst).toBeLessThanOrEqual(TOL);
+  }, 120_000);
+
+  it('on a one-layer model, each stream equals a from-scratch forward of its token sequence at its positions', async () => {
+    process.env.ASYNCVOICE_CACHE_DIR = join(root, 'cache');
+    const one = makeTestModel({ out: join(root, 'one-layer'), layers: 1, hidden: 64, heads: 4, kvHeads: 2, headDim: 32, intermediate: 128, seed: 3 });
+    const { lm: lm1 } = await loadCausalLM(one.dir, { maxPositions: 2048 });
+    const recorder = new ForwardRecorder(lm1);
+    const checks: { seq: number[]; logits: Float32Array; stream: StreamName }[] = [];
+    let n = 0;
+    let turn!: ReturnType<AsyncReasoningEngine['startTurn']>;
+    const engine = new AsyncReasoningEngine({
+      lm: lm1,
+      tokenizer: tok,
+      maxThinkingTokens: 30,
+      maxAnswerTokens: 12,
+      controlEvery: 6,
+      logitsHook: (stream, logits) => {
+        const b = turn.cacheBlocks;
+        const target = stream === 'thinker' ? b.thinkerOutput! : stream === 'writer' ? b.writerOutput! : b.control;
+        if (stream === 'control' || n++ % 4 === 0) checks.push({ seq: recorder.lastSequenceInto(target), logits: Float32Array.from(logits), stream });
+        if (stream === 'control') force(logits, yesIds());
+      },
+    });
+    turn = engine.startTurn('Name three primary colours.', { final: false });
+    await collect(turn.events, (e, all) => {
+      if (e.type === 'thinking' && all.filter((x) => x.type === 'thinking').length === 4) {
+        turn.addUserInput('And explain why.');
+        turn.endUserInput();
+      }
+    });
+    expect(new Set(checks.map((c) => c.stream))).toEqual(new Set(['thinker', 'writer', 'control']));
+    const ref = new ReferenceDecoder(one.dir);
+    for (const c of checks) {
+      const last = c.seq.length - 1;
+      const layout = c.seq.map((token, t) => ({ token, position: t, sees: c.seq.slice(0, t + 1).map((_, u) => [u, u] as [number, number]) }));
+      expect(maxAbsDiff(c.logits, ref.forwardLayout(layout, new Set([last]))[last])).toBeLessThanOrEqual(TOL);
+    }
+    await lm1.close();
+  }, 120_000);
+});
+
+describe('asynchronous reasoning: layout', () => {
+  it("each stream sees the other's output at a position of its own layout, as the method lays them out", async () => {
+    const engine = engineWith(() => undefined, { maxThinkingTokens: 4, maxAnswerTokens: 2 });
+    const turn = engine.startTurn('Hi.');
+    let names: Record<string, string[]> | null = null;
+    await collect(turn.events, (e) => {
+      if (e.type === 'thinking' && !names) {
+        const v = turn.views as Record<string, { name: string }[]>;
+        names = Object.fromEntries(Object.entries(v).map(([k, blocks]) => [k, blocks.map((b) => b.name)]));
+      }
+    });
+    const user = ['history', 'user_head', 'user_input'];
+    expect(names).toEqual({
+      user,
+      writer: [...user, 'writer_instructions', 'thinker_output', 'writer_split', 'writer_output'],
+      thinker: [...user, 'thinker_instructions', 'writer_output', 'thinker_split', 'thinker_output'],
+      control: [...user, 'thinker_instructions', 'writer_output', 'thinker_split', 'thinker_output', 'control_question'],
+    });
+    await turn.settled();
+  });
+});
+
+describe('asynchronous reasoning: states and control', () => {
+  it('a "no" from the probe keeps the writer waiting until thinking ends', async () => {
+    const engine = engineWith((stream, logits) => stream === 'control' && force(logits, noIds()));
+    const turn = engine.startTurn('Is seven a prime number?');
+    const events = await collect(turn.events);
+    const r = await turn.result;
+    const controls = events.filter((e) => e.type === 'control');
+    expect(controls.length).toBeGreaterThanOrEqual(3);
+    expect(controls.every((c) => c.type === 'control' && c.decision === 'no' && c.pNo > c.pYes)).toBe(true);
+    expect(events.some((e) => e.type === 'state' && e.to === 'thinker_and_writer')).toBe(false);
+    expect(events.find((e) => e.type === 'state' && e.to === 'writer_only')).toMatchObject({ reason: 'thinking budget spent' });
+    expect(r.metrics.thinkingTokens).toBe(40);
+    expect(r.metrics.firstAnswerTokenStep).toBeGreaterThan(40);
+    await turn.settled();
+  });
+
+  it('yes starts the writer; a writer paragraph end waits for the next yes; </think> hands over; EOS ends', async () => {
+    let answers = 0;
+    let thoughts = 0;
+    let probes = 0;
+    const engine = engineWith(
+      (stream, logits) => {
+        if (stream === 'control') force(logits, probes++ === 1 ? noIds() : yesIds());
+        if (stream === 'writer' && ++answers === 3) force(logits, [PARAGRAPH]);
+        if (stream === 'writer' && answers === 9) force(logits, [id('<|im_end|>')]);
+        if (stream === 'thinker' && ++thoughts === 30) force(logits, [id('</think>')]);
+      },
+      { maxThinkingTokens: 200, maxAnswerTokens: 50 },
+    );
+    const turn = engine.startTurn('Why is the sky blue?');
+    const events = await collect(turn.events);
+    const states = events.flatMap((e) => (e.type === 'state' ? [`${e.to}: ${e.reason}`] : []));
+    // In order (the random model may end more paragraphs of its own; each one pauses too).
+    const expected = [
+      'thinker_only: turn started',
+      'thinker_and_writer: thinker says its thoughts are far enough ahead',
+      'thinker_only: writer finished a paragraph; waiting for the thinker',
+      'thinker_and_writer: thinker says its thoughts are far enough ahead',
+      'writer_only: thinker ended its thoughts',
+      'done: end-of-answer',
+    ];
+    let at = 0;
+    for (const s of states) if (s === expected[at]) at++;
+    expect(at).toBe(expected.length);
+    // After every paragraph pause, no answer token until a yes (or the end of thinking); the
+    // pause after the forced paragraph end saw a "no" first.
+    const pauses = events.flatMap((e, i) => (e.type === 'state' && e.reason.startsWith('writer finished a paragraph') ? [i] : []));
+    expect(pauses.length).toBeGreaterThanOrEqual(1);
+    for (const p of pauses) {
+      const resume = events.findIndex((e, i) => i > p && e.type === 'state' && (e.to === 'thinker_and_writer' || e.to === 'writer_only'));
+      expect(resume).toBeGreaterThan(p);
+      expect(events.slice(p, resume).some((e) => e.type === 'answer')).toBe(false);
+    }
+    const firstPauseControls = events.slice(pauses[0]).filter((e) => e.type === 'control').slice(0, 2);
+    expect(firstPauseControls.map((e) => e.type === 'control' && e.decision)).toEqual(['no', 'yes']);
+    const r = await turn.result;
+    expect(r.reason).toBe('end-of-answer');
+    expect(r.metrics.answerTokens).toBe(8);
+    expect(r.metrics.thinkingTokens).toBe(29);
+    await turn.settled();
+  });
+
+  it('forbidden tokens never appear in their stream, however strongly the model wants them', async () => {
+    const thinkerBad = ['<|im_start|>', '<|im_end|>', '<think>', '<|endoftext|>'].map(id);
+    const writerBad = ['<|im_start|>', '<think>', '</think>', '<|endoftext|>'].map(id);
+    const engine = engineWith((stream, logits) => {
+      if (stream === 'thinker') force(logits, thinkerBad);
+      if (stream === 'writer') force(logits, writerBad);
+      if (stream === 'control') force(logits, yesIds());
+    });
+    const turn = engine.startTurn('Tell me a fact about owls.');
+    const events = await collect(turn.events);
+    const thought = events.flatMap((e) => (e.type === 'thinking' ? [e.tokenId] : []));
+    const said = events.flatMap((e) => (e.type === 'answer' ? [e.tokenId] : []));
+    expect(thought.length).toBeGreaterThan(10);
+    expect(said.length).toBeGreaterThan(10);
+    for (const t of thinkerBad) expect(thought).not.toContain(t);
+    for (const t of writerBad) expect(said).not.toContain(t);
+    await turn.settled();
+  });
+
+  it('abort stops within one step, from the turn or an AbortSignal', async () => {
+    const engine = engineWith(() => undefined, { maxThinkingTokens: 400 });
+    const turn = engine.startTurn('Count to a hundred.');
+    let abortStep = -1;
+    const events = await collect(turn.events, (e) => {
+      if (e.type === 'thinking' && e.step === 5) {
+        abortStep = e.step;
+        turn.abort();
+      }
+    });
+    const done = events.at(-1)!;
+    expect(done).toMatchObject({ type: 'done', reason: 'aborted' });
+    expect(done.step - abortStep).toBeLessThanOrEqual(1);
+    await turn.settled();
+    expect(engine.history).toHaveLength(0); // an aborted turn is not part of the conversation
+
+    const ac = new AbortController();
+    const t2 = engine.startTurn('Count to a hundred.', { signal: ac.signal });
+    const ev2 = await collect(t2.events, (e) => e.type === 'thinking' && e.step === 3 && ac.abort());
+    expect(ev2.at(-1)).toMatchObject({ type: 'done', reason: 'aborted' });
+    expect(ev2.at(-1)!.step).toBeLessThanOrEqual(4);
+    await t2.settled();
+  });
+});
+
+describe('asynchronous reasoning: listening and barge-in', () => {
+  it('thinks on a partial transcript, takes the rest as it comes, and speaks only after the user stops', async () => {
+    const engine = engineWith((stream, logits) => stream === 'control' && force(logits, yesIds()));
+    const turn = engine.startTurn('What is seventeen', { final: false });
+    let endStep = -1;
+    const events = await collect(turn.events, (e, all) => {
+      const thoughts = all.filter((x) => x.type === 'thinking').length;
+      if (e.type === 'thinking' && thoughts === 6) turn.addUserInput('times three?');
+      if (e.type === 'thinking' && thoughts === 20) {
+        endStep = e.step;
+        turn.endUserInput();
+      }
+    });
+    const firstAnswer = events.find((e) => e.type === 'answer')!;
+    expect(firstAnswer.step).toBeGreaterThan(endStep);
+    expect(events.filter((e) => e.type === 'control').every((e) => e.step >= endStep)).toBe(true);
+    const inputs = events.filter((e) => e.type === 'user-input');
+    expect(inputs.map((e) => e.type === 'user-input' && e.text)).toEqual(['What is seventeen', 'times three?']);
+    expect(engine.history[0].user).toBe('What is seventeen times three?');
+    await turn.settled();
+  });
+
+  it('barge-in keeps exactly the heard tokens, trims the rest, marks the interruption, and the thinker keeps its thoughts', async () => {
+    const engine = engineWith((stream, logits) => stream === 'control' && force(logits, yesIds()), { maxAnswerTokens: 40, maxThinkingTokens: 120 });
+    const turn = engine.startTurn('Describe the water cycle.');
+    const answerIds: number[] = [];
+    let snapshot: { writer: number[]; thinker: number[]; user: string } | null = null;
+    let thinkerBefore: number[] = [];
+    let interrupted: Extract<EngineEvent, { type: 'interrupted' }> | null = null;
+    let producedAtInterrupt = 0;
+    const heardTokens = 5;
+    await collect(turn.events, (e) => {
+      if (e.type === 'answer') answerIds.push(e.tokenId);
+      if (e.type === 'answer' && answerIds.length === 12 && !interrupted) {
+        thinkerBefore = [...turn.cacheBlocks.thinkerOutput!.tokens];
+        turn.interrupt({ heardChars: tok.decode(answerIds.slice(0, heardTokens)).length });
+        turn.addUserInput('Wait, what about snow?');
+      }
+      if (e.type === 'interrupted') {
+        interrupted = e;
+        producedAtInterrupt = answerIds.length;
+      }
+      if (interrupted && !snapshot && e.type === 'thinking' && e.step > interrupted.step) {
+        const b = turn.cacheBlocks;
+        snapshot = { writer: [...b.writerOutput!.tokens], thinker: [...b.thinkerOutput!.tokens], user: tok.decode(b.userInput.tokens) };
+        turn.endUserInput();
+      }
+    });
+    expect(producedAtInterrupt).toBeGreaterThanOrEqual(12);
+    expect(interrupted).toMatchObject({ keptTokens: heardTokens, trimmedTokens: producedAtInterrupt - heardTokens, heardText: tok.decode(answerIds.slice(0, heardTokens)) });
+    const start = tok.encode('\n\n');
+    const marker = tok.encode(' (interrupted by the user)\n\n');
+    // In the cache: the answer's start, exactly the heard tokens, then the marker (its last token is fed with the writer's next step).
+    expect(snapshot!.writer).toEqual([...start, ...answerIds.slice(0, heardTokens), ...marker.slice(0, -1)]);
+    expect(snapshot!.thinker.slice(0, thinkerBefore.length)).toEqual(thinkerBefore);
+    expect(snapshot!.user).toBe('Describe the water cycle.\n\n(The user interrupts the answer: Wait, what about snow?)');
+    const r = await turn.result;
+    expect(r.answer.startsWith(tok.decode(answerIds.slice(0, heardTokens)))).toBe(true);
+    await turn.settled();
+  });
+});
+
+describe('asynchronous reasoning: conversation', () => {
+  it('a finished turn joins the history; later turns see it; old turns make room when the context is full', async () => {
+    const engine = engineWith((stream, logits) => stream === 'control' && force(logits, yesIds()), { maxThinkingTokens: 16, maxAnswerTokens: 8 });
+    const t1 = engine.startTurn('My name is Ada.');
+    const r1 = await t1.result;
+    await t1.settled();
+    expect(engine.history).toEqual([{ user: 'My name is Ada.', assistant: r1.answer.trim() }]);
+    const historyText = tok.decode(engine.historyBlock.tokens);
+    expect(historyText).toBe(`<|im_start|>user\nMy name is Ada.<|im_end|>\n<|im_start|>assistant\n${r1.answer.trim()}<|im_end|>\n`);
+    const t2 = engine.startTurn('What is my name?');
+    await collect(t2.events, (e) => {
+      if (e.type === 'thinking' && e.step === 1) expect(t2.views.thinker?.[0]).toBe(engine.historyBlock);
+    });
+    await t2.settled();
+    expect(engine.history).toHaveLength(2);
+  });
+
+  it('drops the oldest exchanges when the context would overflow, and refuses a turn that cannot fit', async () => {
+    process.env.ASYNCVOICE_CACHE_DIR = join(root, 'cache');
+    const small = await loadCausalLM(join(root, 'gqa-tied-fp32'), { maxPositions: 900 });
+    const engine = new AsyncReasoningEngine({
+      lm: small.lm,
+      tokenizer: tok,
+      maxThinkingTokens: 60,
+      maxAnswerTokens: 120,
+      logitsHook: (stream, logits) => stream === 'control' && force(logits, yesIds()),
+    });
+    for (let i = 0; i < 5; i++) {
+      const t = engine.startTurn(`Question number ${i}: tell me something long.`);
+      await t.result;
+      await t.settled();
+    }
+    expect(engine.history.length).toBeLessThan(5);
+    expect(engine.history.at(-1)!.user).toBe('Question number 4: tell me something long.');
+    const tooBig = new AsyncReasoningEngine({ lm: small.lm, tokenizer: tok, maxThinkingTokens: 800, maxAnswerTokens: 800 });
+    await expect(tooBig.startTurn('Hello').result).rejects.toThrow(/needs \d+ positions .* more than the model's 900/);
+    await small.lm.close();
+  });
+});
