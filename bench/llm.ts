@@ -6,15 +6,13 @@
  *   npm run bench:llm -- [--preset qwen3-0.6b] [--contexts 64,512,2048] [--modes rotate-query,rotate-keys]
  *                        [--decode-steps 8] [--threads N] [--device cpu]
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ProgressBar } from '../src/cli/progress.ts';
 import type { CausalLM } from '../src/llm/causal-lm.ts';
 import { ROPE_MODES, type RopeMode } from '../src/llm/decoder-graph.ts';
 import { loadCausalLM } from '../src/llm/load.ts';
-import { makeTestModel } from '../src/llm/test-model.ts';
 import type { ExecutionProvider } from '../src/llm/backend.ts';
+import { benchModel, fmt, median } from './shared.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -31,16 +29,9 @@ const modes = args.modes!.split(',') as RopeMode[];
 const decodeSteps = Number(args['decode-steps']);
 const PREFILL_CHUNK = 512;
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const fmt = (x: number, d = 1) => x.toFixed(d);
 const tokensFor = (n: number, salt: number) => Array.from({ length: n }, (_, i) => 1000 + ((i * 7919 + salt * 104729) % 140000));
 
-const modelDir = join(process.cwd(), '.cache', 'bench', `${args.preset}-bf16`);
-if (!existsSync(join(modelDir, 'model.safetensors'))) {
-  const bar = new ProgressBar(`making ${args.preset} (random weights, bf16)`);
-  makeTestModel({ out: modelDir, preset: args.preset, dtype: 'bfloat16', seed: 0, onProgress: (d, t, n) => bar.update(d, t, n) });
-  bar.done();
-}
+const modelDir = benchModel(args.preset!);
 
 interface ContextFigures {
   context: number;

@@ -66,7 +66,16 @@ export class CausalLM {
     return b;
   }
 
-  async forward(rows: ForwardRow[]): Promise<ForwardResult> {
+  /** One step at a time: steps share scratch buffers and each commits into the cache the next one reads. */
+  forward(rows: ForwardRow[]): Promise<ForwardResult> {
+    const next = this.queue.then(() => this.step(rows));
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private async step(rows: ForwardRow[]): Promise<ForwardResult> {
     const t0 = performance.now();
     if (rows.length === 0) throw new RuntimeUsageError('forward needs at least one row');
     const targets = new Set<CacheBlock>();

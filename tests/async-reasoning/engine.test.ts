@@ -133,7 +133,7 @@ describe('asynchronous reasoning: layout', () => {
     let names: Record<string, string[]> | null = null;
     await collect(turn.events, (e) => {
       if (e.type === 'thinking' && !names) {
-        const v = turn.views as Record<string, { name: string }[]>;
+        const v = turn.views as unknown as Record<string, { name: string }[]>;
         names = Object.fromEntries(Object.entries(v).map(([k, blocks]) => [k, blocks.map((b) => b.name)]));
       }
     });

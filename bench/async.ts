@@ -1,0 +1,113 @@
+/**
+ * Asynchronous-reasoning benchmark, on a random-weight model with real Qwen3 shapes:
+ *  1. a batched thinker+writer step vs a single-stream step, over the async layout (goal ≤ 1.3×);
+ *  2. the share of a step spent on cache bookkeeping (goal ≤ 5 %);
+ *  3. first-answer-token time and total delay, async vs think-then-answer (and no-think), on a
+ *     fixed set of questions, with ratios. All figures come from this one run.
+ *
+ *   npm run bench:async -- [--preset qwen3-0.6b] [--max-thinking 96] [--max-answer 32] [--steps 12]
+ */
+import { parseArgs } from 'node:util';
+import { AsyncReasoningEngine } from '../src/async-reasoning/engine.ts';
+import { promptSetFor } from '../src/async-reasoning/prompts.ts';
+import type { Mode, TurnResult } from '../src/async-reasoning/events.ts';
+import { ProgressBar } from '../src/cli/progress.ts';
+import { loadCausalLM } from '../src/llm/load.ts';
+import { Tokenizer } from '../src/llm/tokenizer.ts';
+import { benchModel, fmt, median } from './shared.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    preset: { type: 'string', default: 'qwen3-0.6b' },
+    'max-thinking': { type: 'string', default: '96' },
+    'max-answer': { type: 'string', default: '32' },
+    steps: { type: 'string', default: '12' },
+  },
+});
+const QUESTIONS = ['Why is the sky blue?', 'What is seventeen times three?', 'How do vaccines train the immune system?'];
+
+const dir = benchModel(args.preset!);
+const bar = new ProgressBar('graph');
+const { lm, config } = await loadCausalLM(dir, { maxPositions: 4096, onProgress: (p) => p.stage === 'build' && bar.update(p.done, p.total, p.what) });
+bar.done();
+const tokenizer = await Tokenizer.fromFolder(dir);
+
+// 1 + 2: steps over the real async layout, in the middle of a turn (prompts, 200 thoughts, 40 answer tokens).
+process.stderr.write('measuring batched vs single-stream steps...\n');
+// The async layout built from the real prompt set (the engine's own blocks, without its loop).
+const p = promptSetFor((t) => tokenizer.tokenId(t) !== undefined);
+const block = (name: string) => lm.cache.createBlock(name);
+const [history, userHead, userInput, thinkerInstr, writerInstr, thinkerSplit, writerSplit, thinkerOut, writerOut] = [
+  'history', 'user_head', 'user_input', 'thinker_instructions', 'writer_instructions', 'thinker_split', 'writer_split', 'thinker_output', 'writer_output',
+].map(block);
+const user = [history, userHead, userInput];
+const views = {
+  thinker: [...user, thinkerInstr, writerOut, thinkerSplit, thinkerOut],
+  writer: [...user, writerInstr, thinkerOut, writerSplit, writerOut],
+};
+const feed = (view: typeof user, text: string) => lm.forward([{ view, tokens: tokenizer.encode(text) }]);
+await feed([history, userHead], p.userHead);
+await feed(user, QUESTIONS[0]);
+await feed([...user, thinkerInstr], p.thinkerInstructions);
+await feed([...user, writerInstr], p.writerInstructions);
+await feed([...user, thinkerInstr, writerOut, thinkerSplit], p.thinkerSplit);
+await feed([...user, writerInstr, thinkerOut, writerSplit], p.writerSplit);
+await lm.forward([{ view: views.thinker, tokens: Array.from({ length: 200 }, (_, i) => 1000 + i) }]);
+await lm.forward([{ view: views.writer, tokens: Array.from({ length: 40 }, (_, i) => 3000 + i) }]);
+const one: number[] = [];
+const two: number[] = [];
+const book: number[] = [];
+const steps = Number(args.steps);
+for (let i = 0; i < steps + 2; i++) {
+  // Interleaved, so drift on a noisy machine hits both alike.
+  let t = performance.now();
+  await lm.forward([{ view: views.thinker, tokens: [500 + i], persist: false }]);
+  if (i >= 2) one.push(performance.now() - t);
+  t = performance.now();
+  await lm.forward([
+    { view: views.thinker, tokens: [600 + i], persist: false },
+    { view: views.writer, tokens: [700 + i], persist: false },
+  ]);
+  if (i >= 2) {
+    two.push(performance.now() - t);
+    const s = lm.lastStep;
+    book.push((s.prepareMs + s.commitMs) / (s.prepareMs + s.runMs + s.commitMs));
+  }
+}
+const ctx = views.thinker.reduce((a, b) => a + b.length, 0);
+for (const b of [history, userHead, userInput, thinkerInstr, writerInstr, thinkerSplit, writerSplit, thinkerOut, writerOut]) b.drop();
+
+// 3: whole turns.
+const results: Record<Mode, TurnResult[]> = { async: [], think: [], nothink: [] };
+for (const q of QUESTIONS) {
+  for (const mode of ['async', 'think', 'nothink'] as Mode[]) {
+    process.stderr.write(`turn: ${mode} — ${q}\n`);
+    const e = new AsyncReasoningEngine({ lm, tokenizer, maxThinkingTokens: Number(args['max-thinking']), maxAnswerTokens: Number(args['max-answer']) });
+    const turn = e.startTurn(q, { mode });
+    for await (const _ of turn.events);
+    results[mode].push(await turn.result);
+    await turn.settled();
+  }
+}
+
+console.log(`\nAsync-reasoning benchmark — ${config.modelType} ${args.preset} shapes, random weights, fp32, CPU`);
+console.log(`\n1. step cost over the async layout (thinker view ${ctx} tokens), median of ${steps}:`);
+console.log(`   single stream ${fmt(median(one))} ms; thinker+writer batched ${fmt(median(two))} ms; ratio ${fmt(median(two) / median(one), 2)}× (goal ≤ 1.3×; two separate steps would be 2×)`);
+console.log(`2. cache bookkeeping (views, masks, committing K/V) per batched step: ${fmt(100 * median(book), 2)} % (goal ≤ 5 %)`);
+console.log(`\n3. turns (max ${args['max-thinking']} thinking / ${args['max-answer']} answer tokens; speech at 165 words/min):`);
+console.log('   question                                      mode     first answer ms (step)   total delay ms   thinking tok   probes');
+for (let i = 0; i < QUESTIONS.length; i++) {
+  for (const mode of ['async', 'think', 'nothink'] as Mode[]) {
+    const m = results[mode][i].metrics;
+    console.log(
+      `   ${QUESTIONS[i].slice(0, 44).padEnd(44)}  ${mode.padEnd(7)}  ${`${fmt(m.firstAnswerTokenMs ?? NaN, 0)} (${m.firstAnswerTokenStep})`.padStart(22)}  ${fmt(m.totalDelayMs, 0).padStart(15)}  ${String(m.thinkingTokens).padStart(13)}  ${String(m.controlProbes).padStart(7)}`,
+    );
+  }
+}
+const avg = (mode: Mode, f: (r: TurnResult) => number) => results[mode].reduce((a, r) => a + f(r), 0) / results[mode].length;
+const fat = (r: TurnResult) => r.metrics.firstAnswerTokenMs ?? NaN;
+const del = (r: TurnResult) => r.metrics.totalDelayMs;
+console.log(`\n   mean first answer token: async ${fmt(avg('async', fat), 0)} ms, think ${fmt(avg('think', fat), 0)} ms → think/async ${fmt(avg('think', fat) / avg('async', fat), 2)}×`);
+console.log(`   mean total delay:        async ${fmt(avg('async', del), 0)} ms, think ${fmt(avg('think', del), 0)} ms → think/async ${fmt(avg('think', del) / avg('async', del), 2)}×`);
+console.log('   (random weights: the thinker never closes its thoughts, so think mode always spends its whole budget; when async starts writing is decided by this model\'s own probe answers.)');
+await lm.close();
