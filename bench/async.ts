@@ -37,21 +37,25 @@ process.stderr.write('measuring batched vs single-stream steps...\n');
 // The async layout built from the real prompt set (the engine's own blocks, without its loop).
 const p = promptSetFor((t) => tokenizer.tokenId(t) !== undefined);
 const block = (name: string) => lm.cache.createBlock(name);
-const [history, userHead, userInput, thinkerInstr, writerInstr, thinkerSplit, writerSplit, thinkerOut, writerOut] = [
-  'history', 'user_head', 'user_input', 'thinker_instructions', 'writer_instructions', 'thinker_split', 'writer_split', 'thinker_output', 'writer_output',
+const [sysW, sysT, history, userHead, userInput, thinkerTail, writerTail, thinkerSplit, writerSplit, thinkerOut, writerOut] = [
+  'writer_system', 'thinker_system', 'history', 'user_head', 'user_input', 'thinker_tail', 'writer_tail', 'thinker_split', 'writer_split', 'thinker_output', 'writer_output',
 ].map(block);
 const user = [history, userHead, userInput];
 const views = {
-  thinker: [...user, thinkerInstr, writerOut, thinkerSplit, thinkerOut],
-  writer: [...user, writerInstr, thinkerOut, writerSplit, writerOut],
+  thinker: [sysT, ...user, thinkerTail, writerOut, thinkerSplit, thinkerOut],
+  writer: [sysW, ...user, writerTail, thinkerOut, writerSplit, writerOut],
 };
-const feed = (view: typeof user, text: string) => lm.forward([{ view, tokens: tokenizer.encode(text) }]);
+const feed = async (view: typeof user, text: string) => {
+  if (text) await lm.forward([{ view, tokens: tokenizer.encode(text) }]);
+};
+await feed([sysW], p.writerSystem);
+await feed([sysT], p.thinkerSystem);
 await feed([history, userHead], p.userHead);
 await feed(user, QUESTIONS[0]);
-await feed([...user, thinkerInstr], p.thinkerInstructions);
-await feed([...user, writerInstr], p.writerInstructions);
-await feed([...user, thinkerInstr, writerOut, thinkerSplit], p.thinkerSplit);
-await feed([...user, writerInstr, thinkerOut, writerSplit], p.writerSplit);
+await feed([sysT, ...user, thinkerTail], p.thinkerTail);
+await feed([sysW, ...user, writerTail], p.writerTail);
+await feed([sysT, ...user, thinkerTail, writerOut, thinkerSplit], p.thinkerSplit);
+await feed([sysW, ...user, writerTail, thinkerOut, writerSplit], p.writerSplit);
 await lm.forward([{ view: views.thinker, tokens: Array.from({ length: 200 }, (_, i) => 1000 + i) }]);
 await lm.forward([{ view: views.writer, tokens: Array.from({ length: 40 }, (_, i) => 3000 + i) }]);
 const one: number[] = [];
@@ -75,7 +79,7 @@ for (let i = 0; i < steps + 2; i++) {
   }
 }
 const ctx = views.thinker.reduce((a, b) => a + b.length, 0);
-for (const b of [history, userHead, userInput, thinkerInstr, writerInstr, thinkerSplit, writerSplit, thinkerOut, writerOut]) b.drop();
+for (const b of [sysW, sysT, history, userHead, userInput, thinkerTail, writerTail, thinkerSplit, writerSplit, thinkerOut, writerOut]) b.drop();
 
 // 3: whole turns.
 const results: Record<Mode, TurnResult[]> = { async: [], think: [], nothink: [] };

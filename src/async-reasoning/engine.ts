@@ -59,7 +59,9 @@ export class AsyncReasoningEngine {
   readonly tokenizer: Tokenizer;
   readonly prompts: PromptSet;
   readonly history: HistoryEntry[] = [];
-  /** The conversation so far (start marker + finished exchanges), shared by every view. */
+  /** Each stream's standing instructions, encoded once per conversation (see prompts.ts). */
+  readonly systemBlocks: { writer: CacheBlock; thinker: CacheBlock; plain: CacheBlock };
+  /** The finished exchanges, shared by every view. */
   /** @internal */
   readonly historyBlock: CacheBlock;
   private historyReady: Promise<void>;
@@ -72,8 +74,16 @@ export class AsyncReasoningEngine {
     this.prompts = opts.prompts ?? promptSetFor((t) => opts.tokenizer.tokenId(t) !== undefined, { safety: opts.safety });
     this.opts = { controlEvery: 20, maxThinkingTokens: 512, maxAnswerTokens: 512, ...opts };
     this.historyBlock = this.lm.cache.createBlock('history');
-    const start = this.prompts.conversationStart ? this.tokenizer.encode(this.prompts.conversationStart) : [];
-    this.historyReady = start.length ? this.lm.forward([{ view: [this.historyBlock], tokens: start }]).then(() => undefined) : Promise.resolve();
+    const sys = (name: string, text: string) => {
+      const b = this.lm.cache.createBlock(name);
+      const ids = text ? this.tokenizer.encode(text) : [];
+      return { b, ready: ids.length ? this.lm.forward([{ view: [b], tokens: ids }]) : Promise.resolve() };
+    };
+    const w = sys('writer_system', this.prompts.writerSystem);
+    const t = sys('thinker_system', this.prompts.thinkerSystem);
+    const p = sys('plain_system', this.prompts.plainSystem);
+    this.systemBlocks = { writer: w.b, thinker: t.b, plain: p.b };
+    this.historyReady = Promise.all([w.ready, t.ready, p.ready]).then(() => undefined);
   }
 
   /** @internal */
@@ -113,18 +123,18 @@ export class AsyncReasoningEngine {
 
   /** Drops the oldest exchanges until `needed` more positions fit after the history. */
   async makeRoom(needed: number): Promise<void> {
-    while (this.historyBlock.length + needed > this.lm.maxPositions && this.history.length) {
+    const s = this.systemBlocks;
+    const total = () => Math.max(s.writer.length, s.thinker.length, s.plain.length) + this.historyBlock.length + needed;
+    while (total() > this.lm.maxPositions && this.history.length) {
       this.history.shift();
       const kept = [...this.history];
       this.history.length = 0;
       this.historyBlock.clear();
-      const start = this.prompts.conversationStart ? this.tokenizer.encode(this.prompts.conversationStart) : [];
-      if (start.length) await this.lm.forward([{ view: [this.historyBlock], tokens: start }]);
       for (const e of kept) await this.appendHistory(e);
     }
-    if (this.historyBlock.length + needed > this.lm.maxPositions) {
+    if (total() > this.lm.maxPositions) {
       throw new RuntimeUsageError(
-        `this turn needs ${needed} positions beyond the history, more than the model's ${this.lm.maxPositions}; lower the token budgets or raise --max-context`,
+        `this turn needs ${total() - this.historyBlock.length} positions beyond the history, more than the model's ${this.lm.maxPositions}; lower the token budgets or raise --max-context`,
       );
     }
   }
@@ -180,8 +190,8 @@ export class Turn {
 
   private userHead!: CacheBlock;
   private userInput!: CacheBlock;
-  private writerInstr!: CacheBlock;
-  private thinkerInstr!: CacheBlock;
+  private writerTail!: CacheBlock;
+  private thinkerTail!: CacheBlock;
   private writerSplit!: CacheBlock;
   private thinkerSplit!: CacheBlock;
   private control!: CacheBlock;
@@ -261,8 +271,8 @@ export class Turn {
       history: this.engine.historyBlock,
       userHead: this.userHead,
       userInput: this.userInput,
-      writerInstructions: this.writerInstr,
-      thinkerInstructions: this.thinkerInstr,
+      writerTail: this.writerTail,
+      thinkerTail: this.thinkerTail,
       writerSplit: this.writerSplit,
       thinkerSplit: this.thinkerSplit,
       control: this.control,
@@ -273,12 +283,15 @@ export class Turn {
 
   /** Each row's view, in order; the last block is the one the row writes. */
   get views() {
+    // Blocks shared by both streams (history, the user's words) are encoded without either
+    // stream's system block, so both can place them after their own.
     const user = [this.engine.historyBlock, this.userHead, this.userInput];
-    if (this.mode !== 'async') return { user, single: [...user, this.thinkerInstr, this.thinker.block] };
-    const thinker = [...user, this.thinkerInstr, this.writer.block, this.thinkerSplit, this.thinker.block];
+    const sys = this.engine.systemBlocks;
+    if (this.mode !== 'async') return { user, single: [sys.plain, ...user, this.thinkerTail, this.thinker.block] };
+    const thinker = [sys.thinker, ...user, this.thinkerTail, this.writer.block, this.thinkerSplit, this.thinker.block];
     return {
       user,
-      writer: [...user, this.writerInstr, this.thinker.block, this.writerSplit, this.writer.block],
+      writer: [sys.writer, ...user, this.writerTail, this.thinker.block, this.writerSplit, this.writer.block],
       thinker,
       control: [...thinker, this.control],
     };
@@ -369,7 +382,7 @@ export class Turn {
     const { lm, tokenizer, prompts: p } = this.engine;
     const o = this.engine.options;
     const userIds = tokenizer.encodeText(this.userText);
-    const fixed = [p.userHead, p.thinkerInstructions, p.thinkerSplit, p.thinkerOutputPrefix, p.writerInstructions, p.writerSplit, p.thinkTail]
+    const fixed = [p.userHead, p.thinkerTail, p.thinkerSplit, p.thinkerOutputPrefix, p.writerTail, p.writerSplit, p.thinkTail]
       .map((t) => this.ids(t).length)
       .reduce((a, b) => a + b, 0);
     // Room for the prompts, both budgets and some listening; the oldest history goes first.
@@ -415,23 +428,29 @@ export class Turn {
   private async runAsync(): Promise<void> {
     const { lm, prompts: p, tokenizer } = this.engine;
     const o = this.engine.options;
-    this.writerInstr = this.newBlock('writer_instructions');
-    this.thinkerInstr = this.newBlock('thinker_instructions');
+    this.writerTail = this.newBlock('writer_tail');
+    this.thinkerTail = this.newBlock('thinker_tail');
     this.writerSplit = this.newBlock('writer_split');
     this.thinkerSplit = this.newBlock('thinker_split');
     this.control = this.newBlock('control_question');
     this.thinker = this.newStream(this.newBlock('thinker_output'), p.thinkerForbidden);
     this.writer = this.newStream(this.newBlock('writer_output'), p.writerForbidden);
+    const sys = this.engine.systemBlocks;
     const user = this.views.user;
-    // Prompt blocks in dependency order; independent ones share a call.
-    await lm.forward([
-      { view: [...user, this.thinkerInstr], tokens: this.ids(p.thinkerInstructions) },
-      { view: [...user, this.writerInstr], tokens: this.ids(p.writerInstructions) },
-    ]);
-    await lm.forward([
-      { view: [...user, this.thinkerInstr, this.writer.block, this.thinkerSplit], tokens: this.ids(p.thinkerSplit) },
-      { view: [...user, this.writerInstr, this.thinker.block, this.writerSplit], tokens: this.ids(p.writerSplit) },
-    ]);
+    const rows = (list: ForwardRow[]) => list.filter((r) => r.tokens.length);
+    // Per-turn separators in dependency order; independent ones share a call.
+    await lm.forward(
+      rows([
+        { view: [sys.thinker, ...user, this.thinkerTail], tokens: this.ids(p.thinkerTail) },
+        { view: [sys.writer, ...user, this.writerTail], tokens: this.ids(p.writerTail) },
+      ]),
+    );
+    await lm.forward(
+      rows([
+        { view: [sys.thinker, ...user, this.thinkerTail, this.writer.block, this.thinkerSplit], tokens: this.ids(p.thinkerSplit) },
+        { view: [sys.writer, ...user, this.writerTail, this.thinker.block, this.writerSplit], tokens: this.ids(p.writerSplit) },
+      ]),
+    );
     this.thinker.pending = this.ids(p.thinkerOutputPrefix);
     this.writer.pending = this.ids(p.writerOutputStart);
     this.setState('thinker_only', 'turn started');
@@ -594,12 +613,12 @@ export class Turn {
       if (row) await lm.forward([row]);
       else await this.waitForInput();
     }
-    this.thinkerInstr = this.newBlock('prompt_tail');
+    this.thinkerTail = this.newBlock('prompt_tail');
     const out = this.newBlock('output');
     this.thinker = this.newStream(out, p.thinkerForbidden.filter((t) => !p.answerEnd.includes(t)));
     this.writer = this.newStream(out, p.writerForbidden);
     const tail = this.ids(this.mode === 'think' ? p.thinkTail : p.noThinkTail);
-    await lm.forward([{ view: [...this.views.user, this.thinkerInstr], tokens: tail.slice(0, -1) }]);
+    await lm.forward([{ view: [this.engine.systemBlocks.plain, ...this.views.user, this.thinkerTail], tokens: tail.slice(0, -1) }]);
     let thinking = this.mode === 'think';
     this.setState(thinking ? 'thinker_only' : 'writer_only', 'turn started');
     let pending = tail.slice(-1);

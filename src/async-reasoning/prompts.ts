@@ -1,21 +1,27 @@
 /**
  * Prompt sets for asynchronous reasoning, kept as data: one per chat format. The wording is ours;
- * the block layout follows the method (see docs/architecture.md, "Asynchronous reasoning").
+ * the block layout follows the method (see docs/architecture.md, "Asynchronous reasoning"):
  *
- *   writer view:  [history, userHead, userInput, writerInstructions, thinkerOutput, writerSplit, writerOutput]
- *   thinker view: [history, userHead, userInput, thinkerInstructions, writerOutput, thinkerSplit, thinkerOutput]
+ *   writer view:  [writerSystem, history, userHead, userInput, writerTail, thinkerOutput, writerSplit, writerOutput]
+ *   thinker view: [thinkerSystem, history, userHead, userInput, thinkerTail, writerOutput, thinkerSplit, thinkerOutput]
  *   control view: thinker view + [controlQuestion]
+ *
+ * The system blocks are encoded once per conversation, not per turn: a turn only pays for the
+ * user's words and a few short separators before the thinker starts.
  */
 export interface PromptSet {
   name: string;
-  /** Put once at the very start of the conversation (a BOS token for some families). */
-  conversationStart: string;
+  /** Each stream's standing instructions, first in its views (with any BOS the family needs). */
+  writerSystem: string;
+  thinkerSystem: string;
+  /** What baselines (one plain stream) start with: the family's BOS, or nothing. */
+  plainSystem: string;
   /** Opens the user's turn; shared by both streams so the user's words are encoded once. */
   userHead: string;
-  /** After the user's words, in the writer's view; left open: the thinker's output prefix closes the turn. */
-  writerInstructions: string;
-  /** After the user's words, in the thinker's view; ends by opening the assistant turn that holds the answer. */
-  thinkerInstructions: string;
+  /** After the user's words, in the writer's view; may be empty (the thinker's output prefix closes the turn). */
+  writerTail: string;
+  /** After the user's words, in the thinker's view; opens the assistant turn that holds the answer. */
+  thinkerTail: string;
   /** Between the thoughts and the answer, in the writer's view. */
   writerSplit: string;
   /** Between the answer and the thoughts, in the thinker's view. */
@@ -51,7 +57,7 @@ export interface PromptSet {
 const SHARED_THINKER_DUTIES =
   'You are the private reasoning of a voice assistant that thinks and speaks at the same time. ' +
   'Nobody hears your thoughts: a separate speaker turns them into the spoken answer, which appears above your thoughts and keeps growing while you think. ' +
-  'Think step by step, in short paragraphs. From time to time you will be asked whether your thoughts are far enough ahead of the spoken answer for it to say one more paragraph: ' +
+  'Think step by step, in short paragraphs, about the user\'s latest message. From time to time you will be asked whether your thoughts are far enough ahead of the spoken answer for it to say one more paragraph: ' +
   'answer yes when they are, no when you need to think further first. Give the speaker something true to say early, keep checking the answer so far against your reasoning, ' +
   'and if the user adds or corrects something, take it into account at once.';
 
@@ -74,10 +80,12 @@ const SAFETY_WRITER_DUTIES =
 function chatml(safety: boolean): PromptSet {
   return {
     name: safety ? 'chatml-safety' : 'chatml',
-    conversationStart: '',
+    writerSystem: `<|im_start|>system\n${safety ? SAFETY_WRITER_DUTIES : WRITER_DUTIES}<|im_end|>\n`,
+    thinkerSystem: `<|im_start|>system\n${safety ? SAFETY_THINKER_DUTIES : SHARED_THINKER_DUTIES}<|im_end|>\n`,
+    plainSystem: '',
     userHead: '<|im_start|>user\n',
-    writerInstructions: `\n\n${safety ? SAFETY_WRITER_DUTIES : WRITER_DUTIES}`,
-    thinkerInstructions: `\n\n${safety ? SAFETY_THINKER_DUTIES : SHARED_THINKER_DUTIES}<|im_end|>\n<|im_start|>assistant\n`,
+    writerTail: '',
+    thinkerTail: '<|im_end|>\n<|im_start|>assistant\n',
     writerSplit: '\n(Further private thoughts continue here while the answer is spoken.)\n</think>',
     thinkerSplit: '\n(The spoken answer continues here while you think.)',
     thinkerOutputPrefix: '<|im_end|>\n<|im_start|>assistant\n<think>\n',
@@ -102,10 +110,13 @@ function chatml(safety: boolean): PromptSet {
 function deepseekR1(safety: boolean): PromptSet {
   return {
     name: safety ? 'deepseek-r1-safety' : 'deepseek-r1',
-    conversationStart: '<｜begin▁of▁sentence｜>',
+    // R1 distills are tuned without a system role: the duties lead the conversation as plain text.
+    writerSystem: `<｜begin▁of▁sentence｜>${safety ? SAFETY_WRITER_DUTIES : WRITER_DUTIES}\n\n`,
+    thinkerSystem: `<｜begin▁of▁sentence｜>${safety ? SAFETY_THINKER_DUTIES : SHARED_THINKER_DUTIES}\n\n`,
+    plainSystem: '<｜begin▁of▁sentence｜>',
     userHead: '<｜User｜>',
-    writerInstructions: `\n\n${safety ? SAFETY_WRITER_DUTIES : WRITER_DUTIES}`,
-    thinkerInstructions: `\n\n${safety ? SAFETY_THINKER_DUTIES : SHARED_THINKER_DUTIES}<｜Assistant｜>`,
+    writerTail: '',
+    thinkerTail: '<｜Assistant｜>',
     writerSplit: '\n(Further private thoughts continue here while the answer is spoken.)\n</think>',
     thinkerSplit: '\n(The spoken answer continues here while you think.)',
     thinkerOutputPrefix: '<｜Assistant｜><think>\n',
