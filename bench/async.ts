@@ -87,6 +87,7 @@ for (const q of QUESTIONS) {
   for (const mode of ['async', 'think', 'nothink'] as Mode[]) {
     process.stderr.write(`turn: ${mode} — ${q}\n`);
     const e = new AsyncReasoningEngine({ lm, tokenizer, maxThinkingTokens: Number(args['max-thinking']), maxAnswerTokens: Number(args['max-answer']) });
+    await e.ready(); // standing prompts are encoded at start-up, not in the turn
     const turn = e.startTurn(q, { mode });
     for await (const _ of turn.events);
     results[mode].push(await turn.result);

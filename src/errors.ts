@@ -22,3 +22,9 @@ export class RuntimeUsageError extends AsyncVoiceError {}
 
 /** The inference backend itself failed. */
 export class BackendError extends AsyncVoiceError {}
+
+/** Audio that cannot be used: not a WAV, truncated, non-finite samples, too long, wrong shape. */
+export class AudioError extends AsyncVoiceError {}
+
+/** A speech engine (TTS/ASR program or model) is missing or failed. */
+export class SpeechEngineError extends AsyncVoiceError {}

@@ -86,6 +86,11 @@ export class AsyncReasoningEngine {
     this.historyReady = Promise.all([w.ready, t.ready, p.ready]).then(() => undefined);
   }
 
+  /** Resolves when the conversation's standing blocks are encoded (turns wait for it anyway). */
+  ready(): Promise<void> {
+    return this.historyReady;
+  }
+
   /** @internal */
   get options() {
     return this.opts;

@@ -1,0 +1,106 @@
+import { AudioError } from '../errors.ts';
+
+/** Mono or multichannel float PCM in [-1, 1]: channels[c][i]. */
+export interface PcmAudio {
+  sampleRate: number;
+  channels: Float32Array[];
+}
+
+/** Longest audio we accept in one piece: bounded memory, whatever the file says. */
+export const MAX_AUDIO_SECONDS = 15 * 60;
+
+/**
+ * Parses a RIFF/WAVE file: PCM 8/16/24/32-bit integer or 32/64-bit float, any rate, any channel
+ * count. A truncated or malformed file is an AudioError that says what is wrong, never a crash.
+ */
+export function parseWav(buf: Uint8Array, name = 'audio'): PcmAudio {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const tag = (o: number) => String.fromCharCode(buf[o], buf[o + 1], buf[o + 2], buf[o + 3]);
+  if (buf.byteLength < 12 || tag(0) !== 'RIFF' || tag(8) !== 'WAVE') {
+    throw new AudioError(`${name} is not a WAV file (no RIFF/WAVE header)`);
+  }
+  let fmt: { format: number; channels: number; rate: number; bits: number } | null = null;
+  let data: { offset: number; length: number } | null = null;
+  let o = 12;
+  while (o + 8 <= buf.byteLength) {
+    const id = tag(o);
+    const size = dv.getUint32(o + 4, true);
+    const body = o + 8;
+    if (id === 'fmt ') {
+      if (size < 16 || body + 16 > buf.byteLength) throw new AudioError(`${name}: truncated fmt chunk`);
+      let format = dv.getUint16(body, true);
+      const channels = dv.getUint16(body + 2, true);
+      const rate = dv.getUint32(body + 4, true);
+      const bits = dv.getUint16(body + 14, true);
+      if (format === 0xfffe && size >= 40 && body + 26 <= buf.byteLength) format = dv.getUint16(body + 24, true); // WAVE_FORMAT_EXTENSIBLE
+      fmt = { format, channels, rate, bits };
+    } else if (id === 'data') {
+      // Streams written before their length was known say 0 or 0xFFFFFFFF: take what is there.
+      const length = size === 0 || size === 0xffffffff || body + size > buf.byteLength ? buf.byteLength - body : size;
+      data = { offset: body, length };
+      break;
+    }
+    o = body + size + (size & 1);
+  }
+  if (!fmt) throw new AudioError(`${name}: no fmt chunk (truncated or not a WAV header)`);
+  if (!data) throw new AudioError(`${name}: no data chunk (truncated WAV)`);
+  const { format, channels, rate, bits } = fmt;
+  if (channels < 1 || channels > 32) throw new AudioError(`${name}: ${channels} channels is not plausible`);
+  if (rate < 1000 || rate > 768000) throw new AudioError(`${name}: sample rate ${rate} Hz is not supported (1 kHz – 768 kHz)`);
+  const isFloat = format === 3;
+  if (!(format === 1 || isFloat)) throw new AudioError(`${name}: WAV format ${format} is not PCM or float (compressed WAV is not supported)`);
+  if (isFloat ? bits !== 32 && bits !== 64 : ![8, 16, 24, 32].includes(bits)) throw new AudioError(`${name}: ${bits}-bit ${isFloat ? 'float' : 'PCM'} is not supported`);
+  const bytes = bits / 8;
+  const frames = Math.floor(data.length / (bytes * channels));
+  if (frames / rate > MAX_AUDIO_SECONDS) {
+    throw new AudioError(`${name} is ${(frames / rate / 60).toFixed(1)} minutes long; the limit is ${MAX_AUDIO_SECONDS / 60} minutes per file`);
+  }
+  const out = Array.from({ length: channels }, () => new Float32Array(frames));
+  let p = data.offset;
+  for (let i = 0; i < frames; i++) {
+    for (let c = 0; c < channels; c++, p += bytes) {
+      let v: number;
+      if (isFloat) v = bits === 32 ? dv.getFloat32(p, true) : dv.getFloat64(p, true);
+      else if (bits === 8) v = (buf[p] - 128) / 128;
+      else if (bits === 16) v = dv.getInt16(p, true) / 32768;
+      else if (bits === 24) v = ((buf[p] | (buf[p + 1] << 8) | (buf[p + 2] << 16)) << 8 >> 8) / 8388608;
+      else v = dv.getInt32(p, true) / 2147483648;
+      out[c][i] = v;
+    }
+  }
+  return { sampleRate: rate, channels: out };
+}
+
+/** 16-bit PCM WAV bytes from float samples (clipped to [-1, 1]). */
+export function encodeWav(audio: PcmAudio): Uint8Array {
+  const ch = audio.channels.length;
+  const frames = audio.channels[0]?.length ?? 0;
+  const buf = new Uint8Array(44 + frames * ch * 2);
+  const dv = new DataView(buf.buffer);
+  const put = (o: number, s: string) => [...s].forEach((c, i) => (buf[o + i] = c.charCodeAt(0)));
+  put(0, 'RIFF');
+  dv.setUint32(4, 36 + frames * ch * 2, true);
+  put(8, 'WAVE');
+  put(12, 'fmt ');
+  dv.setUint32(16, 16, true);
+  dv.setUint16(20, 1, true);
+  dv.setUint16(22, ch, true);
+  dv.setUint32(24, audio.sampleRate, true);
+  dv.setUint32(28, audio.sampleRate * ch * 2, true);
+  dv.setUint16(32, ch * 2, true);
+  dv.setUint16(34, 16, true);
+  put(36, 'data');
+  dv.setUint32(40, frames * ch * 2, true);
+  let p = 44;
+  for (let i = 0; i < frames; i++) {
+    for (let c = 0; c < ch; c++, p += 2) {
+      const v = Math.max(-1, Math.min(1, audio.channels[c][i]));
+      dv.setInt16(p, Math.round(v < 0 ? v * 32768 : v * 32767), true);
+    }
+  }
+  return buf;
+}
+
+export function durationMs(audio: PcmAudio): number {
+  return ((audio.channels[0]?.length ?? 0) / audio.sampleRate) * 1000;
+}
