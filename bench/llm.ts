@@ -11,7 +11,7 @@ import { ProgressBar } from '../src/cli/progress.ts';
 import type { CausalLM } from '../src/llm/causal-lm.ts';
 import { ROPE_MODES, type RopeMode } from '../src/llm/decoder-graph.ts';
 import { loadCausalLM } from '../src/llm/load.ts';
-import type { ExecutionProvider } from '../src/llm/backend.ts';
+import type { ExecutionProvider } from '../src/backend/onnx.ts';
 import { benchModel, fmt, median } from './shared.ts';
 
 const { values: args } = parseArgs({

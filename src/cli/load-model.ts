@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../llm/backend.ts';
+import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../backend/onnx.ts';
 import { loadCausalLM, type LoadedModel } from '../llm/load.ts';
 import { ProgressBar, formatBytes } from './progress.ts';
 

@@ -3,6 +3,7 @@ import { AsyncVoiceError } from '../errors.ts';
 import { registerAsk } from './ask.ts';
 import { registerGenerate } from './generate.ts';
 import { registerModel } from './model.ts';
+import { registerSpeech } from './speech.ts';
 
 export function intArg(name: string, min = 0) {
   return (v: string): number => {
@@ -32,6 +33,7 @@ const program = new Command('asyncvoice')
 registerGenerate(program);
 registerModel(program);
 registerAsk(program);
+registerSpeech(program);
 
 try {
   await program.parseAsync(process.argv);

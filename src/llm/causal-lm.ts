@@ -1,5 +1,5 @@
 import { RuntimeUsageError } from '../errors.ts';
-import type { Session } from './backend.ts';
+import type { Session } from '../backend/onnx.ts';
 import type { DecoderConfig } from './config.ts';
 import { GRAPH_IO, MASKED, type RopeMode } from './decoder-graph.ts';
 import { CacheBlock, KvCache } from './kv-cache.ts';

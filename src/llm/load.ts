@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelSourceError } from '../errors.ts';
-import { Session, type BackendOptions } from './backend.ts';
+import { Session, type BackendOptions } from '../backend/onnx.ts';
 import { CausalLM } from './causal-lm.ts';
 import { parseDecoderConfig, type DecoderConfig } from './config.ts';
 import { ensureGraph } from './graph-cache.ts';

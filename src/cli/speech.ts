@@ -1,0 +1,147 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Option, type Command } from 'commander';
+import { Player, ProcessSink } from '../audio/player.ts';
+import { ASR_SAMPLE_RATE, toAsrInput } from '../audio/resample.ts';
+import { parseWav, encodeWav } from '../audio/wav.ts';
+import type { Recognizer } from '../asr/recognizer.ts';
+import { PocketsphinxRecognizer } from '../asr/pocketsphinx.ts';
+import { StreamingTranscriber } from '../asr/stream.ts';
+import { transcribeAudio } from '../asr/transcribe.ts';
+import { SileroVad } from '../asr/vad.ts';
+import { WhisperRecognizer, DEFAULT_WHISPER_MODEL } from '../asr/whisper.ts';
+import { AudioError } from '../errors.ts';
+import { SpeechChunker } from '../tts/chunker.ts';
+import { createTtsEngine, defaultTtsEngine, TTS_ENGINES, type TtsEngineName } from '../tts/engine.ts';
+import { loadMathSpeech, speakable } from '../tts/speakable.ts';
+import { ProgressBar, formatBytes } from './progress.ts';
+
+type AsrEngine = 'pocketsphinx' | 'whisper';
+
+async function makeRecognizer(engine: AsrEngine, o: { offline?: boolean; whisperModel?: string }): Promise<Recognizer> {
+  if (engine === 'pocketsphinx') return new PocketsphinxRecognizer();
+  const bar = new ProgressBar('downloading whisper');
+  const r = await WhisperRecognizer.load({
+    model: o.whisperModel,
+    offline: o.offline,
+    onProgress: (p) => bar.update(p.loadedBytes, p.totalBytes, `${p.file} ${formatBytes(p.loadedBytes)}`),
+  });
+  bar.done();
+  return r;
+}
+
+function readWav(path: string) {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw new AudioError(`cannot read ${path}: ${(e as Error).message}`);
+  }
+  return parseWav(bytes, path);
+}
+
+export function registerSpeech(program: Command): void {
+  program
+    .command('speak')
+    .description('say text aloud (or into a WAV file), chunked as an answer would be')
+    .argument('<text>', 'the text; markdown and $LaTeX$ are read as speech')
+    .addOption(new Option('--engine <name>', 'speech engine').choices([...TTS_ENGINES]).default(defaultTtsEngine()))
+    .option('--voice <name>', 'engine voice (espeak-ng: en-us, en-us+klatt, …)')
+    .option('--out <file.wav>', 'write a WAV file instead of playing')
+    .action(async (text: string, o: { engine: TtsEngineName; voice?: string; out?: string }) => {
+      await loadMathSpeech();
+      const tts = createTtsEngine(o.engine, { voice: o.voice });
+      const chunker = new SpeechChunker();
+      const chunks = [...chunker.push(text, 0), ...chunker.flush(0)];
+      const audio = [];
+      for (const c of chunks) {
+        const words = speakable(c.raw);
+        if (words) audio.push({ text: c.raw, speech: await tts.synthesize(words) });
+      }
+      if (o.out) {
+        const rate = audio[0]?.speech.sampleRate ?? 22050;
+        const all = new Float32Array(audio.reduce((a, x) => a + x.speech.pcm.length, 0));
+        let p = 0;
+        for (const x of audio) {
+          all.set(x.speech.pcm, p);
+          p += x.speech.pcm.length;
+        }
+        writeFileSync(o.out, encodeWav({ sampleRate: rate, channels: [all] }));
+        process.stdout.write(`${o.out}: ${(all.length / rate).toFixed(2)} s, ${audio.length} chunk(s)\n`);
+        return;
+      }
+      const player = new Player(new ProcessSink());
+      for (const x of audio) player.enqueue(x.text, x.speech);
+      await player.idle();
+    });
+
+  program
+    .command('transcribe')
+    .description('recognise speech in a WAV file (any rate, mono or stereo)')
+    .argument('<file.wav>', 'the recording')
+    .addOption(new Option('--engine <name>', 'recogniser').choices(['pocketsphinx', 'whisper']).default('pocketsphinx'))
+    .option('--whisper-model <id>', 'Hub id of the Whisper model', DEFAULT_WHISPER_MODEL)
+    .option('--offline', 'never download (Whisper weights must be cached)', false)
+    .option('--json', 'print {"text","segments":[{"text","startMs","endMs"}]}', false)
+    .action(async (file: string, o: { engine: AsrEngine; offline: boolean; json: boolean; whisperModel: string }) => {
+      const audio = readWav(file);
+      const vad = await SileroVad.load();
+      const rec = await makeRecognizer(o.engine, o);
+      try {
+        const t = await transcribeAudio(audio, vad, rec);
+        const round = (x: number) => Math.round(x);
+        if (o.json) process.stdout.write(JSON.stringify({ text: t.text, segments: t.segments.map((s) => ({ ...s, startMs: round(s.startMs), endMs: round(s.endMs) })) }) + '\n');
+        else process.stdout.write(`${t.text}\n`);
+      } finally {
+        await rec.close();
+        await vad.close();
+      }
+    });
+
+  program
+    .command('listen')
+    .description('live microphone: VAD state and partial/final transcripts (or --file to replay a WAV as if spoken)')
+    .addOption(new Option('--engine <name>', 'recogniser').choices(['pocketsphinx', 'whisper']).default('pocketsphinx'))
+    .option('--file <file.wav>', 'feed this recording in real time instead of the microphone')
+    .option('--offline', 'never download', false)
+    .option('--silence-ms <n>', 'silence that ends an utterance', (v) => Number(v), 600)
+    .action(async (o: { engine: AsrEngine; file?: string; offline: boolean; silenceMs: number }) => {
+      const vad = await SileroVad.load();
+      const rec = await makeRecognizer(o.engine, o);
+      const t = new StreamingTranscriber(vad, rec, (e) => {
+        if (e.type === 'speech-start') process.stdout.write(`[speech ${(e.atMs / 1000).toFixed(2)} s]\n`);
+        else if (e.type === 'speech-end') process.stdout.write(`[silence ${(e.atMs / 1000).toFixed(2)} s]\n`);
+        else if (e.type === 'partial') process.stdout.write(`… ${e.text}\n`);
+        else process.stdout.write(`» ${e.text}\n`);
+      }, { vad: { minSilenceMs: o.silenceMs } });
+      if (o.file) {
+        const pcm = toAsrInput(readWav(o.file));
+        const step = ASR_SAMPLE_RATE / 10;
+        for (let i = 0; i < pcm.length; i += step) {
+          await t.push(pcm.subarray(i, i + step));
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        await t.flush();
+      } else {
+        const recorder = (await import('node-record-lpcm16')).default;
+        const rec16 = recorder.record({ sampleRate: ASR_SAMPLE_RATE, channels: 1, audioType: 'raw', recorder: process.platform === 'linux' ? 'arecord' : 'sox' });
+        const stream = rec16.stream();
+        let chain = Promise.resolve();
+        stream.on('data', (d: Buffer) => {
+          const s16 = new Int16Array(d.buffer, d.byteOffset, Math.floor(d.byteLength / 2));
+          const f = Float32Array.from(s16, (x) => x / 32768);
+          chain = chain.then(() => t.push(f));
+        });
+        stream.on('error', (e: Error) => {
+          process.stderr.write(`asyncvoice: microphone failed: ${e.message} (Linux needs arecord from alsa-utils, or sox)\n`);
+          process.exit(2);
+        });
+        process.on('SIGINT', () => {
+          rec16.stop();
+          process.exit(0);
+        });
+        await new Promise(() => undefined);
+      }
+      await rec.close();
+      await vad.close();
+    });
+}

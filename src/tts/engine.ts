@@ -1,0 +1,118 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { downmix } from '../audio/resample.ts';
+import { hasTool, runTool } from '../audio/tools.ts';
+import { durationMs, parseWav } from '../audio/wav.ts';
+import { SpeechEngineError } from '../errors.ts';
+
+/** Mono float PCM of one spoken chunk. */
+export interface SpeechAudio {
+  pcm: Float32Array;
+  sampleRate: number;
+  durationMs: number;
+}
+
+/** Text chunk in, PCM out. Text is always passed as data (stdin or an argument array), never code. */
+export interface TtsEngine {
+  readonly name: TtsEngineName;
+  synthesize(text: string, opts?: { signal?: AbortSignal }): Promise<SpeechAudio>;
+}
+
+export type TtsEngineName = 'espeak-ng' | 'festival' | 'say';
+export const TTS_ENGINES: readonly TtsEngineName[] = ['espeak-ng', 'festival', 'say'];
+
+function fromWavBytes(bytes: Uint8Array, who: string): SpeechAudio {
+  const audio = parseWav(bytes, `${who} output`);
+  return { pcm: downmix(audio), sampleRate: audio.sampleRate, durationMs: durationMs(audio) };
+}
+
+function checkText(text: string): string {
+  const t = text.replace(/\0/g, '').trim();
+  if (!t) throw new SpeechEngineError('nothing to say: the text is empty');
+  return t;
+}
+
+/** eSpeak NG: text on stdin, WAV on stdout. Plain text mode: no SSML, no phoneme input. */
+export class EspeakNgEngine implements TtsEngine {
+  readonly name = 'espeak-ng';
+  constructor(private readonly opts: { voice?: string; wordsPerMinute?: number } = {}) {
+    if (opts.voice && !/^[\w+-]+$/.test(opts.voice)) throw new SpeechEngineError(`invalid espeak-ng voice name "${opts.voice}"`);
+  }
+
+  async synthesize(text: string, { signal }: { signal?: AbortSignal } = {}): Promise<SpeechAudio> {
+    const args = ['--stdout', '-v', this.opts.voice ?? 'en-us', '-s', String(this.opts.wordsPerMinute ?? 170)];
+    const { stdout } = await runTool('espeak-ng', args, { input: checkText(text), signal, timeoutMs: 60_000 });
+    return fromWavBytes(stdout, 'espeak-ng');
+  }
+}
+
+/**
+ * Festival through `text2wave`, which reads plain text (stdin) in text mode: the words are never
+ * evaluated as Scheme, unlike `(SayText "…")`, where a quote in the text would become code.
+ */
+export class FestivalEngine implements TtsEngine {
+  readonly name = 'festival';
+  async synthesize(text: string, { signal }: { signal?: AbortSignal } = {}): Promise<SpeechAudio> {
+    const dir = await mkdtemp(join(tmpdir(), 'asyncvoice-tts-'));
+    try {
+      const out = join(dir, 'speech.wav');
+      await runTool('text2wave', ['-o', out], { input: checkText(text), signal, timeoutMs: 60_000 });
+      return fromWavBytes(await readFile(out), 'text2wave');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+/** The system voice on macOS and Windows, through the `say` package's export (text as an argument or on stdin). */
+export class SayEngine implements TtsEngine {
+  readonly name = 'say';
+  constructor(private readonly opts: { voice?: string; speed?: number } = {}) {
+    if (process.platform !== 'darwin' && process.platform !== 'win32') {
+      throw new SpeechEngineError('the `say` engine is for macOS and Windows; on Linux use espeak-ng or festival');
+    }
+    if (opts.voice && !/^[\w .()-]+$/.test(opts.voice)) throw new SpeechEngineError(`invalid voice name "${opts.voice}"`);
+  }
+
+  async synthesize(text: string): Promise<SpeechAudio> {
+    const say = (await import('say')).default;
+    const dir = await mkdtemp(join(tmpdir(), 'asyncvoice-tts-'));
+    try {
+      const out = join(dir, 'speech.wav');
+      await new Promise<void>((resolve, reject) =>
+        say.export(checkText(text), this.opts.voice ?? (undefined as unknown as string), this.opts.speed ?? 1, out, (err?: string | Error) =>
+          err ? reject(new SpeechEngineError(`say failed: ${String(err)}`)) : resolve(),
+        ),
+      );
+      return fromWavBytes(await readFile(out), 'say');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+export function createTtsEngine(name: TtsEngineName, opts: { voice?: string } = {}): TtsEngine {
+  switch (name) {
+    case 'espeak-ng':
+      return new EspeakNgEngine(opts);
+    case 'festival':
+      return new FestivalEngine();
+    case 'say':
+      return new SayEngine(opts);
+  }
+}
+
+/** The engines whose programs are present on this machine. */
+export async function availableTtsEngines(): Promise<TtsEngineName[]> {
+  const out: TtsEngineName[] = [];
+  if (await hasTool('espeak-ng')) out.push('espeak-ng');
+  if (await hasTool('text2wave')) out.push('festival');
+  if ((process.platform === 'darwin' && (await hasTool('say'))) || process.platform === 'win32') out.push('say');
+  return out;
+}
+
+/** The platform's default: macOS/Windows system voice, else espeak-ng. */
+export function defaultTtsEngine(): TtsEngineName {
+  return process.platform === 'darwin' || process.platform === 'win32' ? 'say' : 'espeak-ng';
+}
