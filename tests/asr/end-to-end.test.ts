@@ -1,0 +1,58 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { encodeWav } from '../../src/audio/wav.ts';
+import { EspeakNgEngine } from '../../src/tts/engine.ts';
+import { scratchDir } from '../helpers/models.ts';
+import { needTools, wordErrors } from '../helpers/tools.ts';
+
+const run = promisify(execFile);
+const BIN = resolve(__dirname, '../../bin/asyncvoice.mjs');
+const root = scratchDir('asyncvoice-e2e-');
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+// Spoken questions with spelled-out numbers.
+const SENTENCES = [
+  'what is seven plus five',
+  'how many legs does a spider have',
+  'what is the capital of france',
+  'how many days are there in a week',
+  'what is twelve divided by four',
+  'can you tell me the time in london',
+  'what is the square root of sixty four',
+  'how far away is the moon',
+];
+
+describe('espeak-ng → WAV → asyncvoice transcribe --engine pocketsphinx', () => {
+  beforeAll(() => needTools('espeak-ng', 'pocketsphinx_continuous'));
+
+  it('recovers the sentences with an overall word error rate of at most 35 %', async () => {
+    // espeak-ng's Klatt voice: pocketsphinx's acoustic model hears its default voice poorly.
+    const tts = new EspeakNgEngine({ voice: 'en-us+klatt', wordsPerMinute: 150 });
+    let errors = 0;
+    let words = 0;
+    const lines: string[] = [];
+    for (const [i, s] of SENTENCES.entries()) {
+      const speech = await tts.synthesize(s);
+      const file = join(root, `q${i}.wav`);
+      writeFileSync(file, encodeWav({ sampleRate: speech.sampleRate, channels: [speech.pcm] }));
+      const { stdout } = await run(process.execPath, [BIN, 'transcribe', file, '--engine', 'pocketsphinx', '--json']);
+      const out = JSON.parse(stdout);
+      expect(out.segments.length).toBeGreaterThan(0);
+      for (const seg of out.segments) {
+        expect(seg.startMs).toBeGreaterThanOrEqual(0);
+        expect(seg.endMs).toBeGreaterThan(seg.startMs);
+        expect(seg.endMs).toBeLessThanOrEqual(speech.durationMs + 200);
+      }
+      const w = wordErrors(s, out.text);
+      errors += w.errors;
+      words += w.words;
+      lines.push(`  "${s}" → "${out.text}" (${w.errors}/${w.words})`);
+    }
+    const wer = errors / words;
+    console.log(`pocketsphinx on espeak-ng speech: WER ${(100 * wer).toFixed(1)} % (${errors}/${words} words)\n${lines.join('\n')}`);
+    expect(wer).toBeLessThanOrEqual(0.35);
+  }, 180_000);
+});
