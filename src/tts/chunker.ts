@@ -1,4 +1,4 @@
-import { splitMath } from './speakable.ts';
+import { mathRanges } from './speakable.ts';
 
 /** One speakable piece of the answer, as it was written. */
 export interface TextChunk {
@@ -56,16 +56,11 @@ export class SpeechChunker {
   /** Index to cut at (just past a break, including its trailing spaces), or 0 for "not yet". */
   private findCut(): number {
     const text = this.pending;
-    // Positions inside formulas (or an unclosed one) are never break points.
+    // Positions inside formulas are never break points, nor anything after one still arriving.
+    const { ranges, openAt } = mathRanges(text);
     const safe = new Uint8Array(text.length + 1).fill(1);
-    let pos = 0;
-    for (const part of splitMath(text)) {
-      if (part.math) safe.fill(0, pos + 1, pos + part.raw.length);
-      pos += part.raw.length;
-    }
-    const open = text.lastIndexOf('$') > -1 && (text.match(/\$/g)?.length ?? 0) % 2 === 1;
-    const openAt = open ? text.lastIndexOf('$') : text.length;
-    const lim = Math.min(openAt, text.length);
+    for (const [a, b] of ranges) safe.fill(0, a + 1, b);
+    const lim = openAt >= 0 ? openAt : text.length;
     const first = this.count === 0;
     let clause = -1;
     let word = -1;

@@ -32,26 +32,44 @@ export function speakLatex(latex: string): string {
   }
 }
 
-/** Splits text into plain runs and math spans (by the delimiters above). */
+/**
+ * Math spans of a text, by the delimiters above, and where an opened formula has not closed yet
+ * (-1 if none): text streams in, so a formula may still be arriving.
+ */
+export function mathRanges(text: string): { ranges: [number, number][]; openAt: number } {
+  const ranges: [number, number][] = [];
+  let i = 0;
+  while (i < text.length) {
+    // A lone "$" before a number with no closing "$" later is money, not math.
+    const d = MATH.find((m) => text.startsWith(m.open, i) && !(m.open === '$' && /\d/.test(text[i + 1] ?? '') && !text.slice(i + 1).includes('$')));
+    if (!d) {
+      i++;
+      continue;
+    }
+    const end = text.indexOf(d.close, i + d.open.length);
+    if (end < 0) return { ranges, openAt: i };
+    if (end === i + d.open.length) {
+      i += d.open.length; // empty pair: not a formula
+      continue;
+    }
+    ranges.push([i, end + d.close.length]);
+    i = end + d.close.length;
+  }
+  return { ranges, openAt: -1 };
+}
+
+/** Splits text into plain runs and math spans (an unclosed formula counts as plain text). */
 export function splitMath(text: string): { math: boolean; text: string; raw: string }[] {
   const out: { math: boolean; text: string; raw: string }[] = [];
-  let i = 0;
-  let plain = '';
-  while (i < text.length) {
-    const d = MATH.find((m) => text.startsWith(m.open, i) && !(m.open === '$' && /\d/.test(text[i + 1] ?? '') && !text.slice(i + 1).includes('$')));
-    if (d) {
-      const end = text.indexOf(d.close, i + d.open.length);
-      if (end > i + d.open.length) {
-        if (plain) out.push({ math: false, text: plain, raw: plain });
-        plain = '';
-        out.push({ math: true, text: text.slice(i + d.open.length, end), raw: text.slice(i, end + d.close.length) });
-        i = end + d.close.length;
-        continue;
-      }
-    }
-    plain += text[i++];
+  let at = 0;
+  for (const [a, b] of mathRanges(text).ranges) {
+    if (a > at) out.push({ math: false, text: text.slice(at, a), raw: text.slice(at, a) });
+    const raw = text.slice(a, b);
+    const d = MATH.find((m) => raw.startsWith(m.open) && raw.endsWith(m.close))!;
+    out.push({ math: true, text: raw.slice(d.open.length, raw.length - d.close.length), raw });
+    at = b;
   }
-  if (plain) out.push({ math: false, text: plain, raw: plain });
+  if (at < text.length) out.push({ math: false, text: text.slice(at), raw: text.slice(at) });
   return out;
 }
 
