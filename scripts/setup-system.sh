@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# System programs the speech side uses (and its tests need), from Debian/Ubuntu packages:
+#   espeak-ng, festival   – text to speech
+#   pocketsphinx(+en-us)  – offline speech recognition
+#   sox, alsa-utils       – audio conversion, playback (aplay) and recording (arecord)
+# Other systems: see README ("Speech").
+set -euo pipefail
+PKGS=(espeak-ng festival pocketsphinx pocketsphinx-en-us sox libsox-fmt-all alsa-utils)
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "setup-system: no apt-get here; install these yourself: ${PKGS[*]}" >&2
+  exit 0
+fi
+missing=()
+for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+echo "setup-system: installing ${missing[*]}" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
