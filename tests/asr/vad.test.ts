@@ -44,6 +44,8 @@ describe('Silero VAD', () => {
   it('finds both utterances within 150 ms of the true boundaries, and the 150 ms click is not speech', async () => {
     const found = await detectSpeech(vad, pcm, { speechPadMs: 0 });
     expect(found).toHaveLength(2);
+    const err = found.map((s, i) => `start ${(s.startMs - truth[i].startMs).toFixed(0)} ms, end ${(s.endMs - truth[i].endMs).toFixed(0)} ms`);
+    console.log(`VAD boundary errors: ${err.join('; ')}`);
     found.forEach((s, i) => {
       expect(Math.abs(s.startMs - truth[i].startMs)).toBeLessThanOrEqual(150);
       expect(Math.abs(s.endMs - truth[i].endMs)).toBeLessThanOrEqual(150);
