@@ -19,8 +19,9 @@ export interface TtsEngine {
   synthesize(text: string, opts?: { signal?: AbortSignal }): Promise<SpeechAudio>;
 }
 
-export type TtsEngineName = 'espeak-ng' | 'festival' | 'say';
-export const TTS_ENGINES: readonly TtsEngineName[] = ['espeak-ng', 'festival', 'say'];
+export type TtsEngineName = 'espeak-ng' | 'festival' | 'say' | 'vits';
+export const TTS_ENGINES: readonly TtsEngineName[] = ['espeak-ng', 'festival', 'say', 'vits'];
+export const DEFAULT_VITS_MODEL = 'Xenova/mms-tts-eng';
 
 function fromWavBytes(bytes: Uint8Array, who: string): SpeechAudio {
   const audio = parseWav(bytes, `${who} output`);
@@ -92,8 +93,43 @@ export class SayEngine implements TtsEngine {
   }
 }
 
-export function createTtsEngine(name: TtsEngineName, opts: { voice?: string } = {}): TtsEngine {
+type TtsPipeline = ((text: string) => Promise<{ audio: Float32Array; sampling_rate: number }>) & { dispose?: () => Promise<void> };
+
+/** A neural voice (MMS/VITS) through @huggingface/transformers, when its weights are cached or can be downloaded. */
+export class VitsEngine implements TtsEngine {
+  readonly name = 'vits';
+  private pipe: Promise<TtsPipeline> | null = null;
+  constructor(private readonly opts: { model?: string; offline?: boolean } = {}) {}
+
+  private load(): Promise<TtsPipeline> {
+    this.pipe ??= (async () => {
+      const model = this.opts.model ?? DEFAULT_VITS_MODEL;
+      const { pipeline, env } = await import('@huggingface/transformers');
+      env.allowRemoteModels = !this.opts.offline;
+      try {
+        return (await pipeline('text-to-speech', model, { dtype: 'fp32', device: 'cpu' })) as unknown as TtsPipeline;
+      } catch (e) {
+        throw new SpeechEngineError(
+          `neural voice ${model} could not be loaded${this.opts.offline ? ' offline (not in the transformers.js cache)' : ''}: ${(e as Error).message}. ` +
+            'Run once with network access to download it, or use --engine espeak-ng / festival.',
+          { retryable: !this.opts.offline, cause: e },
+        );
+      }
+    })();
+    return this.pipe;
+  }
+
+  async synthesize(text: string): Promise<SpeechAudio> {
+    const pipe = await this.load();
+    const out = await pipe(checkText(text));
+    return { pcm: out.audio, sampleRate: out.sampling_rate, durationMs: (out.audio.length / out.sampling_rate) * 1000 };
+  }
+}
+
+export function createTtsEngine(name: TtsEngineName, opts: { voice?: string; offline?: boolean } = {}): TtsEngine {
   switch (name) {
+    case 'vits':
+      return new VitsEngine({ model: opts.voice, offline: opts.offline });
     case 'espeak-ng':
       return new EspeakNgEngine(opts);
     case 'festival':
