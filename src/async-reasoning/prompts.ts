@@ -77,8 +77,24 @@ const SAFETY_WRITER_DUTIES =
   'You are the voice of an assistant whose private reasoning runs in parallel; its thoughts so far are below. ' +
   'Say nothing the reasoning has not yet judged safe. Speak in plain conversational sentences and end with a short, clear conclusion, or decline politely if the reasoning decided to.';
 
+/** What every family says the same way (our markers are plain text, not control tokens). */
+const COMMON = {
+  writerSplit: '\n(Further private thoughts continue here while the answer is spoken.)\n</think>',
+  thinkerSplit: '\n(The spoken answer continues here while you think.)',
+  writerOutputStart: '\n\n',
+  controlQuestion: '\n\nHold on: are my thoughts far enough ahead of the spoken answer for it to say one more paragraph? (yes/no): ',
+  yesWords: ['yes', 'Yes', ' yes', ' Yes'],
+  noWords: ['no', 'No', ' no', ' No'],
+  userAdds: (t: string) => `\n\n(The user adds: ${t})`,
+  userInterrupts: (t: string) => `\n\n(The user interrupts the answer: ${t})`,
+  writerInterrupted: ' (interrupted by the user)\n\n',
+  endThinking: '\n</think>\n\n',
+  thinkEnd: '</think>',
+} satisfies Partial<PromptSet>;
+
 function chatml(safety: boolean): PromptSet {
   return {
+    ...COMMON,
     name: safety ? 'chatml-safety' : 'chatml',
     writerSystem: `<|im_start|>system\n${safety ? SAFETY_WRITER_DUTIES : WRITER_DUTIES}<|im_end|>\n`,
     thinkerSystem: `<|im_start|>system\n${safety ? SAFETY_THINKER_DUTIES : SHARED_THINKER_DUTIES}<|im_end|>\n`,
@@ -86,21 +102,10 @@ function chatml(safety: boolean): PromptSet {
     userHead: '<|im_start|>user\n',
     writerTail: '',
     thinkerTail: '<|im_end|>\n<|im_start|>assistant\n',
-    writerSplit: '\n(Further private thoughts continue here while the answer is spoken.)\n</think>',
-    thinkerSplit: '\n(The spoken answer continues here while you think.)',
     thinkerOutputPrefix: '<|im_end|>\n<|im_start|>assistant\n<think>\n',
-    writerOutputStart: '\n\n',
-    controlQuestion: '\n\nHold on: are my thoughts far enough ahead of the spoken answer for it to say one more paragraph? (yes/no): ',
-    yesWords: ['yes', 'Yes', ' yes', ' Yes'],
-    noWords: ['no', 'No', ' no', ' No'],
-    userAdds: (t) => `\n\n(The user adds: ${t})`,
-    userInterrupts: (t) => `\n\n(The user interrupts the answer: ${t})`,
-    writerInterrupted: ' (interrupted by the user)\n\n',
     historyTurn: (u, a) => `<|im_start|>user\n${u}<|im_end|>\n<|im_start|>assistant\n${a}<|im_end|>\n`,
     thinkTail: '<|im_end|>\n<|im_start|>assistant\n<think>\n',
     noThinkTail: '<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n',
-    endThinking: '\n</think>\n\n',
-    thinkEnd: '</think>',
     answerEnd: ['<|im_end|>', '<|endoftext|>'],
     writerForbidden: ['<|im_start|>', '<think>', '</think>', '<|endoftext|>', '<tool_call>'],
     thinkerForbidden: ['<|im_start|>', '<|im_end|>', '<think>', '<|endoftext|>', '<tool_call>'],
@@ -109,6 +114,7 @@ function chatml(safety: boolean): PromptSet {
 
 function deepseekR1(safety: boolean): PromptSet {
   return {
+    ...COMMON,
     name: safety ? 'deepseek-r1-safety' : 'deepseek-r1',
     // R1 distills are tuned without a system role: the duties lead the conversation as plain text.
     writerSystem: `<｜begin▁of▁sentence｜>${safety ? SAFETY_WRITER_DUTIES : WRITER_DUTIES}\n\n`,
@@ -117,21 +123,10 @@ function deepseekR1(safety: boolean): PromptSet {
     userHead: '<｜User｜>',
     writerTail: '',
     thinkerTail: '<｜Assistant｜>',
-    writerSplit: '\n(Further private thoughts continue here while the answer is spoken.)\n</think>',
-    thinkerSplit: '\n(The spoken answer continues here while you think.)',
     thinkerOutputPrefix: '<｜Assistant｜><think>\n',
-    writerOutputStart: '\n\n',
-    controlQuestion: '\n\nHold on: are my thoughts far enough ahead of the spoken answer for it to say one more paragraph? (yes/no): ',
-    yesWords: ['yes', 'Yes', ' yes', ' Yes'],
-    noWords: ['no', 'No', ' no', ' No'],
-    userAdds: (t) => `\n\n(The user adds: ${t})`,
-    userInterrupts: (t) => `\n\n(The user interrupts the answer: ${t})`,
-    writerInterrupted: ' (interrupted by the user)\n\n',
     historyTurn: (u, a) => `<｜User｜>${u}<｜Assistant｜>${a}<｜end▁of▁sentence｜>`,
     thinkTail: '<｜Assistant｜><think>\n',
     noThinkTail: '<｜Assistant｜><think>\n\n</think>\n\n',
-    endThinking: '\n</think>\n\n',
-    thinkEnd: '</think>',
     answerEnd: ['<｜end▁of▁sentence｜>'],
     writerForbidden: ['<｜User｜>', '<｜Assistant｜>', '<think>', '</think>'],
     thinkerForbidden: ['<｜User｜>', '<｜Assistant｜>', '<think>', '<｜end▁of▁sentence｜>'],
