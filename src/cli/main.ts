@@ -3,6 +3,7 @@ import { AsyncVoiceError } from '../errors.ts';
 import { registerAsk } from './ask.ts';
 import { registerGenerate } from './generate.ts';
 import { registerModel } from './model.ts';
+import { registerServe } from './serve.ts';
 import { registerSpeech } from './speech.ts';
 
 export function intArg(name: string, min = 0) {
@@ -34,6 +35,7 @@ registerGenerate(program);
 registerModel(program);
 registerAsk(program);
 registerSpeech(program);
+registerServe(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,145 @@
+// The renderer: one socket to the core service, the conversation, live thinking, playback and
+// the latency dashboard. Works the same in Electron and in a plain browser.
+import { io } from '/socket.io/socket.io.esm.min.js';
+import { startCapture, SpeechPlayer } from '/audio.js';
+import { ConversationView, renderTimeline, setError, setStatus, setThinking, setVad } from '/view.js';
+
+const token = new URLSearchParams(location.hash.slice(1)).get('token') ?? undefined;
+const socket = io({ auth: token ? { token } : {}, transports: ['websocket'] });
+const view = new ConversationView();
+const $ = (id) => document.getElementById(id);
+
+let handsFree = true;
+let pttHeld = false;
+let capture = null;
+let thinkingTurn = -1;
+const history = { turn: [], fat: [], v2v: [], delay: [] };
+let chart = null;
+
+const player = new SpeechPlayer((chunkId, event, heardChars) => {
+  socket.emit('playback', heardChars === undefined ? { chunkId, event } : { chunkId, event, heardChars });
+  document.body.dataset.playing = player.active ? 'true' : 'false';
+});
+
+// Exposed for tests and the Electron shell: a small, read-only window into what the page did.
+const trace = { chunksStarted: 0, chunksStopped: 0, stopAudio: 0, errors: [] };
+window.asyncvoiceTrace = trace;
+
+socket.on('connect', () => setStatus('connected'));
+socket.on('connect_error', (e) => setStatus(`cannot connect: ${e.message}`));
+socket.on('disconnect', () => setStatus('disconnected'));
+socket.on('hello', (h) => {
+  setStatus(`connected · ${h.model}`);
+  $('mode').value = h.mode;
+});
+socket.on('vad', (v) => setVad(v.speaking));
+socket.on('transcript', (t) => view.transcript(t.turnId, t.text, t.final));
+socket.on('thinking', (t) => {
+  setThinking(t.text, thinkingTurn === t.turnId);
+  thinkingTurn = t.turnId;
+});
+socket.on('answer', (a) => view.answer(a.turnId, a.text));
+socket.on('state', (s) => {
+  if (s.reason === 'user interrupted') view.interrupted(s.turnId);
+});
+socket.on('speech-chunk', (c) => {
+  trace.chunksStarted++;
+  player.play(c).catch((e) => setError(`playback failed: ${e.message}`));
+  document.body.dataset.playing = 'true';
+});
+socket.on('stop-audio', () => {
+  trace.stopAudio++;
+  player.stopAll();
+  document.body.dataset.playing = 'false';
+});
+socket.on('metrics', (m) => {
+  renderTimeline(m);
+  if (m.done) addToChart(m);
+});
+socket.on('error', (e) => {
+  trace.errors.push(e);
+  setError(`${e.event}: ${e.message}`);
+});
+
+function addToChart(m) {
+  if (history.turn.includes(m.turnId)) return;
+  history.turn.push(m.turnId);
+  history.fat.push(m.firstAnswerTokenMs);
+  history.v2v.push(m.voiceToVoiceMs);
+  history.delay.push(m.totalDelayMs);
+  const data = [history.turn, history.fat, history.v2v, history.delay];
+  if (!chart && window.uPlot) {
+    chart = new window.uPlot(
+      {
+        width: Math.max(260, $('chart').clientWidth || 360),
+        height: 160,
+        scales: { x: { time: false } },
+        series: [{ label: 'turn' }, { label: 'first answer ms', stroke: '#2f6fde' }, { label: 'voice→voice ms', stroke: '#27ae60' }, { label: 'total delay ms', stroke: '#c0392b' }],
+      },
+      data,
+      $('chart'),
+    );
+  } else chart?.setData(data);
+}
+
+async function startMic() {
+  if (capture) return;
+  try {
+    capture = await startCapture((frame) => {
+      if (handsFree || pttHeld) socket.emit('audio', new Uint8Array(frame));
+    });
+    $('mic').textContent = 'Microphone on';
+    $('mic').classList.add('active');
+  } catch (e) {
+    setError(`microphone: ${e.message}`);
+  }
+}
+
+function pttDown() {
+  if (pttHeld) return;
+  pttHeld = true;
+  $('ptt').classList.add('active');
+  if (player.active) player.stopAll();
+  socket.emit('ptt-down', {});
+  startMic();
+}
+function pttUp() {
+  if (!pttHeld) return;
+  pttHeld = false;
+  $('ptt').classList.remove('active');
+  socket.emit('ptt-up', {});
+}
+
+$('mic').addEventListener('click', startMic);
+$('ptt').addEventListener('pointerdown', pttDown);
+$('ptt').addEventListener('pointerup', pttUp);
+$('ptt').addEventListener('pointerleave', pttUp);
+$('stop').addEventListener('click', () => {
+  player.stopAll();
+  socket.emit('interrupt', {});
+});
+$('hands-free').addEventListener('change', (e) => {
+  handsFree = e.target.checked;
+  socket.emit('settings', { handsFree });
+});
+$('mode').addEventListener('change', (e) => socket.emit('settings', { mode: e.target.value }));
+$('text-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const text = $('text-input').value.trim();
+  if (!text) return;
+  if (player.active) player.stopAll();
+  socket.emit('text', { text });
+  $('text-input').value = '';
+});
+const typing = () => document.activeElement && ['INPUT', 'SELECT', 'TEXTAREA'].includes(document.activeElement.tagName);
+window.addEventListener('keydown', (e) => {
+  if (e.code === 'Space' && !typing() && !e.repeat) {
+    e.preventDefault();
+    pttDown();
+  }
+});
+window.addEventListener('keyup', (e) => {
+  if (e.code === 'Space' && !typing()) pttUp();
+});
+// The Electron shell's global shortcut arrives through the preload bridge.
+window.asyncvoice?.onPushToTalk?.((down) => (down ? pttDown() : pttUp()));

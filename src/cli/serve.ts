@@ -1,0 +1,63 @@
+import { Option, type Command } from 'commander';
+import { PocketsphinxRecognizer } from '../asr/pocketsphinx.ts';
+import { WhisperRecognizer } from '../asr/whisper.ts';
+import { Tokenizer } from '../llm/tokenizer.ts';
+import { serve } from '../server/serve.ts';
+import { createTtsEngine, defaultTtsEngine, TTS_ENGINES, type TtsEngineName } from '../tts/engine.ts';
+import { loadMathSpeech } from '../tts/speakable.ts';
+import type { Mode } from '../async-reasoning/events.ts';
+import { intArg } from './main.ts';
+import { addModelOptions, loadModelWithProgress, type ModelCliOptions } from './load-model.ts';
+
+interface ServeCliOptions extends ModelCliOptions {
+  host: string;
+  port: number;
+  token?: string;
+  mode: Mode;
+  tts: TtsEngineName;
+  voice?: string;
+  asr: 'pocketsphinx' | 'whisper';
+  maxThinking: number;
+  maxAnswer: number;
+}
+
+export function registerServe(program: Command): void {
+  const cmd = program.command('serve').description('run the core service: the renderer in a browser, speech and reasoning over socket.io');
+  addModelOptions(cmd, intArg)
+    .option('--host <addr>', 'bind address (anything but loopback requires the printed token)', '127.0.0.1')
+    .option('--port <n>', 'port (0 = any free one)', intArg('--port'), 8765)
+    .option('--token <secret>', 'access token for non-loopback binds (default: generated)')
+    .addOption(new Option('--mode <mode>', 'reasoning mode').choices(['async', 'think', 'nothink']).default('async'))
+    .addOption(new Option('--tts <engine>', 'speech engine').choices([...TTS_ENGINES]).default(defaultTtsEngine()))
+    .option('--voice <name>', 'speech voice')
+    .addOption(new Option('--asr <engine>', 'recogniser').choices(['pocketsphinx', 'whisper']).default('pocketsphinx'))
+    .option('--max-thinking <n>', 'most thinking tokens per turn', intArg('--max-thinking', 1), 512)
+    .option('--max-answer <n>', 'most answer tokens per turn', intArg('--max-answer', 1), 512)
+    .action(async (o: ServeCliOptions) => {
+      const model = await loadModelWithProgress(o);
+      const tokenizer = await Tokenizer.fromFolder(model.dir);
+      await loadMathSpeech();
+      const recognizer = o.asr === 'whisper' ? await WhisperRecognizer.load({ offline: o.offline }) : new PocketsphinxRecognizer();
+      const server = await serve({
+        host: o.host,
+        port: o.port,
+        token: o.token,
+        lm: model.lm,
+        tokenizer,
+        recognizer,
+        tts: createTtsEngine(o.tts, { voice: o.voice, offline: o.offline }),
+        modelName: o.model,
+        mode: o.mode,
+        engine: { maxThinkingTokens: o.maxThinking, maxAnswerTokens: o.maxAnswer },
+      });
+      process.stdout.write(`asyncvoice core service: ${server.url}\n`);
+      if (server.token) process.stdout.write(`access token: ${server.token}\n`);
+      const stop = async () => {
+        await server.close();
+        await model.lm.close();
+        process.exit(0);
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+}

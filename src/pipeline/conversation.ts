@@ -1,0 +1,302 @@
+import { AsyncReasoningEngine, type Turn } from '../async-reasoning/engine.ts';
+import type { Mode } from '../async-reasoning/events.ts';
+import { totalDelayMs } from '../async-reasoning/metrics.ts';
+import type { Recognizer } from '../asr/recognizer.ts';
+import { StreamingTranscriber } from '../asr/stream.ts';
+import type { SileroVad } from '../asr/vad.ts';
+import type { ServerEvents, StampName } from '../protocol.ts';
+import { SpeechChunker } from '../tts/chunker.ts';
+import type { TtsEngine } from '../tts/engine.ts';
+import { speakable } from '../tts/speakable.ts';
+
+export type Emit = <E extends keyof ServerEvents>(event: E, payload: ServerEvents[E]) => void;
+
+export interface ConversationOptions {
+  engine: AsyncReasoningEngine;
+  vad: SileroVad;
+  recognizer: Recognizer;
+  tts: TtsEngine;
+  emit: Emit;
+  mode?: Mode;
+  handsFree?: boolean;
+  /** One monotonic clock for every stamp. */
+  now?: () => number;
+}
+
+interface ChunkRecord {
+  chunkId: number;
+  text: string;
+  readyMs: number;
+  durationMs: number;
+  audioStartMs?: number;
+  audioEndMs?: number;
+}
+
+/** What one turn's observer has stamped; all times on the conversation's clock. */
+class TurnObserver {
+  readonly stamps: Partial<Record<StampName, number>> = {};
+  readonly chunks: ChunkRecord[] = [];
+  firstAnswerTokenMs: number | null = null;
+  done = false;
+  constructor(readonly turnId: number) {}
+
+  stamp(name: StampName, at: number): void {
+    if (this.stamps[name] === undefined) this.stamps[name] = at;
+  }
+
+  /** Reference point of the turn's latencies: the end of the user's speech (or of typing). */
+  get refMs(): number {
+    return this.stamps.userSpeechEnd ?? this.stamps.turnEnd ?? 0;
+  }
+
+  report(): ServerEvents['metrics'] {
+    const ref = this.refMs;
+    const rel = (t: number | undefined) => (t === undefined ? undefined : t - ref);
+    const stamps: Partial<Record<StampName, number>> = {};
+    for (const [k, v] of Object.entries(this.stamps)) stamps[k as StampName] = rel(v);
+    const played = this.chunks.filter((c) => c.audioStartMs !== undefined);
+    return {
+      turnId: this.turnId,
+      stamps,
+      chunks: this.chunks.map((c) => ({ chunkId: c.chunkId, readyMs: c.readyMs - ref, durationMs: c.durationMs, audioStartMs: rel(c.audioStartMs), audioEndMs: rel(c.audioEndMs) })),
+      firstAnswerTokenMs: this.stamps.firstAnswerToken === undefined ? null : this.stamps.firstAnswerToken - ref,
+      voiceToVoiceMs: played.length ? played[0].audioStartMs! - ref : null,
+      totalDelayMs: this.chunks.length ? totalDelayMs(this.chunks.map((c) => ({ text: c.text, readyMs: c.readyMs - ref, durationMs: c.durationMs }))) : null,
+      done: this.done,
+    };
+  }
+}
+
+/**
+ * One spoken conversation: speech in → asynchronous-reasoning engine → speech out, for one client.
+ * Partial transcripts feed the engine while the user still talks; answer text is chunked and
+ * synthesised as it is written; barge-in (voice or key) interrupts per the engine's rules.
+ */
+export class Conversation {
+  private readonly now: () => number;
+  private readonly transcriber: StreamingTranscriber;
+  private mode: Mode;
+  handsFree: boolean;
+  private turnId = 0;
+  private turn: Turn | null = null;
+  private observer: TurnObserver | null = null;
+  private committedWords: string[] = [];
+  private chunkSeq = 0;
+  private speaking = false;
+  private ttsChain: Promise<void> = Promise.resolve();
+  private audioChain: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  constructor(private readonly o: ConversationOptions) {
+    this.now = o.now ?? (() => performance.now());
+    this.mode = o.mode ?? 'async';
+    this.handsFree = o.handsFree ?? true;
+    this.transcriber = new StreamingTranscriber(o.vad, o.recognizer, (e) => void this.onListen(e), { vad: { minSilenceMs: 600 }, partialEveryMs: 800 });
+  }
+
+  setMode(mode: Mode): void {
+    this.mode = mode;
+  }
+
+  /** PCM16 little-endian 16 kHz mono from the client. */
+  pushAudio(bytes: Uint8Array): Promise<void> {
+    const s16 = new Int16Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+    const f = Float32Array.from(s16, (x) => x / 32768);
+    this.audioChain = this.audioChain.then(() => (this.closed ? undefined : this.transcriber.push(f))).catch((e) => this.fail('audio', e));
+    return this.audioChain;
+  }
+
+  /** Push-to-talk released: the utterance is over now, whatever the VAD thinks. */
+  pttUp(): Promise<void> {
+    this.audioChain = this.audioChain.then(() => this.transcriber.flush()).catch((e) => this.fail('ptt-up', e));
+    return this.audioChain;
+  }
+
+  /** Push-to-talk pressed while the assistant speaks: that is a barge-in. */
+  pttDown(): void {
+    if (this.speaking) this.bargeIn();
+  }
+
+  /** Typed input: a whole utterance at once. */
+  text(text: string): void {
+    const at = this.now();
+    if (this.turn && !this.turn.finished && this.speaking) this.bargeIn();
+    if (this.turn && !this.turn.finished) {
+      this.turn.addUserInput(text);
+      this.turn.endUserInput();
+      return;
+    }
+    this.startTurn(text, true, at);
+  }
+
+  interrupt(): void {
+    this.bargeIn();
+  }
+
+  /** The renderer reports when a chunk really started and ended (or was cut). */
+  playback(p: { chunkId: number; event: 'start' | 'end' | 'stopped'; heardChars?: number }): void {
+    const obs = this.observer;
+    const c = obs?.chunks.find((x) => x.chunkId === p.chunkId);
+    if (!obs || !c) return;
+    const at = this.now();
+    if (p.event === 'start') {
+      c.audioStartMs ??= at;
+      obs.stamp('firstAudioStart', at);
+      this.speaking = true;
+    } else {
+      c.audioEndMs ??= at;
+      if (p.event === 'stopped' && p.heardChars !== undefined) this.heardInStopped = p.heardChars;
+      obs.stamps.lastAudioEnd = at;
+      if (obs.chunks.every((x) => x.audioEndMs !== undefined)) this.speaking = false;
+    }
+    this.o.emit('metrics', obs.report());
+  }
+
+  private heardInStopped = 0;
+
+  private async onListen(e: Parameters<ConstructorParameters<typeof StreamingTranscriber>[2]>[0]): Promise<void> {
+    const at = this.now();
+    switch (e.type) {
+      case 'speech-start':
+        this.o.emit('vad', { speaking: true, atMs: e.atMs });
+        if (this.speaking && this.handsFree) this.bargeIn();
+        if (!this.turn || this.turn.finished) this.pendingSpeechStart = at;
+        break;
+      case 'speech-end':
+        this.o.emit('vad', { speaking: false, atMs: e.atMs });
+        break;
+      case 'partial':
+        this.hear(e.text, false, at);
+        break;
+      case 'final':
+        this.hear(e.text, true, at);
+        break;
+    }
+  }
+
+  private pendingSpeechStart: number | null = null;
+
+  /** Feeds recognised words to the engine: stable new words as they come, the rest at the end. */
+  private hear(text: string, final: boolean, at: number): void {
+    const words = text.split(/\s+/).filter(Boolean);
+    const live = this.turn && !this.turn.finished;
+    if (!live) {
+      if (!words.length) return;
+      this.committedWords = [];
+      this.startTurn('', false, at);
+    }
+    const turn = this.turn!;
+    const obs = this.observer!;
+    obs.stamp('firstPartial', at);
+    this.o.emit('transcript', { turnId: obs.turnId, text, final });
+    const agrees = this.committedWords.every((w, i) => words[i] === w);
+    if (agrees) {
+      // A partial may still change its last word: keep one word back until the final.
+      const upto = final ? words.length : Math.max(this.committedWords.length, words.length - 1);
+      const fresh = words.slice(this.committedWords.length, upto);
+      if (fresh.length) turn.addUserInput(fresh.join(' '));
+      this.committedWords = words.slice(0, upto);
+    } else if (final) {
+      turn.addUserInput(`(correction: ${text})`);
+      this.committedWords = words;
+    }
+    if (final) {
+      obs.stamp('userSpeechEnd', at);
+      obs.stamp('turnEnd', at);
+      turn.endUserInput();
+    }
+  }
+
+  private startTurn(text: string, final: boolean, at: number): void {
+    const turnId = ++this.turnId;
+    const obs = new TurnObserver(turnId);
+    this.observer = obs;
+    if (this.pendingSpeechStart !== null) obs.stamp('userSpeechStart', this.pendingSpeechStart);
+    this.pendingSpeechStart = null;
+    if (final) {
+      obs.stamp('userSpeechEnd', at);
+      obs.stamp('turnEnd', at);
+      this.o.emit('transcript', { turnId, text, final: true });
+    }
+    const turn = this.o.engine.startTurn(text, { mode: this.mode, final });
+    this.turn = turn;
+    let chunker = new SpeechChunker();
+    void (async () => {
+      try {
+        for await (const e of turn.events) {
+          const t = this.now();
+          if (e.type === 'thinking') {
+            obs.stamp('firstThinkingToken', t);
+            this.o.emit('thinking', { turnId, text: e.text });
+          } else if (e.type === 'answer') {
+            obs.stamp('firstAnswerToken', t);
+            this.o.emit('answer', { turnId, text: e.text });
+            for (const c of chunker.push(e.text, t)) this.speak(turnId, obs, c.raw);
+          } else if (e.type === 'state') {
+            this.o.emit('state', { turnId, from: e.from, to: e.to, reason: e.reason });
+          } else if (e.type === 'interrupted') {
+            chunker = new SpeechChunker(); // text not yet chunked was never heard
+          } else if (e.type === 'done') {
+            for (const c of chunker.flush(t)) this.speak(turnId, obs, c.raw);
+            await this.ttsChain;
+            obs.done = true;
+            this.o.emit('metrics', obs.report());
+          }
+        }
+      } catch (err) {
+        this.fail('turn', err);
+      }
+    })();
+  }
+
+  /** Synthesises a chunk (in order) and sends it; its ready time is when its audio exists. */
+  private speak(turnId: number, obs: TurnObserver, raw: string): void {
+    const words = speakable(raw);
+    if (!words) return;
+    const epoch = this.speechEpoch;
+    const current = () => this.turnId === turnId && this.speechEpoch === epoch;
+    this.ttsChain = this.ttsChain
+      .then(async () => {
+        if (!current()) return;
+        const audio = await this.o.tts.synthesize(words);
+        if (!current()) return;
+        const readyMs = this.now();
+        const chunkId = this.chunkSeq++;
+        obs.stamp('firstChunkReady', readyMs);
+        obs.chunks.push({ chunkId, text: raw, readyMs, durationMs: audio.durationMs });
+        const pcm = new Int16Array(audio.pcm.length);
+        for (let i = 0; i < pcm.length; i++) pcm[i] = Math.max(-32768, Math.min(32767, Math.round(audio.pcm[i] * 32767)));
+        this.speaking = true;
+        this.o.emit('speech-chunk', { turnId, chunkId, text: raw, sampleRate: audio.sampleRate, pcm: new Uint8Array(pcm.buffer), readyMs: readyMs - obs.refMs, durationMs: audio.durationMs });
+      })
+      .catch((e) => this.fail('tts', e));
+  }
+
+  /** Bumped by every barge-in: chunks queued before it are never sent. */
+  private speechEpoch = 0;
+
+  /** Stops speech at once; the engine keeps exactly what was heard. */
+  private bargeIn(): void {
+    const turn = this.turn;
+    const obs = this.observer;
+    if (!turn || !obs) return;
+    this.o.emit('stop-audio', { turnId: obs.turnId });
+    this.speaking = false;
+    this.speechEpoch++;
+    if (turn.finished) return;
+    // Heard = every chunk that finished playing, plus what the client said it heard of the one cut.
+    const heard = obs.chunks.filter((c) => c.audioEndMs !== undefined && c.audioStartMs !== undefined).reduce((a, c) => a + c.text.length, 0) + this.heardInStopped;
+    this.heardInStopped = 0;
+    turn.interrupt({ heardChars: heard });
+  }
+
+  private fail(where: string, e: unknown): void {
+    this.o.emit('error', { event: where, message: (e as Error).message ?? String(e) });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.turn?.abort();
+    await this.turn?.settled().catch(() => undefined);
+  }
+}
