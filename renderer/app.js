@@ -17,12 +17,14 @@ const history = { turn: [], fat: [], v2v: [], delay: [] };
 let chart = null;
 
 const player = new SpeechPlayer((chunkId, event, heardChars) => {
+  if (event === 'start') trace.playbackStarts++;
+  if (event === 'stopped') trace.playbackStops++;
   socket.emit('playback', heardChars === undefined ? { chunkId, event } : { chunkId, event, heardChars });
   document.body.dataset.playing = player.active ? 'true' : 'false';
 });
 
 // Exposed for tests and the Electron shell: a small, read-only window into what the page did.
-const trace = { chunksStarted: 0, chunksStopped: 0, stopAudio: 0, errors: [] };
+const trace = { partials: 0, finals: 0, thinking: 0, answer: 0, chunksReceived: 0, playbackStarts: 0, playbackStops: 0, stopAudio: 0, errors: [] };
 window.asyncvoiceTrace = trace;
 
 socket.on('connect', () => setStatus('connected'));
@@ -33,22 +35,30 @@ socket.on('hello', (h) => {
   $('mode').value = h.mode;
 });
 socket.on('vad', (v) => setVad(v.speaking));
-socket.on('transcript', (t) => view.transcript(t.turnId, t.text, t.final));
+socket.on('transcript', (t) => {
+  trace[t.final ? 'finals' : 'partials']++;
+  view.transcript(t.turnId, t.text, t.final);
+});
 socket.on('thinking', (t) => {
+  trace.thinking++;
   setThinking(t.text, thinkingTurn === t.turnId);
   thinkingTurn = t.turnId;
 });
-socket.on('answer', (a) => view.answer(a.turnId, a.text));
+socket.on('answer', (a) => {
+  trace.answer++;
+  view.answer(a.turnId, a.text);
+});
 socket.on('state', (s) => {
   if (s.reason === 'user interrupted') view.interrupted(s.turnId);
 });
 socket.on('speech-chunk', (c) => {
-  trace.chunksStarted++;
+  trace.chunksReceived++;
   player.play(c).catch((e) => setError(`playback failed: ${e.message}`));
   document.body.dataset.playing = 'true';
 });
-socket.on('stop-audio', () => {
+socket.on('stop-audio', (s) => {
   trace.stopAudio++;
+  view.interrupted(s.turnId);
   player.stopAll();
   document.body.dataset.playing = 'false';
 });

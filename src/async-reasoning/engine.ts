@@ -156,6 +156,8 @@ interface Stream {
   produced: number[];
   /** Position in `block` of each produced token already fed. */
   fedAt: number[];
+  /** Text already sent in events (the decoded `produced`, minus any unfinished character). */
+  emitted: string;
   forbidden: Set<number>;
   done: boolean;
 }
@@ -189,7 +191,6 @@ export class Turn {
   private wake: (() => void) | null = null;
   private firstAnswer: { ms: number; step: number } | null = null;
   private chunker = new SimpleChunker();
-  private thinkingText = '';
   private blocks: CacheBlock[] = [];
   private loop: Promise<void> = Promise.resolve();
 
@@ -366,7 +367,7 @@ export class Turn {
   }
 
   private newStream(block: CacheBlock, forbidden: string[]): Stream {
-    return { block, pending: [], pendingProduced: 0, produced: [], fedAt: [], forbidden: this.idSet(forbidden), done: false };
+    return { block, pending: [], pendingProduced: 0, produced: [], fedAt: [], emitted: '', forbidden: this.idSet(forbidden), done: false };
   }
 
   private fits(view: CacheBlock[], newTokens: number): boolean {
@@ -514,9 +515,7 @@ export class Turn {
           this.thinker.produced.push(next);
           this.thinker.pending = [next];
           this.thinker.pendingProduced = 1;
-          const text = tokenizer.decode([next]);
-          this.thinkingText += text;
-          this.emit({ type: 'thinking', text, tokenId: next, step: this.stepNo, tMs });
+          this.emit({ type: 'thinking', text: this.newText(this.thinker), tokenId: next, step: this.stepNo, tMs });
           sinceProbe++;
         }
         if (role === 'writer') {
@@ -539,6 +538,17 @@ export class Turn {
     }
   }
 
+  /**
+   * The text a stream's latest token adds. Byte-level tokens can split a character: an incomplete
+   * one is held back until the token that completes it, so no event carries a broken character.
+   */
+  private newText(s: Stream): string {
+    const full = this.engine.tokenizer.decode(s.produced).replace(/\uFFFD+$/, '');
+    const delta = full.startsWith(s.emitted) ? full.slice(s.emitted.length) : '';
+    if (full.length >= s.emitted.length) s.emitted = full;
+    return delta;
+  }
+
   private sample(stream: StreamName, s: Stream, logits: Float32Array): number {
     this.engine.options.logitsHook?.(stream, logits, this.stepNo);
     return this.sampler.sample(logits, s.produced, s.forbidden);
@@ -548,7 +558,7 @@ export class Turn {
     this.writer.produced.push(id);
     this.writer.pending = [id];
     this.writer.pendingProduced = 1;
-    const text = this.engine.tokenizer.decode([id]);
+    const text = this.newText(this.writer);
     if (!this.firstAnswer) this.firstAnswer = { ms: tMs, step: this.stepNo };
     this.chunker.push(text, tMs);
     this.emit({ type: 'answer', text, tokenId: id, step: this.stepNo, tMs });
@@ -594,6 +604,7 @@ export class Turn {
     w.pending = [...unfedKept, ...tokenizer.encode(p.writerInterrupted)];
     w.pendingProduced = unfedKept.length;
     const heardText = tokenizer.decode(w.produced);
+    w.emitted = heardText.replace(/\uFFFD+$/, '');
     this.chunker = new SimpleChunker();
     this.chunker.push(heardText, this.now());
     this.nextUserMarker = 'interrupts';
@@ -643,9 +654,7 @@ export class Turn {
           continue;
         }
         this.thinker.produced.push(next);
-        const text = tokenizer.decode([next]);
-        this.thinkingText += text;
-        this.emit({ type: 'thinking', text, tokenId: next, step: this.stepNo, tMs });
+        this.emit({ type: 'thinking', text: this.newText(this.thinker), tokenId: next, step: this.stepNo, tMs });
         pending = [next];
       } else {
         const next = this.sample('writer', this.writer, logits[0]);
@@ -666,7 +675,7 @@ export class Turn {
     const result: TurnResult = {
       mode: this.mode,
       answer,
-      thinking: this.thinkingText,
+      thinking: this.thinker ? this.engine.tokenizer.decode(this.thinker.produced) : '',
       reason,
       metrics: {
         firstAnswerTokenMs: this.firstAnswer?.ms ?? null,

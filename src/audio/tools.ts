@@ -11,6 +11,7 @@ export const INSTALL_HINTS: Record<string, string> = {
   aplay: 'install alsa-utils (Debian/Ubuntu: apt-get install alsa-utils)',
   say: 'macOS ships `say`',
   afplay: 'macOS ships `afplay`',
+  chromium: 'install Debian chromium (apt-get install chromium) for the browser tests',
 };
 
 export interface ToolResult {

@@ -38,6 +38,8 @@ class TurnObserver {
   readonly chunks: ChunkRecord[] = [];
   firstAnswerTokenMs: number | null = null;
   done = false;
+  /** Everything the user said or typed in this turn, for display. */
+  userText = '';
   constructor(readonly turnId: number) {}
 
   stamp(name: StampName, at: number): void {
@@ -121,9 +123,12 @@ export class Conversation {
   text(text: string): void {
     const at = this.now();
     if (this.turn && !this.turn.finished && this.speaking) this.bargeIn();
-    if (this.turn && !this.turn.finished) {
+    if (this.turn && !this.turn.finished && this.observer) {
+      // Typed while the assistant still thinks: it joins the turn, as speech would.
       this.turn.addUserInput(text);
       this.turn.endUserInput();
+      this.observer.userText = `${this.observer.userText} ${text}`.trim();
+      this.o.emit('transcript', { turnId: this.observer.turnId, text: this.observer.userText, final: true });
       return;
     }
     this.startTurn(text, true, at);
@@ -216,6 +221,7 @@ export class Conversation {
     if (final) {
       obs.stamp('userSpeechEnd', at);
       obs.stamp('turnEnd', at);
+      obs.userText = text;
       this.o.emit('transcript', { turnId, text, final: true });
     }
     const turn = this.o.engine.startTurn(text, { mode: this.mode, final });

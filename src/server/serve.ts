@@ -77,6 +77,10 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   const http: HttpServer = createServer(async (req: IncomingMessage, res: ServerResponse) => {
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     const entry = files[path];
+    if (path === '/favicon.ico') {
+      res.writeHead(204).end();
+      return;
+    }
     if (req.method !== 'GET' || !entry) {
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found');
       return;

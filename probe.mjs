@@ -1,0 +1,16 @@
+import { chromium } from 'playwright-core';
+const b = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--autoplay-policy=no-user-gesture-required', '--disable-background-networking', '--disable-component-update', '--no-first-run'] });
+const p = await b.newPage();
+p.on('console', (m) => console.log('console:', m.text()));
+p.on('pageerror', (e) => console.log('pageerror:', e.message));
+await p.goto('http://127.0.0.1:8799/');
+await p.waitForTimeout(1000);
+await p.fill('#text-input', 'Why is the sky blue? <img src=x onerror=alert(1)>');
+await p.click('#text-form button');
+await p.waitForTimeout(5000);
+console.log(await p.textContent('#turns'));
+console.log((await p.textContent('#thinking')).slice(0, 100));
+console.log(await p.textContent('#timeline'));
+console.log(await p.evaluate(() => JSON.stringify(window.asyncvoiceTrace)));
+await p.screenshot({ path: '/tmp/shot.png', fullPage: true });
+await b.close();

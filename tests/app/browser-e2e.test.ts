@@ -1,0 +1,125 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { makeTestModel } from '../../src/llm/test-model.ts';
+import { runTool } from '../../src/audio/tools.ts';
+import { scratchDir } from '../helpers/models.ts';
+import { needTools, sox } from '../helpers/tools.ts';
+
+const BIN = resolve(__dirname, '../../bin/asyncvoice.mjs');
+const ARTIFACTS = resolve(__dirname, '../../test-artifacts');
+const root = scratchDir('asyncvoice-e2e-app-');
+let server: ChildProcess;
+let url = '';
+let browser: Browser;
+let page: Page;
+
+async function startServer(args: string[]): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [BIN, 'serve', ...args], { env: { ...process.env, ASYNCVOICE_CACHE_DIR: join(root, 'cache') } });
+  let out = '';
+  const found = await new Promise<string>((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`serve did not start:\n${out}`)), 60_000);
+    const onData = (d: Buffer) => {
+      out += d;
+      const m = out.match(/core service: (\S+)/);
+      if (m) {
+        clearTimeout(timer);
+        res(m[1]);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (d) => (out += d));
+    child.on('exit', (code) => rej(new Error(`serve exited ${code}:\n${out}`)));
+  });
+  return { child, url: found };
+}
+
+beforeAll(async () => {
+  await needTools('chromium', 'espeak-ng', 'sox', 'pocketsphinx_continuous');
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const model = makeTestModel({ out: join(root, 'model'), seed: 9 }).dir;
+  // The fake microphone: a question, a pause, a second question spoken over the answer, then quiet.
+  const say = async (name: string, text: string) => {
+    await runTool('espeak-ng', ['-v', 'en-us+klatt', '-s', '150', '-w', join(root, `${name}-raw.wav`), text]);
+    await sox(join(root, `${name}-raw.wav`), '-r', '48000', '-c', '1', '-b', '16', join(root, `${name}.wav`));
+  };
+  await say('q1', 'what is the capital of france');
+  await say('q2', 'how far away is the moon');
+  const sil = async (name: string, s: number) => sox('-n', '-r', '48000', '-c', '1', '-b', '16', join(root, name), 'trim', '0', String(s));
+  await sil('s05.wav', 0.5);
+  await sil('s4.wav', 4);
+  await sil('s30.wav', 30);
+  await sox(join(root, 's05.wav'), join(root, 'q1.wav'), join(root, 's4.wav'), join(root, 'q2.wav'), join(root, 's30.wav'), join(root, 'mic.wav'));
+  ({ child: server, url } = await startServer(['--model', model, '--port', '0', '--max-thinking', '40', '--max-answer', '120']));
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--use-fake-ui-for-media-stream',
+      '--use-fake-device-for-media-stream',
+      `--use-file-for-fake-audio-capture=${join(root, 'mic.wav')}`,
+      '--autoplay-policy=no-user-gesture-required',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--no-first-run',
+    ],
+  });
+  page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+}, 180_000);
+
+afterAll(async () => {
+  await browser?.close();
+  server?.kill('SIGTERM');
+  rmSync(root, { recursive: true, force: true });
+});
+
+const trace = () => page.evaluate(() => (window as unknown as { asyncvoiceTrace: Record<string, number> }).asyncvoiceTrace);
+
+describe('the renderer in chromium against asyncvoice serve, with a fake microphone', () => {
+  it('hears, thinks, answers aloud, shows every latency stamp, and stops talking when interrupted by voice', async () => {
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(url.replace('/#', '/#'));
+    await page.waitForFunction(() => document.getElementById('status')!.textContent!.startsWith('connected ·'));
+    await page.click('#mic');
+    // First question: partial and final transcript, thinking, answer, audio.
+    await page.waitForFunction(() => (window as any).asyncvoiceTrace.finals >= 1, null, { timeout: 30_000 });
+    await page.waitForFunction(() => (window as any).asyncvoiceTrace.playbackStarts >= 1, null, { timeout: 30_000 });
+    await page.screenshot({ path: join(ARTIFACTS, 'e2e-1-answering.png') });
+    const t1 = await trace();
+    expect(t1.partials).toBeGreaterThanOrEqual(1);
+    expect(t1.thinking).toBeGreaterThan(0);
+    expect(t1.answer).toBeGreaterThan(0);
+    const firstUser = await page.textContent('#turns li.user .text');
+    expect(firstUser).toMatch(/capital|france/);
+    expect((await page.textContent('#thinking'))!.length).toBeGreaterThan(0);
+    // The second question arrives while the answer plays: playback stops.
+    await page.waitForFunction(() => (window as any).asyncvoiceTrace.stopAudio >= 1, null, { timeout: 30_000 });
+    await page.waitForSelector('#turns li.assistant.interrupted', { timeout: 10_000 });
+    await page.waitForTimeout(1500);
+    await page.screenshot({ path: join(ARTIFACTS, 'e2e-2-interrupted.png') });
+    const t2 = await trace();
+    expect(t2.playbackStops + t2.stopAudio).toBeGreaterThanOrEqual(1);
+    // Every stamp of the turn is on the timeline with a figure.
+    const rows = await page.$$eval('#timeline .row', (rs) => rs.map((r) => [r.querySelector('.label')!.textContent, r.querySelector('.ms')!.textContent]));
+    const stamps = Object.fromEntries(rows);
+    for (const k of ['user speech start', 'first partial', 'user speech end', 'turn end', 'first thinking token', 'first answer token', 'first chunk ready', 'first audio start', 'last audio end']) {
+      expect(stamps[k], k).toMatch(/^-?\d+ ms$/);
+    }
+    expect(await page.textContent('#figures')).toMatch(/voice to voice\s*-?\d+ ms/);
+    expect(errors).toEqual([]);
+  }, 120_000);
+
+  it('model and user text render literally, never as HTML', async () => {
+    const evil = '<img src=x onerror="window.__pwned=1"> <b>bold</b>';
+    await page.fill('#text-input', evil);
+    await page.click('#text-form button');
+    await page.waitForFunction((t) => [...document.querySelectorAll('#turns li.user .text')].some((e) => e.textContent === t), evil, { timeout: 20_000 });
+    expect(await page.$$('#turns img, #turns b')).toHaveLength(0);
+    expect(await page.evaluate(() => (window as any).__pwned)).toBeUndefined();
+    await page.screenshot({ path: join(ARTIFACTS, 'e2e-3-literal-text.png') });
+  }, 60_000);
+});
