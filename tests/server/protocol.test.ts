@@ -1,0 +1,135 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rmSync } from 'node:fs';
+import { io as connect, type Socket } from 'socket.io-client';
+import { PocketsphinxRecognizer } from '../../src/asr/pocketsphinx.ts';
+import { Tokenizer } from '../../src/llm/tokenizer.ts';
+import { serve, type RunningServer } from '../../src/server/serve.ts';
+import { EspeakNgEngine } from '../../src/tts/engine.ts';
+import { loadMathSpeech } from '../../src/tts/speakable.ts';
+import { makeAndLoad, scratchDir } from '../helpers/models.ts';
+import { needTools } from '../helpers/tools.ts';
+import type { CausalLM } from '../../src/llm/causal-lm.ts';
+
+const root = scratchDir('asyncvoice-proto-');
+let lm: CausalLM;
+let tokenizer: Tokenizer;
+const servers: RunningServer[] = [];
+const sockets: Socket[] = [];
+
+beforeAll(async () => {
+  await needTools('espeak-ng');
+  const m = await makeAndLoad('gqa-tied-fp32', root, 2048);
+  lm = m.lm;
+  tokenizer = await Tokenizer.fromFolder(m.dir);
+  await loadMathSpeech();
+}, 120_000);
+afterAll(async () => {
+  for (const s of sockets) s.close();
+  for (const s of servers) await s.close();
+  await lm.close();
+  rmSync(root, { recursive: true, force: true });
+});
+
+async function start(host = '127.0.0.1'): Promise<RunningServer> {
+  const s = await serve({
+    host,
+    port: 0,
+    lm,
+    tokenizer,
+    recognizer: new PocketsphinxRecognizer(),
+    tts: new EspeakNgEngine(),
+    modelName: 'test',
+    engine: { maxThinkingTokens: 16, maxAnswerTokens: 8 },
+  });
+  servers.push(s);
+  return s;
+}
+
+function client(port: number, opts: Parameters<typeof connect>[1] = {}): Socket {
+  const s = connect(`http://127.0.0.1:${port}`, { transports: ['websocket'], reconnection: false, ...opts });
+  sockets.push(s);
+  return s;
+}
+
+const next = <T>(s: Socket, event: string, ms = 20_000) =>
+  new Promise<T>((res, rej) => {
+    const t = setTimeout(() => rej(new Error(`no ${event} within ${ms} ms`)), ms);
+    s.once(event, (p: T) => {
+      clearTimeout(t);
+      res(p);
+    });
+  });
+
+describe('protocol', () => {
+  it('rejects malformed, wrong-typed and oversized payloads with an error event, and keeps serving', async () => {
+    const srv = await start();
+    const c = client(srv.port);
+    await next(c, 'hello');
+    const bad: [string, unknown, RegExp][] = [
+      ['text', { text: 42 }, /text/],
+      ['text', { text: '' }, /text/],
+      ['text', { text: 'x'.repeat(5000) }, /text/],
+      ['text', { text: 'hi', extra: true }, /unrecognized|extra/i],
+      ['text', 'just a string', /object/i],
+      ['settings', { mode: 'turbo' }, /mode/],
+      ['playback', { chunkId: -1, event: 'start' }, /chunkId/],
+      ['audio', new Uint8Array(3), /PCM16/],
+      ['audio', new Uint8Array(40_000), /at most 32000 bytes/],
+      ['audio', { not: 'audio' }, /audio/],
+      ['launch-missiles', {}, /unknown event/],
+    ];
+    for (const [event, payload, msg] of bad) {
+      const err = next<{ event: string; message: string }>(c, 'error');
+      c.emit(event, payload);
+      const e = await err;
+      expect(e.message, `${event} ${JSON.stringify(payload).slice(0, 40)}`).toMatch(msg);
+    }
+    // Still serving this very connection.
+    const transcript = next<{ text: string; final: boolean }>(c, 'transcript');
+    const answer = next<{ text: string }>(c, 'answer');
+    c.emit('text', { text: 'Hello there' });
+    expect(await transcript).toMatchObject({ text: 'Hello there', final: true });
+    await answer;
+    await next(c, 'metrics');
+  }, 60_000);
+
+  it('a message beyond the transport limit drops only that client', async () => {
+    const srv = await start();
+    const big = client(srv.port);
+    await next(big, 'hello');
+    const gone = next(big, 'disconnect');
+    big.emit('audio', new Uint8Array(1024 * 1024));
+    await gone;
+    const other = client(srv.port);
+    await next(other, 'hello');
+  }, 30_000);
+
+  it('pages from another origin may not connect', async () => {
+    const srv = await start();
+    const c = client(srv.port, { extraHeaders: { Origin: 'http://evil.example' } });
+    const err = await next<Error>(c, 'connect_error');
+    expect(String(err.message)).toMatch(/websocket error|forbidden|xhr/i);
+  });
+
+  it('bound to a non-loopback address, a client without the token is refused; with it, served', async () => {
+    const srv = await start('0.0.0.0');
+    expect(srv.token).toMatch(/^[\w-]{20,}$/);
+    expect(srv.url).toContain(`#token=${srv.token}`);
+    const anon = client(srv.port);
+    expect(String((await next<Error>(anon, 'connect_error')).message)).toMatch(/unauthorized/);
+    const wrong = client(srv.port, { auth: { token: 'x'.repeat(srv.token!.length) } });
+    expect(String((await next<Error>(wrong, 'connect_error')).message)).toMatch(/unauthorized/);
+    const ok = client(srv.port, { auth: { token: srv.token } });
+    expect(await next<{ model: string }>(ok, 'hello')).toMatchObject({ model: 'test' });
+  });
+
+  it('serves the renderer with a strict CSP and nothing else', async () => {
+    const srv = await start();
+    const page = await fetch(`http://127.0.0.1:${srv.port}/`);
+    expect(page.headers.get('content-security-policy')).toMatch(/default-src 'self'; script-src 'self'/);
+    expect(await page.text()).toContain('<script type="module" src="/app.js">');
+    for (const p of ['/../package.json', '/%2e%2e/package.json', '/src/server/serve.ts', '/node_modules/uplot/package.json']) {
+      expect((await fetch(`http://127.0.0.1:${srv.port}${p}`)).status, p).toBe(404);
+    }
+  });
+});
