@@ -1,0 +1,1 @@
+declare module 'app-builder-lib/out/util/config/config.js';
