@@ -3,9 +3,10 @@
 #   espeak-ng, festival   – text to speech
 #   pocketsphinx(+en-us)  – offline speech recognition
 #   sox, alsa-utils       – audio conversion, playback (aplay) and recording (arecord)
+#   chromium              – the browser the renderer tests drive (playwright-core)
 # Other systems: see README ("Speech").
 set -euo pipefail
-PKGS=(espeak-ng festival pocketsphinx pocketsphinx-en-us sox libsox-fmt-all alsa-utils)
+PKGS=(espeak-ng festival pocketsphinx pocketsphinx-en-us sox libsox-fmt-all alsa-utils chromium)
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "setup-system: no apt-get here; install these yourself: ${PKGS[*]}" >&2
   exit 0
