@@ -126,6 +126,19 @@ export class AsyncReasoningEngine {
     ];
   }
 
+  /**
+   * The listener cut the last answer's audio after its turn had ended: only what was heard stays
+   * in the conversation (the history is re-encoded).
+   */
+  async truncateLastAnswer(heardChars: number, marker = ' (interrupted by the user)'): Promise<void> {
+    const last = this.history.at(-1);
+    if (!last || heardChars >= last.assistant.length) return;
+    const kept = [...this.history.slice(0, -1), { user: last.user, assistant: `${last.assistant.slice(0, Math.max(0, heardChars)).trimEnd()}${marker}` }];
+    this.history.length = 0;
+    this.historyBlock.clear();
+    for (const e of kept) await this.appendHistory(e);
+  }
+
   /** Drops the oldest exchanges until `needed` more positions fit after the history. */
   async makeRoom(needed: number): Promise<void> {
     const s = this.systemBlocks;

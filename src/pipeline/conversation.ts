@@ -289,11 +289,12 @@ export class Conversation {
     this.o.emit('stop-audio', { turnId: obs.turnId });
     this.speaking = false;
     this.speechEpoch++;
-    if (turn.finished) return;
     // Heard = every chunk that finished playing, plus what the client said it heard of the one cut.
     const heard = obs.chunks.filter((c) => c.audioEndMs !== undefined && c.audioStartMs !== undefined).reduce((a, c) => a + c.text.length, 0) + this.heardInStopped;
     this.heardInStopped = 0;
-    turn.interrupt({ heardChars: heard });
+    if (!turn.finished) turn.interrupt({ heardChars: heard });
+    // The answer was all written but not all said: the conversation keeps only what was heard.
+    else void turn.settled().then(() => this.o.engine.truncateLastAnswer(heard)).catch((e) => this.fail('barge-in', e));
   }
 
   private fail(where: string, e: unknown): void {

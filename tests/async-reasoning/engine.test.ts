@@ -338,6 +338,18 @@ describe('asynchronous reasoning: conversation', () => {
     expect(engine.history).toHaveLength(2);
   });
 
+  it('an answer cut after its turn ended keeps only what was heard in the history', async () => {
+    const engine = engineWith((stream, logits) => stream === 'control' && force(logits, yesIds()), { maxThinkingTokens: 8, maxAnswerTokens: 12 });
+    const t = engine.startTurn('Tell me about owls.');
+    const r = await t.result;
+    await t.settled();
+    const heard = Math.floor(r.answer.trim().length / 2);
+    await engine.truncateLastAnswer(heard);
+    const want = `${r.answer.trim().slice(0, heard).trimEnd()} (interrupted by the user)`;
+    expect(engine.history).toEqual([{ user: 'Tell me about owls.', assistant: want }]);
+    expect(tok.decode(engine.historyBlock.tokens)).toBe(`<|im_start|>user\nTell me about owls.<|im_end|>\n<|im_start|>assistant\n${want}<|im_end|>\n`);
+  });
+
   it('drops the oldest exchanges when the context would overflow, and refuses a turn that cannot fit', async () => {
     process.env.ASYNCVOICE_CACHE_DIR = join(root, 'cache');
     const small = await loadCausalLM(join(root, 'gqa-tied-fp32'), { maxPositions: 900 });
