@@ -12,7 +12,8 @@ import {
   type SpeechChunk,
   type TurnResult,
 } from './events.ts';
-import { SimpleChunker, totalDelayMs, wordsPerMinuteDuration } from './metrics.ts';
+import { totalDelayMs, wordsPerMinuteDuration } from './metrics.ts';
+import { SpeechChunker, type TextChunk } from '../tts/chunker.ts';
 import { promptSetFor, type PromptSet } from './prompts.ts';
 
 export type StreamName = 'thinker' | 'writer' | 'control';
@@ -203,7 +204,9 @@ export class Turn {
   private interruptRequest: { heardChars: number } | null = null;
   private wake: (() => void) | null = null;
   private firstAnswer: { ms: number; step: number } | null = null;
-  private chunker = new SimpleChunker();
+  /** The answer cut into speech chunks as it is written (the same chunker the voice pipeline uses). */
+  private chunker = new SpeechChunker();
+  private chunks: TextChunk[] = [];
   private blocks: CacheBlock[] = [];
   private loop: Promise<void> = Promise.resolve();
 
@@ -573,7 +576,7 @@ export class Turn {
     this.writer.pendingProduced = 1;
     const text = this.newText(this.writer);
     if (!this.firstAnswer) this.firstAnswer = { ms: tMs, step: this.stepNo };
-    this.chunker.push(text, tMs);
+    this.chunks.push(...this.chunker.push(text, tMs));
     this.emit({ type: 'answer', text, tokenId: id, step: this.stepNo, tMs });
   }
 
@@ -618,8 +621,8 @@ export class Turn {
     w.pendingProduced = unfedKept.length;
     const heardText = tokenizer.decode(w.produced);
     w.emitted = heardText.replace(/\uFFFD+$/, '');
-    this.chunker = new SimpleChunker();
-    this.chunker.push(heardText, this.now());
+    this.chunker = new SpeechChunker();
+    this.chunks = this.chunker.push(heardText, this.now());
     this.nextUserMarker = 'interrupts';
     if (this.thinker.done && this.thinker.produced.length < this.engine.options.maxThinkingTokens) {
       // The thinker had finished; the new input gives it more to think about.
@@ -681,9 +684,12 @@ export class Turn {
 
   private async finish(reason: DoneReason): Promise<void> {
     const tMs = this.now();
-    this.chunker.flush(tMs);
+    this.chunks.push(...this.chunker.flush(tMs));
     const duration = this.engine.options.speechDurationMs ?? wordsPerMinuteDuration();
-    const chunks: SpeechChunk[] = this.chunker.chunks.map((c) => ({ ...c, durationMs: duration(c.text) }));
+    const chunks: SpeechChunk[] = this.chunks
+      .map((c) => ({ text: c.raw.trim(), readyMs: c.readyMs }))
+      .filter((c) => c.text)
+      .map((c) => ({ ...c, durationMs: duration(c.text) }));
     const answer = this.answer;
     const result: TurnResult = {
       mode: this.mode,
