@@ -34,6 +34,11 @@ socket.on('hello', (h) => {
   setStatus(`connected · ${h.model}`);
   $('mode').value = h.mode;
 });
+socket.on('progress', (p) => {
+  if (p.what === 'ready') return setStatus('connected · model ready');
+  const pct = p.total ? ` ${Math.floor((100 * p.done) / p.total)}%` : '';
+  setStatus(`loading: ${p.what}${pct}`);
+});
 socket.on('vad', (v) => setVad(v.speaking));
 socket.on('transcript', (t) => {
   trace[t.final ? 'finals' : 'partials']++;

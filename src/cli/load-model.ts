@@ -21,7 +21,11 @@ export function addModelOptions(cmd: Command, intArg: (n: string, min?: number) 
     .option('--max-context <n>', 'longest context in tokens (default: min(model limit, 32768))', intArg('--max-context', 16));
 }
 
-export async function loadModelWithProgress(o: ModelCliOptions, quiet = false): Promise<LoadedModel> {
+export async function loadModelWithProgress(
+  o: ModelCliOptions,
+  quiet = false,
+  report?: (p: { what: string; done: number; total: number | null }) => void,
+): Promise<LoadedModel> {
   const download = new ProgressBar('download');
   const build = new ProgressBar('building graph');
   let building = false;
@@ -31,6 +35,9 @@ export async function loadModelWithProgress(o: ModelCliOptions, quiet = false): 
     intraOpThreads: o.threads,
     maxPositions: o.maxContext,
     onProgress: (p) => {
+      if (p.stage === 'download') report?.({ what: `downloading ${p.file}`, done: p.loadedBytes, total: p.totalBytes });
+      else if (p.stage === 'build') report?.({ what: `building the model graph (${p.what})`, done: p.done, total: p.total });
+      else report?.({ what: 'starting the model', done: 0, total: null });
       if (quiet) return;
       if (p.stage === 'download') download.update(p.loadedBytes, p.totalBytes, `${p.file} ${formatBytes(p.loadedBytes)}`);
       else if (p.stage === 'build') {

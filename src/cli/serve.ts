@@ -2,7 +2,7 @@ import { Option, type Command } from 'commander';
 import { PocketsphinxRecognizer } from '../asr/pocketsphinx.ts';
 import { WhisperRecognizer } from '../asr/whisper.ts';
 import { Tokenizer } from '../llm/tokenizer.ts';
-import { serve } from '../server/serve.ts';
+import { serve, type RunningServer } from '../server/serve.ts';
 import { createTtsEngine, defaultTtsEngine, TTS_ENGINES, type TtsEngineName } from '../tts/engine.ts';
 import { loadMathSpeech } from '../tts/speakable.ts';
 import type { Mode } from '../async-reasoning/events.ts';
@@ -34,27 +34,34 @@ export function registerServe(program: Command): void {
     .option('--max-thinking <n>', 'most thinking tokens per turn', intArg('--max-thinking', 1), 512)
     .option('--max-answer <n>', 'most answer tokens per turn', intArg('--max-answer', 1), 512)
     .action(async (o: ServeCliOptions) => {
-      const model = await loadModelWithProgress(o);
-      const tokenizer = await Tokenizer.fromFolder(model.dir);
-      await loadMathSpeech();
-      const recognizer = o.asr === 'whisper' ? await WhisperRecognizer.load({ offline: o.offline }) : new PocketsphinxRecognizer();
+      // The service listens at once; pages show the model loading (download, graph build) as it goes.
+      const hub: { server?: RunningServer } = {};
+      const loading = (async () => {
+        const model = await loadModelWithProgress(o, false, (p) => hub.server?.progress(p));
+        const tokenizer = await Tokenizer.fromFolder(model.dir);
+        await loadMathSpeech();
+        const recognizer = o.asr === 'whisper' ? await WhisperRecognizer.load({ offline: o.offline }) : new PocketsphinxRecognizer();
+        hub.server?.progress({ what: 'ready', done: 1, total: 1 });
+        return { lm: model.lm, tokenizer, recognizer, tts: createTtsEngine(o.tts, { voice: o.voice, offline: o.offline }) };
+      })();
       const server = await serve({
         host: o.host,
         port: o.port,
         token: o.token,
-        lm: model.lm,
-        tokenizer,
-        recognizer,
-        tts: createTtsEngine(o.tts, { voice: o.voice, offline: o.offline }),
+        components: loading,
         modelName: o.model,
         mode: o.mode,
         engine: { maxThinkingTokens: o.maxThinking, maxAnswerTokens: o.maxAnswer },
       });
+      hub.server = server;
+      // The URL first: a page opened now shows the model loading; it talks once the model is ready.
       process.stdout.write(`asyncvoice core service: ${server.url}\n`);
       if (server.token) process.stdout.write(`access token: ${server.token}\n`);
+      const components = await loading; // a model that cannot load ends the service with its error
+      process.stdout.write('model ready\n');
       const stop = async () => {
         await server.close();
-        await model.lm.close();
+        await components.lm.close();
         process.exit(0);
       };
       process.on('SIGINT', stop);

@@ -23,15 +23,21 @@ export const CSP =
   "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; " +
   "connect-src 'self' ws: wss:; worker-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
 
-export interface ServeOptions {
-  host?: string;
-  port?: number;
-  /** Required (generated if absent) when `host` is not a loopback address. */
-  token?: string;
+/** What a conversation needs; may still be loading when the server starts. */
+export interface Components {
   lm: CausalLM;
   tokenizer: Tokenizer;
   recognizer: Recognizer;
   tts: TtsEngine;
+}
+
+export interface ServeOptions extends Partial<Components> {
+  host?: string;
+  port?: number;
+  /** Required (generated if absent) when `host` is not a loopback address. */
+  token?: string;
+  /** Instead of lm/tokenizer/recognizer/tts: their loading, so the page can show its progress. */
+  components?: Promise<Components>;
   modelName: string;
   mode?: Mode;
   engine?: Partial<Pick<EngineOptions, 'maxThinkingTokens' | 'maxAnswerTokens' | 'controlEvery'>>;
@@ -41,6 +47,8 @@ export interface RunningServer {
   url: string;
   token: string | null;
   port: number;
+  /** Tells every page (and later ones) how loading goes. */
+  progress(p: ServerEvents['progress']): void;
   close(): Promise<void>;
 }
 
@@ -71,6 +79,10 @@ function staticFiles(): Record<string, { file: string; type: string }> {
  */
 export async function serve(o: ServeOptions): Promise<RunningServer> {
   const host = o.host ?? '127.0.0.1';
+  const components: Promise<Components> =
+    o.components ?? Promise.resolve({ lm: o.lm!, tokenizer: o.tokenizer!, recognizer: o.recognizer!, tts: o.tts! });
+  components.catch(() => undefined);
+  let lastProgress: ServerEvents['progress'] | null = null;
   const token = isLoopback(host) ? (o.token ?? null) : (o.token ?? randomBytes(18).toString('base64url'));
   const files = staticFiles();
 
@@ -155,10 +167,12 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
       else handle(event as ClientEvent, payload);
     });
     try {
+      if (lastProgress) emit('progress', lastProgress);
+      const c = await components;
       const vad = vadPool.pop() ?? (await SileroVad.load());
       vad.reset();
-      const engine = new AsyncReasoningEngine({ lm: o.lm, tokenizer: o.tokenizer, ...o.engine });
-      conversation = new Conversation({ engine, vad, recognizer: o.recognizer, tts: o.tts, emit, mode: o.mode ?? 'async' });
+      const engine = new AsyncReasoningEngine({ lm: c.lm, tokenizer: c.tokenizer, ...o.engine });
+      conversation = new Conversation({ engine, vad, recognizer: c.recognizer, tts: c.tts, emit, mode: o.mode ?? 'async' });
       emit('hello', { version: '0.1.0', model: o.modelName, mode: o.mode ?? 'async', handsFree: true });
       for (const [e, p] of queued.splice(0)) handle(e, p);
       socket.on('disconnect', async () => {
@@ -180,6 +194,10 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
     url: `http://${shownHost}:${port}/${token ? `#token=${token}` : ''}`,
     token,
     port,
+    progress: (p) => {
+      lastProgress = p;
+      io.emit('progress', p);
+    },
     close: async () => {
       io.close();
       await new Promise<void>((r) => http.close(() => r()));

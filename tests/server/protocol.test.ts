@@ -123,6 +123,32 @@ describe('protocol', () => {
     expect(await next<{ model: string }>(ok, 'hello')).toMatchObject({ model: 'test' });
   });
 
+  it('while the model loads, pages see its progress; events sent meanwhile wait for it', async () => {
+    let ready!: () => void;
+    const gate = new Promise<void>((r) => (ready = r));
+    const srv = await serve({
+      port: 0,
+      modelName: 'later',
+      components: gate.then(() => ({ lm, tokenizer, recognizer: new PocketsphinxRecognizer(), tts: new EspeakNgEngine() })),
+      engine: { maxThinkingTokens: 8, maxAnswerTokens: 4 },
+    });
+    servers.push(srv);
+    const c = client(srv.port);
+    await next(c, 'connect');
+    const progress = next<{ what: string; done: number; total: number }>(c, 'progress');
+    srv.progress({ what: 'building the model graph (layer 3)', done: 3, total: 10 });
+    expect(await progress).toEqual({ what: 'building the model graph (layer 3)', done: 3, total: 10 });
+    // A page that connects later gets the latest progress at once.
+    const late = client(srv.port);
+    expect(await next(late, 'progress')).toMatchObject({ done: 3 });
+    const transcript = next<{ text: string }>(c, 'transcript');
+    c.emit('text', { text: 'Are you there?' });
+    const hello = next<{ model: string }>(c, 'hello');
+    ready();
+    expect(await hello).toMatchObject({ model: 'later' });
+    expect(await transcript).toMatchObject({ text: 'Are you there?' });
+  }, 30_000);
+
   it('serves the renderer with a strict CSP and nothing else', async () => {
     const srv = await start();
     const page = await fetch(`http://127.0.0.1:${srv.port}/`);
