@@ -11,6 +11,14 @@ import { speakable } from '../tts/speakable.ts';
 
 export type Emit = <E extends keyof ServerEvents>(event: E, payload: ServerEvents[E]) => void;
 
+/** Words that only acknowledge ("uh-huh", "okay", "I see"): said over the answer, they must not cut it off. */
+const BACKCHANNEL = new Set(['uh', 'huh', 'uh-huh', 'mhm', 'mm', 'mmm', 'hmm', 'hm', 'yeah', 'yes', 'yep', 'okay', 'ok', 'right', 'sure', 'aha', 'ah', 'oh', 'i', 'see', 'got', 'it', 'alright', 'cool', 'nice']);
+
+export function isBackchannel(text: string): boolean {
+  const words = text.toLowerCase().replace(/[^a-z\s-]/g, ' ').split(/\s+/).filter(Boolean);
+  return words.length > 0 && words.length <= 3 && words.every((w) => BACKCHANNEL.has(w));
+}
+
 export interface ConversationOptions {
   engine: AsyncReasoningEngine;
   vad: SileroVad;
@@ -21,6 +29,11 @@ export interface ConversationOptions {
   handsFree?: boolean;
   /** One monotonic clock for every stamp. */
   now?: () => number;
+  /**
+   * Speech over the answer interrupts once it has gone on this long past the VAD's own minimum,
+   * or as soon as a partial transcript shows real words; a backchannel ("uh-huh") never does.
+   */
+  bargeInConfirmMs?: number;
 }
 
 interface ChunkRecord {
@@ -164,22 +177,49 @@ export class Conversation {
     switch (e.type) {
       case 'speech-start':
         this.o.emit('vad', { speaking: true, atMs: e.atMs });
-        if (this.speaking && this.handsFree) this.bargeIn();
+        if (this.speaking && this.handsFree) this.considerBargeIn();
         if (!this.turn || this.turn.finished) this.pendingSpeechStart = at;
         break;
       case 'speech-end':
         this.o.emit('vad', { speaking: false, atMs: e.atMs });
         break;
       case 'partial':
+        if (this.bargeCandidate) {
+          if (isBackchannel(e.text) || !e.text.trim()) break; // not (yet) an interruption
+          this.bargeIn();
+        }
         this.hear(e.text, false, at);
         break;
       case 'final':
+        if (this.bargeCandidate) {
+          // A lone "uh-huh" while the assistant talks: the answer goes on, and it is not input.
+          if (isBackchannel(e.text) || !e.text.trim()) {
+            this.clearBargeCandidate();
+            break;
+          }
+          this.bargeIn();
+        }
         this.hear(e.text, true, at);
         break;
     }
   }
 
   private pendingSpeechStart: number | null = null;
+  /** Speech started over the answer; not yet known to be an interruption. */
+  private bargeCandidate: NodeJS.Timeout | null = null;
+
+  private considerBargeIn(): void {
+    if (this.bargeCandidate) return;
+    this.bargeCandidate = setTimeout(() => {
+      this.bargeCandidate = null;
+      if (this.transcriber.speaking) this.bargeIn();
+    }, this.o.bargeInConfirmMs ?? 350);
+  }
+
+  private clearBargeCandidate(): void {
+    if (this.bargeCandidate) clearTimeout(this.bargeCandidate);
+    this.bargeCandidate = null;
+  }
 
   /** Feeds recognised words to the engine: stable new words as they come, the rest at the end. */
   private hear(text: string, final: boolean, at: number): void {
@@ -283,6 +323,7 @@ export class Conversation {
 
   /** Stops speech at once; the engine keeps exactly what was heard. */
   private bargeIn(): void {
+    this.clearBargeCandidate();
     const turn = this.turn;
     const obs = this.observer;
     if (!turn || !obs) return;
@@ -303,6 +344,7 @@ export class Conversation {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.clearBargeCandidate();
     this.turn?.abort();
     await this.turn?.settled().catch(() => undefined);
   }
