@@ -19,10 +19,17 @@ export const WEB_PREFERENCES = Object.freeze({
   spellcheck: false,
 });
 
-/** Starts `asyncvoice serve` on a free loopback port and resolves with its URL (token included). */
+/**
+ * Starts `asyncvoice serve` on a free loopback port and resolves with its URL (token included).
+ * It runs on Electron's own Node (ELECTRON_RUN_AS_NODE), so a packaged app needs no Node install;
+ * onnxruntime-node is an N-API addon and loads there as it does in Node.
+ */
 export function startCore({ model = process.env.ASYNCVOICE_MODEL ?? 'models/qwen3-test', spawnFn = spawn } = {}) {
   const args = [join(here, '..', 'bin', 'asyncvoice.mjs'), 'serve', '--port', '0', '--model', model];
-  const child = spawnFn(process.env.ASYNCVOICE_NODE ?? 'node', args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawnFn(process.env.ASYNCVOICE_NODE ?? process.execPath, args, {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+  });
   return new Promise((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (d) => {

@@ -108,7 +108,9 @@ describe('Electron main process', () => {
     const started = main.startCore({ model: 'models/x', spawnFn: spawnFn as never });
     fake.stdout.emit('data', 'building graph…\nasyncvoice core service: http://127.0.0.1:5555/\n');
     await expect(started).resolves.toMatchObject({ url: 'http://127.0.0.1:5555/' });
-    const args = (spawnFn.mock.calls[0] as unknown as [string, string[]])[1];
+    const [cmd, args, options] = spawnFn.mock.calls[0] as unknown as [string, string[], { env: Record<string, string> }];
+    expect(cmd).toBe(process.execPath); // Electron's own Node in the app
+    expect(options.env.ELECTRON_RUN_AS_NODE).toBe('1');
     expect(args.slice(1)).toEqual(['serve', '--port', '0', '--model', 'models/x']);
   });
 });
