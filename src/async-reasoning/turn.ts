@@ -21,6 +21,8 @@ interface Stream {
   /** Text already sent in events (the decoded `produced`, minus any unfinished character). */
   emitted: string;
   forbidden: Set<number>;
+  /** Token sequences the stream may not complete. */
+  bannedPhrases: number[][];
   done: boolean;
 }
 
@@ -231,7 +233,7 @@ export class Turn {
   }
 
   private newStream(block: CacheBlock, forbidden: string[]): Stream {
-    return { block, pending: [], pendingProduced: 0, produced: [], fedAt: [], emitted: '', forbidden: this.idSet(forbidden), done: false };
+    return { block, pending: [], pendingProduced: 0, produced: [], fedAt: [], emitted: '', forbidden: this.idSet(forbidden), bannedPhrases: [], done: false };
   }
 
   private fits(view: CacheBlock[], newTokens: number): boolean {
@@ -305,6 +307,7 @@ export class Turn {
     this.control = this.newBlock('control_question');
     this.thinker = this.newStream(this.newBlock('thinker_output'), p.thinkerForbidden);
     this.writer = this.newStream(this.newBlock('writer_output'), p.writerForbidden);
+    this.writer.bannedPhrases = this.markerPhrases();
     const sys = this.engine.systemBlocks;
     const user = this.views.user;
     const rows = (list: ForwardRow[]) => list.filter((r) => r.tokens.length);
@@ -415,7 +418,40 @@ export class Turn {
 
   private sample(stream: StreamName, s: Stream, logits: Float32Array): number {
     this.engine.options.logitsHook?.(stream, logits, this.stepNo);
-    return this.sampler.sample(logits, s.produced, s.forbidden);
+    return this.sampler.sample(logits, s.produced, this.forbiddenNow(s));
+  }
+
+  /**
+   * The stream's forbidden tokens, plus the next token of any banned phrase its output is in the
+   * middle of: the writer never starts to say our markers ("(Further private thoughts…").
+   */
+  private forbiddenNow(s: Stream): Set<number> {
+    if (!s.bannedPhrases.length) return s.forbidden;
+    let out: Set<number> | null = null;
+    for (const phrase of s.bannedPhrases) {
+      for (let k = 1; k < phrase.length; k++) {
+        const tail = s.produced.slice(-k);
+        if (tail.length === k && tail.every((t, i) => t === phrase[i])) {
+          out ??= new Set(s.forbidden);
+          out.add(phrase[k]);
+        }
+      }
+    }
+    return out ?? s.forbidden;
+  }
+
+  /** Token sequences (both spacings) of the first words of each marker the writer sees. */
+  private markerPhrases(): number[][] {
+    const p = this.engine.prompts;
+    const out: number[][] = [];
+    for (const text of [p.writerSplit, p.thinkerSplit, p.controlQuestion]) {
+      const words = text.replace(/<\/?think>/g, '').trim().split(/\s+/).slice(0, 3).join(' ');
+      for (const variant of [words, ` ${words}`]) {
+        const ids = this.engine.tokenizer.encode(variant);
+        if (ids.length >= 2) out.push(ids);
+      }
+    }
+    return out;
   }
 
   private acceptAnswerToken(id: number, tMs: number): void {

@@ -234,6 +234,24 @@ describe('asynchronous reasoning: states and control', () => {
     await turn.settled();
   });
 
+  it("the writer cannot start to say the engine's own markers", async () => {
+    const phrase = tok.encode('(Further private thoughts');
+    let i = 0;
+    const engine = engineWith((stream, logits) => {
+      if (stream === 'control') force(logits, yesIds());
+      // The model wants to recite the writer split marker, token by token.
+      if (stream === 'writer') force(logits, [phrase[Math.min(i++, phrase.length - 1)]]);
+    });
+    const turn = engine.startTurn('Tell me a fact about owls.');
+    const events = await collect(turn.events);
+    const said = events.flatMap((e) => (e.type === 'answer' ? [e.tokenId] : []));
+    expect(said[0]).toBe(phrase[0]); // "(" alone is ordinary text…
+    const has = (seq: number[]) => said.some((_, k) => seq.every((t, j) => said[k + j] === t));
+    expect(has(phrase.slice(0, 2))).toBe(false); // …but "(Further" is where the marker would begin
+    expect(has(phrase)).toBe(false);
+    await turn.settled();
+  });
+
   it('abort stops within one step, from the turn or an AbortSignal', async () => {
     const engine = engineWith(() => undefined, { maxThinkingTokens: 400 });
     const turn = engine.startTurn('Count to a hundred.');
