@@ -9,7 +9,7 @@
 import { parseArgs } from 'node:util';
 import { ProgressBar } from '../src/cli/progress.ts';
 import type { CausalLM } from '../src/llm/causal-lm.ts';
-import { ROPE_MODES, type RopeMode } from '../src/llm/decoder-graph.ts';
+import { ROPE_MODES, type RopeMode, type WeightFormat } from '../src/llm/decoder-graph.ts';
 import { loadCausalLM } from '../src/llm/load.ts';
 import type { ExecutionProvider } from '../src/backend/onnx.ts';
 import { benchModel, fmt, median } from './shared.ts';
@@ -22,10 +22,12 @@ const { values: args } = parseArgs({
     'decode-steps': { type: 'string', default: '16' },
     threads: { type: 'string' },
     device: { type: 'string', default: 'cpu' },
+    weights: { type: 'string', default: 'fp32,int4' },
   },
 });
 const contexts = args.contexts!.split(',').map(Number);
 const modes = args.modes!.split(',') as RopeMode[];
+const weightFormats = args.weights!.split(',') as WeightFormat[];
 const decodeSteps = Number(args['decode-steps']);
 const PREFILL_CHUNK = 512;
 
@@ -77,14 +79,21 @@ async function measure(lm: CausalLM, context: number): Promise<ContextFigures> {
   return { context, prefillTokPerS, decodeMs: median(one), decode2RowsMs: median(two.slice(1)), bookkeepingShare: median(bookkeeping) };
 }
 
-const results = new Map<RopeMode, ContextFigures[]>();
+const results = new Map<string, ContextFigures[]>();
+// fp32 for every RoPE design; int4 with the default design (the weights, not RoPE, are what changes).
+const variants: { mode: RopeMode; weights: WeightFormat }[] = [
+  ...(weightFormats.includes('fp32') ? modes.map((mode) => ({ mode, weights: 'fp32' as const })) : []),
+  ...(weightFormats.includes('int4') ? [{ mode: modes[0], weights: 'int4' as const }] : []),
+];
 let cfgSummary = '';
 let weightsBytes = 0;
 let attn = { layers: 0, kvHeads: 0, headDim: 0, heads: 0 };
-for (const mode of modes) {
-  const bar = new ProgressBar(`graph (${mode})`);
+for (const { mode, weights } of variants) {
+  const label = weights === 'fp32' ? mode : `${mode}+${weights}`;
+  const bar = new ProgressBar(`graph (${label})`);
   const { lm, config } = await loadCausalLM(modelDir, {
     ropeMode: mode,
+    weights,
     maxPositions: Math.max(...contexts) + 64,
     executionProvider: args.device as ExecutionProvider,
     intraOpThreads: args.threads ? Number(args.threads) : undefined,
@@ -98,20 +107,20 @@ for (const mode of modes) {
   cfgSummary = `${config.modelType}: ${L} layers, hidden ${H}, heads ${NH}/${K} kv, head_dim ${D}, vocab ${V}, ${(params / 1e6).toFixed(0)}M params, fp32 graph`;
   const figs: ContextFigures[] = [];
   for (const c of contexts) {
-    process.stderr.write(`measuring ${mode} at context ${c}...\n`);
+    process.stderr.write(`measuring ${label} at context ${c}...\n`);
     figs.push(await measure(lm, c));
   }
-  results.set(mode, figs);
+  results.set(label, figs);
   await lm.close();
 }
 
 const { layers: L, kvHeads: K, headDim: D, heads: NH } = attn;
 console.log(`\nLLM runtime benchmark — ${cfgSummary}; device ${args.device}; ${decodeSteps} decode steps per context (median)\n`);
-console.log('mode          context  prefill tok/s  decode ms/tok  2-row step ms  2-row/1-row  bookkeeping');
+console.log('variant            context  prefill tok/s  decode ms/tok  2-row step ms  2-row/1-row  bookkeeping');
 for (const [mode, figs] of results) {
   for (const f of figs) {
     console.log(
-      `${mode.padEnd(13)} ${String(f.context).padStart(7)}  ${fmt(f.prefillTokPerS).padStart(13)}  ${fmt(f.decodeMs).padStart(13)}  ${fmt(f.decode2RowsMs).padStart(13)}  ${fmt(f.decode2RowsMs / f.decodeMs, 2).padStart(11)}  ${fmt(100 * f.bookkeepingShare, 2).padStart(10)} %`,
+      `${mode.padEnd(18)} ${String(f.context).padStart(7)}  ${fmt(f.prefillTokPerS).padStart(13)}  ${fmt(f.decodeMs).padStart(13)}  ${fmt(f.decode2RowsMs).padStart(13)}  ${fmt(f.decode2RowsMs / f.decodeMs, 2).padStart(11)}  ${fmt(100 * f.bookkeepingShare, 2).padStart(10)} %`,
     );
   }
 }
@@ -130,8 +139,12 @@ for (const [mode, figs] of results) {
   const r = figs[figs.length - 1].decodeMs / figs[0].decodeMs;
   console.log(`  ${mode}: measured ${fmt(r, 2)}× (${fmt(figs[figs.length - 1].decodeMs)} / ${fmt(figs[0].decodeMs)} ms)`);
 }
-if (results.size === 2) {
-  const [a, b] = [...results.values()];
-  const row = (i: number) => `${a[i].context}: ${fmt(b[i].decodeMs / a[i].decodeMs, 2)}×`;
-  console.log(`\nrotate-keys / rotate-query decode ms/token, by context — ${a.map((_, i) => row(i)).join(', ')}`);
-}
+const ratioLine = (num: string, den: string) => {
+  const a = results.get(den);
+  const b = results.get(num);
+  if (!a || !b) return;
+  console.log(`${num} / ${den} decode ms/token, by context — ${a.map((x, i) => `${x.context}: ${fmt(b[i].decodeMs / x.decodeMs, 2)}×`).join(', ')}`);
+};
+console.log('');
+ratioLine('rotate-keys', 'rotate-query');
+ratioLine('rotate-query+int4', 'rotate-query');

@@ -1,6 +1,7 @@
 import { Option, type Command } from 'commander';
 import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../backend/onnx.ts';
 import { loadCausalLM, type LoadedModel } from '../llm/load.ts';
+import { WEIGHT_FORMATS, type WeightFormat } from '../llm/decoder-graph.ts';
 import { ProgressBar, formatBytes } from './progress.ts';
 
 export interface ModelCliOptions {
@@ -9,6 +10,7 @@ export interface ModelCliOptions {
   device: ExecutionProvider;
   threads?: number;
   maxContext?: number;
+  weights: WeightFormat;
 }
 
 /** --model, --offline, --device, --threads, --max-context: shared by every command that runs the LLM. */
@@ -18,7 +20,8 @@ export function addModelOptions(cmd: Command, intArg: (n: string, min?: number) 
     .option('--offline', 'never use the network; Hub ids must already be in the Hugging Face cache', false)
     .addOption(new Option('--device <ep>', 'execution provider').choices([...EXECUTION_PROVIDERS]).default('cpu'))
     .option('--threads <n>', 'threads per operator (default: onnxruntime decides)', intArg('--threads', 1))
-    .option('--max-context <n>', 'longest context in tokens (default: min(model limit, 32768))', intArg('--max-context', 16));
+    .option('--max-context <n>', 'longest context in tokens (default: min(model limit, 32768))', intArg('--max-context', 16))
+    .addOption(new Option('--weights <format>', 'linear weights: fp32 (exact) or int4 (blockwise, ~3× less to read per token)').choices([...WEIGHT_FORMATS]).default('fp32'));
 }
 
 export async function loadModelWithProgress(
@@ -34,6 +37,7 @@ export async function loadModelWithProgress(
     executionProvider: o.device,
     intraOpThreads: o.threads,
     maxPositions: o.maxContext,
+    weights: o.weights,
     onProgress: (p) => {
       if (p.stage === 'download') report?.({ what: `downloading ${p.file}`, done: p.loadedBytes, total: p.totalBytes });
       else if (p.stage === 'build') report?.({ what: `building the model graph (${p.what})`, done: p.done, total: p.total });

@@ -4,7 +4,10 @@ import { UnsupportedModelError } from '../errors.ts';
 import type { DecoderConfig } from './config.ts';
 import { DT, GraphBuilder } from './onnx/graph-builder.ts';
 import { ropeTables } from './rope.ts';
+import { quantizeInt4 } from './quantize.ts';
 import { readTensorF32, type TensorInfo } from './safetensors.ts';
+
+const INT4_BLOCK = 32;
 
 /**
  * The graph contract (see docs/architecture.md, "Decoder graph"). Dims: B rows, S new tokens
@@ -45,10 +48,15 @@ export const GRAPH_IO = {
 export const MASKED = -1e30;
 
 /** Bump when the graph layout changes, so cached graphs are rebuilt. */
-export const GRAPH_FORMAT_VERSION = 5;
+export const GRAPH_FORMAT_VERSION = 6;
+
+/** How linear-layer weights are stored: float32, or blockwise int4 (MatMulNBits; embeddings stay float32). */
+export type WeightFormat = 'fp32' | 'int4';
+export const WEIGHT_FORMATS: readonly WeightFormat[] = ['fp32', 'int4'];
 
 export interface BuildOptions {
   ropeMode: RopeMode;
+  weights?: WeightFormat;
   /** Largest position any query may take (size of the RoPE tables). */
   maxPositions: number;
   onProgress?: (done: number, total: number, what: string) => void;
@@ -122,6 +130,7 @@ export function buildDecoderGraph(
       'asyncvoice.format': String(GRAPH_FORMAT_VERSION),
       'asyncvoice.model_type': cfg.modelType,
       'asyncvoice.rope_mode': opts.ropeMode,
+      'asyncvoice.weights': opts.weights ?? 'fp32',
     });
   } catch (e) {
     g.abort();
@@ -220,11 +229,25 @@ function emitDecoder(
   let x = g.o('Gather', [embedName, inputIds], { axis: 0 }); // [B,S,H]
   const lmHead = cfg.tieWordEmbeddings ? embedName : g.weight('lm_head.weight', load('lm_head.weight', [V, H]), [V, H]);
 
-  const linear = (input: string, name: string, out: number, inp: number, bias: boolean): string => {
-    const w = g.weight(`${name}.weight.T`, transpose2d(load(`${name}.weight`, [out, inp]), out, inp), [inp, out]);
-    const y = g.o('MatMul', [input, w]);
-    return bias ? g.o('Add', [y, g.weight(`${name}.bias`, load(`${name}.bias`, [out]), [out])]) : y;
+  const int4 = (opts.weights ?? 'fp32') === 'int4';
+  /** y = x·Wᵀ (+ b) for an HF weight `${name}` of shape [out, inp]. */
+  const project = (input: string, name: string, out: number, inp: number, bias = false): string => {
+    const w = load(name, [out, inp]);
+    let y: string;
+    if (int4) {
+      const q = quantizeInt4(w, out, inp, INT4_BLOCK);
+      const b = g.bytes(`${name}.q4`, DT.UINT8, q.packed, [out, q.kBlocks, INT4_BLOCK / 2]);
+      const sc = g.weight(`${name}.q4.scales`, q.scales, [out * q.kBlocks]);
+      // accuracy_level 0: float32 arithmetic on the dequantized weights (exact against a reference).
+      y = g.o('MatMulNBits', [input, b, sc], { K: inp, N: out, bits: 4, block_size: INT4_BLOCK, accuracy_level: 0 }, 'com.microsoft');
+    } else {
+      y = g.o('MatMul', [input, g.weight(`${name}.T`, transpose2d(w, out, inp), [inp, out])]);
+    }
+    if (!bias) return y;
+    const biasName = name.replace(/\.weight$/, '.bias');
+    return g.o('Add', [y, g.weight(biasName, load(biasName, [out]), [out])]);
   };
+  const linear = (input: string, name: string, out: number, inp: number, bias: boolean): string => project(input, `${name}.weight`, out, inp, bias);
   const rmsNorm = (input: string, weightName: string, n: number): string =>
     g.o('SimplifiedLayerNormalization', [input, g.weight(weightName, load(weightName, [n]), [n])], { axis: -1, epsilon: eps });
 
@@ -265,10 +288,10 @@ function emitDecoder(
     x = g.o('Add', [x, linear(merged, n.o, H, NH * D, cfg.oBias)]);
 
     const h2 = rmsNorm(x, n.postNorm, H);
-    const gate = g.o('MatMul', [h2, g.weight(`${n.gate}.T`, transpose2d(load(n.gate, [I, H]), I, H), [H, I])]);
-    const up = g.o('MatMul', [h2, g.weight(`${n.up}.T`, transpose2d(load(n.up, [I, H]), I, H), [H, I])]);
+    const gate = project(h2, n.gate, I, H);
+    const up = project(h2, n.up, I, H);
     const act = g.o('Mul', [g.o('Mul', [gate, g.o('Sigmoid', [gate])]), up]);
-    x = g.o('Add', [x, g.o('MatMul', [act, g.weight(`${n.down}.T`, transpose2d(load(n.down, [H, I]), H, I), [I, H])])]);
+    x = g.o('Add', [x, project(act, n.down, H, I)]);
     g.output(io.newKey(l), DT.FLOAT, ['B', K, 'S', D]);
     g.output(io.newValue(l), DT.FLOAT, ['B', K, 'S', D]);
   }

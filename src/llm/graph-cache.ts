@@ -3,7 +3,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { DecoderConfig } from './config.ts';
-import { GRAPH_FORMAT_VERSION, buildDecoderGraph, type RopeMode } from './decoder-graph.ts';
+import { GRAPH_FORMAT_VERSION, buildDecoderGraph, type RopeMode, type WeightFormat } from './decoder-graph.ts';
 import type { TensorInfo } from './safetensors.ts';
 
 /** Where built graphs live: $ASYNCVOICE_CACHE_DIR, else $XDG_CACHE_HOME/asyncvoice, else ~/.cache/asyncvoice. */
@@ -35,6 +35,7 @@ export function graphKey(modelDir: string, tensors: Map<string, TensorInfo>, opt
 export interface EnsureGraphOptions {
   maxPositions: number;
   ropeMode: RopeMode;
+  weights?: WeightFormat;
   onProgress?: (done: number, total: number, what: string) => void;
 }
 
@@ -45,7 +46,7 @@ export function ensureGraph(
   tensors: Map<string, TensorInfo>,
   opts: EnsureGraphOptions,
 ): { path: string; built: boolean } {
-  const key = graphKey(modelDir, tensors, { maxPositions: opts.maxPositions, ropeMode: opts.ropeMode, dtype: 'fp32' });
+  const key = graphKey(modelDir, tensors, { maxPositions: opts.maxPositions, ropeMode: opts.ropeMode, weights: opts.weights ?? 'fp32' });
   const dir = join(cacheRoot(), 'graphs', key);
   const path = join(dir, 'model.onnx');
   if (existsSync(path) && existsSync(path + '.data')) return { path, built: false };

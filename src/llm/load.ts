@@ -5,7 +5,7 @@ import { Session, type BackendOptions } from '../backend/onnx.ts';
 import { CausalLM } from './causal-lm.ts';
 import { parseDecoderConfig, type DecoderConfig } from './config.ts';
 import { ensureGraph } from './graph-cache.ts';
-import type { RopeMode } from './decoder-graph.ts';
+import type { RopeMode, WeightFormat } from './decoder-graph.ts';
 import { resolveModelSource, type DownloadProgress } from './model-source.ts';
 import { listModelTensors } from './safetensors.ts';
 
@@ -20,6 +20,8 @@ export interface LoadOptions extends BackendOptions {
   maxPositions?: number;
   /** How rows see blocks at their own positions (see decoder-graph.ts); default rotate-query. */
   ropeMode?: RopeMode;
+  /** fp32 (default, exact) or int4 linear weights (about 3× less to read per token). */
+  weights?: WeightFormat;
   onProgress?: (p: LoadProgress) => void;
 }
 
@@ -52,6 +54,7 @@ export async function loadCausalLM(source: string, opts: LoadOptions = {}): Prom
   const { path } = ensureGraph(dir, config, tensors, {
     maxPositions,
     ropeMode,
+    weights: opts.weights,
     onProgress: (done, total, what) => opts.onProgress?.({ stage: 'build', done, total, what }),
   });
   opts.onProgress?.({ stage: 'session' });

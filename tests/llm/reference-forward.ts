@@ -11,10 +11,14 @@ export class ReferenceDecoder {
   private w = new Map<string, Float32Array>();
   private cfg: Record<string, any>;
 
-  constructor(dir: string) {
+  /** `transform` may replace any weight as it is read (to model a quantised checkpoint, say). */
+  constructor(dir: string, transform?: (name: string, data: Float32Array, shape: number[]) => Float32Array) {
     this.cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
     if (this.cfg.rope_scaling) throw new Error('reference forward implements default RoPE only');
-    for (const [name, info] of listModelTensors(dir)) this.w.set(name, readTensorF32(info));
+    for (const [name, info] of listModelTensors(dir)) {
+      const data = readTensorF32(info);
+      this.w.set(name, transform ? transform(name, data, info.shape) : data);
+    }
   }
 
   private get(name: string): Float32Array {

@@ -62,6 +62,12 @@ export class GraphBuilder {
     return name;
   }
 
+  /** Adds raw tensor bytes of any element type (packed int4 weights, say). */
+  bytes(name: string, dataType: number, data: Uint8Array, dims: number[]): string {
+    this.tensor(name, dataType, data, dims);
+    return name;
+  }
+
   constInt64(values: number[], dims: number[] = [values.length]): string {
     const name = this.fresh('c');
     const data = BigInt64Array.from(values.map((v) => BigInt(v)));
