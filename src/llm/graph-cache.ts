@@ -36,6 +36,7 @@ export interface EnsureGraphOptions {
   maxPositions: number;
   ropeMode: RopeMode;
   weights?: WeightFormat;
+  int4Compute?: 'int8' | 'fp32';
   onProgress?: (done: number, total: number, what: string) => void;
 }
 
@@ -46,7 +47,7 @@ export function ensureGraph(
   tensors: Map<string, TensorInfo>,
   opts: EnsureGraphOptions,
 ): { path: string; built: boolean } {
-  const key = graphKey(modelDir, tensors, { maxPositions: opts.maxPositions, ropeMode: opts.ropeMode, weights: opts.weights ?? 'fp32' });
+  const key = graphKey(modelDir, tensors, { maxPositions: opts.maxPositions, ropeMode: opts.ropeMode, weights: opts.weights ?? 'fp32', int4Compute: opts.weights === 'int4' ? (opts.int4Compute ?? 'int8') : undefined });
   const dir = join(cacheRoot(), 'graphs', key);
   const path = join(dir, 'model.onnx');
   if (existsSync(path) && existsSync(path + '.data')) return { path, built: false };

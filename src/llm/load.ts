@@ -22,6 +22,8 @@ export interface LoadOptions extends BackendOptions {
   ropeMode?: RopeMode;
   /** fp32 (default, exact) or int4 linear weights (about 3× less to read per token). */
   weights?: WeightFormat;
+  /** See BuildOptions.int4Compute. */
+  int4Compute?: 'int8' | 'fp32';
   onProgress?: (p: LoadProgress) => void;
 }
 
@@ -55,6 +57,7 @@ export async function loadCausalLM(source: string, opts: LoadOptions = {}): Prom
     maxPositions,
     ropeMode,
     weights: opts.weights,
+    int4Compute: opts.int4Compute,
     onProgress: (done, total, what) => opts.onProgress?.({ stage: 'build', done, total, what }),
   });
   opts.onProgress?.({ stage: 'session' });
