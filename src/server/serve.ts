@@ -16,6 +16,9 @@ import { Conversation } from '../pipeline/conversation.ts';
 import { ClientSchemas, LIMITS, validate, type ClientEvent, type ServerEvents } from '../protocol.ts';
 import type { TtsEngine } from '../tts/engine.ts';
 
+/** Messages held per client while the model loads (50 audio frames = 5 s of speech). */
+const MAX_QUEUED_WHILE_LOADING = 50;
+
 const RENDERER_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../renderer');
 
 /** Content Security Policy for the renderer: nothing from anywhere but this server. */
@@ -132,7 +135,11 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
     const handle = (event: ClientEvent, payload: unknown) => {
       const v = validate(event, payload);
       if (!v.ok) return emit('error', { event, message: v.message });
-      if (!conversation) return queued.push([event, v.value]);
+      if (!conversation) {
+        // The model is still loading: keep a few seconds, not an unbounded backlog.
+        if (queued.length >= MAX_QUEUED_WHILE_LOADING) queued.shift();
+        return queued.push([event, v.value]);
+      }
       const c = conversation;
       const value = v.value as never;
       switch (event) {
