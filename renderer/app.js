@@ -138,6 +138,12 @@ $('hands-free').addEventListener('change', (e) => {
   socket.emit('settings', { handsFree });
 });
 $('mode').addEventListener('change', (e) => socket.emit('settings', { mode: e.target.value }));
+for (const [id, key] of [['max-thinking', 'maxThinkingTokens'], ['max-answer', 'maxAnswerTokens']]) {
+  $(id).addEventListener('change', (e) => {
+    const n = Number(e.target.value);
+    if (Number.isInteger(n) && n >= 1 && n <= 8192) socket.emit('settings', { [key]: n });
+  });
+}
 $('text-form').addEventListener('submit', (e) => {
   e.preventDefault();
   const text = $('text-input').value.trim();

@@ -80,6 +80,15 @@ export class AsyncReasoningEngine {
     this.historyReady = Promise.all([w.ready, t.ready, p.ready]).then(() => undefined);
   }
 
+  /** New token budgets, for the turns that start from now on. */
+  setBudgets(b: { maxThinkingTokens?: number; maxAnswerTokens?: number }): void {
+    for (const [k, v] of Object.entries(b)) {
+      if (v === undefined) continue;
+      if (!Number.isInteger(v) || v < 1) throw new RuntimeUsageError(`${k} must be a positive integer, got ${v}`);
+      this.opts = { ...this.opts, [k]: v };
+    }
+  }
+
   /** Resolves when the conversation's standing blocks are encoded (turns wait for it anyway). */
   ready(): Promise<void> {
     return this.historyReady;

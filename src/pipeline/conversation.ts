@@ -109,8 +109,11 @@ export class Conversation {
     this.transcriber = new StreamingTranscriber(o.vad, o.recognizer, (e) => void this.onListen(e), { vad: { minSilenceMs: 600 }, partialEveryMs: 800 });
   }
 
-  setMode(mode: Mode): void {
-    this.mode = mode;
+  /** Settings from the renderer; they apply from the next turn on. */
+  settings(s: { mode?: Mode; handsFree?: boolean; maxThinkingTokens?: number; maxAnswerTokens?: number }): void {
+    if (s.mode) this.mode = s.mode;
+    if (s.handsFree !== undefined) this.handsFree = s.handsFree;
+    this.o.engine.setBudgets({ maxThinkingTokens: s.maxThinkingTokens, maxAnswerTokens: s.maxAnswerTokens });
   }
 
   /** PCM16 little-endian 16 kHz mono from the client. */

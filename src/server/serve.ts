@@ -158,12 +158,9 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
         case 'interrupt':
           c.interrupt();
           break;
-        case 'settings': {
-          const s = value as { mode?: Mode; handsFree?: boolean };
-          if (s.mode) c.setMode(s.mode);
-          if (s.handsFree !== undefined) c.handsFree = s.handsFree;
+        case 'settings':
+          c.settings(value);
           break;
-        }
         case 'playback':
           c.playback(value);
           break;

@@ -93,6 +93,22 @@ describe('protocol', () => {
     await next(c, 'metrics');
   }, 60_000);
 
+  it('settings change the next turn: mode and answer budget', async () => {
+    const srv = await start();
+    const c = client(srv.port);
+    await next(c, 'hello');
+    c.emit('settings', { mode: 'nothink', maxAnswerTokens: 3 });
+    const answers: string[] = [];
+    let thinking = 0;
+    c.on('answer', (a: { text: string }) => answers.push(a.text));
+    c.on('thinking', () => thinking++);
+    const done = new Promise<void>((res) => c.on('metrics', (m: { done: boolean }) => m.done && res()));
+    c.emit('text', { text: 'Count to ten.' });
+    await done;
+    expect(answers).toHaveLength(3);
+    expect(thinking).toBe(0);
+  }, 30_000);
+
   it('a message beyond the transport limit drops only that client', async () => {
     const srv = await start();
     const big = client(srv.port);
