@@ -19,7 +19,8 @@ export interface AudioSink {
 export type PlayerEvent =
   | { type: 'chunk-start'; index: number; text: string; atMs: number }
   | { type: 'chunk-end'; index: number; atMs: number }
-  | { type: 'stopped'; atMs: number; heardChars: number; latencyMs: number };
+  | { type: 'stopped'; atMs: number; heardChars: number; latencyMs: number }
+  | { type: 'error'; index: number; message: string };
 
 /**
  * Plays speech chunks back to back, reporting when each really starts and ends (the total-delay
@@ -64,7 +65,12 @@ export class Player {
         this.onEvent({ type: 'chunk-end', index, atMs: this.now() });
         this.next();
       },
-      () => this.current?.handle === handle && this.next(),
+      (e: Error) => {
+        if (this.current?.handle !== handle) return;
+        // A sink that cannot play (no sound device, say) is reported, and the queue moves on.
+        this.onEvent({ type: 'error', index, message: e.message });
+        this.next();
+      },
     );
   }
 
@@ -127,12 +133,14 @@ export class ProcessSink implements AudioSink {
           ? spawn('afplay', [file], { stdio: 'ignore' })
           : spawn('powershell', ['-NoProfile', '-Command', '(New-Object Media.SoundPlayer $args[0]).PlaySync()', file], { stdio: 'ignore' });
     }
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     const done = new Promise<void>((resolve, reject) => {
       child.on('error', (e) => reject(e));
       child.on('close', (code, sig) => {
         if (tmp) rmSync(tmp, { recursive: true, force: true });
         if (code === 0 || sig === 'SIGKILL') resolve();
-        else reject(new Error(`${this.program} exited with ${code ?? sig}`));
+        else reject(new Error(`${this.program} exited with ${code ?? sig}${stderr.trim() ? `: ${stderr.trim().split('\n')[0]}` : ''}`));
       });
     });
     return { done, stop: () => child.kill('SIGKILL') };

@@ -9,7 +9,7 @@ import { StreamingTranscriber } from '../asr/stream.ts';
 import { transcribeAudio } from '../asr/transcribe.ts';
 import { SileroVad } from '../asr/vad.ts';
 import { WhisperRecognizer, DEFAULT_WHISPER_MODEL } from '../asr/whisper.ts';
-import { AudioError } from '../errors.ts';
+import { AudioError, SpeechEngineError } from '../errors.ts';
 import { SpeechChunker } from '../tts/chunker.ts';
 import { createTtsEngine, defaultTtsEngine, TTS_ENGINES, type TtsEngineName } from '../tts/engine.ts';
 import { loadMathSpeech, speakable } from '../tts/speakable.ts';
@@ -69,9 +69,13 @@ export function registerSpeech(program: Command): void {
         process.stdout.write(`${o.out}: ${(all.length / rate).toFixed(2)} s, ${audio.length} chunk(s)\n`);
         return;
       }
-      const player = new Player(new ProcessSink());
+      let failed = '';
+      const player = new Player(new ProcessSink(), (e) => {
+        if (e.type === 'error') failed ||= e.message;
+      });
       for (const x of audio) player.enqueue(x.text, x.speech);
       await player.idle();
+      if (failed) throw new SpeechEngineError(`could not play the speech: ${failed} (no sound device? use --out file.wav)`);
     });
 
   program

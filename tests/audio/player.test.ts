@@ -42,6 +42,20 @@ describe('Player', () => {
     expect(p.heardChars).toBe('one. two. three.'.length);
   });
 
+  it('a sink that cannot play reports it, and the queue goes on', async () => {
+    const events: PlayerEvent[] = [];
+    let calls = 0;
+    const flaky: AudioSink = {
+      play: (audio) => (calls++ === 0 ? { done: Promise.reject(new Error('no soundcards found')), stop: () => undefined } : new FakeSink().play(audio)),
+    };
+    const p = new Player(flaky, (e) => events.push(e));
+    p.enqueue('lost. ', chunk(20));
+    p.enqueue('heard.', chunk(20));
+    await p.idle();
+    expect(events.find((e) => e.type === 'error')).toMatchObject({ index: 0, message: 'no soundcards found' });
+    expect(events.filter((e) => e.type === 'chunk-end')).toHaveLength(1);
+  });
+
   it('stops within 100 ms on barge-in and says how much was heard', async () => {
     const sink = new FakeSink();
     const events: PlayerEvent[] = [];
