@@ -116,6 +116,27 @@ describe('the renderer in chromium against asyncvoice serve, with a fake microph
     expect(errors).toEqual([]);
   }, 120_000);
 
+  it('push-to-talk: only what is said while Space is held is heard, and releasing it ends the turn', async () => {
+    const ptt = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await ptt.goto(url);
+    await ptt.waitForFunction(() => document.getElementById('status')!.textContent!.startsWith('connected ·'));
+    await ptt.uncheck('#hands-free');
+    await ptt.evaluate(() => (document.activeElement as HTMLElement | null)?.blur()); // Space goes to the page, not a control
+    await ptt.keyboard.down('Space');
+    await ptt.waitForTimeout(2800); // the first question plays into the held microphone
+    expect(await ptt.getAttribute('#ptt', 'class')).toContain('active');
+    await ptt.keyboard.up('Space');
+    await ptt.waitForFunction(() => (window as any).asyncvoiceTrace.finals >= 1, null, { timeout: 20_000 });
+    await ptt.waitForFunction(() => (window as any).asyncvoiceTrace.answer > 0, null, { timeout: 20_000 });
+    const said = (await ptt.textContent('#turns li.user .text'))!.split(/\s+/);
+    expect(said.filter((w) => ['what', 'is', 'the', 'capital', 'of', 'france'].includes(w)).length, said.join(' ')).toBeGreaterThanOrEqual(2);
+    // Released: the rest of the recording (the second question) is never sent.
+    await ptt.waitForTimeout(4000);
+    expect(await ptt.$$('#turns li.user')).toHaveLength(1);
+    await ptt.screenshot({ path: join(ARTIFACTS, 'e2e-4-push-to-talk.png') });
+    await ptt.close();
+  }, 60_000);
+
   it('model and user text render literally, never as HTML', async () => {
     const evil = '<img src=x onerror="window.__pwned=1"> <b>bold</b>';
     await page.fill('#text-input', evil);
