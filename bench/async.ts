@@ -5,7 +5,7 @@
  *  3. first-answer-token time and total delay, async vs think-then-answer (and no-think), on a
  *     fixed set of questions, with ratios. All figures come from this one run.
  *
- *   npm run bench:async -- [--preset qwen3-0.6b] [--max-thinking 96] [--max-answer 32] [--steps 12]
+ *   npm run bench:async -- [--preset qwen3-0.6b] [--max-thinking 96] [--max-answer 32] [--steps 12] [--weights fp32|int4]
  */
 import { parseArgs } from 'node:util';
 import { AsyncReasoningEngine } from '../src/async-reasoning/engine.ts';
@@ -13,6 +13,7 @@ import { promptSetFor } from '../src/async-reasoning/prompts.ts';
 import type { Mode, TurnResult } from '../src/async-reasoning/events.ts';
 import { ProgressBar } from '../src/cli/progress.ts';
 import { loadCausalLM } from '../src/llm/load.ts';
+import type { WeightFormat } from '../src/llm/decoder-graph.ts';
 import { Tokenizer } from '../src/llm/tokenizer.ts';
 import { benchModel, fmt, median } from './shared.ts';
 
@@ -22,13 +23,15 @@ const { values: args } = parseArgs({
     'max-thinking': { type: 'string', default: '96' },
     'max-answer': { type: 'string', default: '32' },
     steps: { type: 'string', default: '12' },
+    weights: { type: 'string', default: 'fp32' },
   },
 });
 const QUESTIONS = ['Why is the sky blue?', 'What is seventeen times three?', 'How do vaccines train the immune system?'];
 
 const dir = benchModel(args.preset!);
 const bar = new ProgressBar('graph');
-const { lm, config } = await loadCausalLM(dir, { maxPositions: 4096, onProgress: (p) => p.stage === 'build' && bar.update(p.done, p.total, p.what) });
+const weights = args.weights as WeightFormat;
+const { lm, config } = await loadCausalLM(dir, { maxPositions: 4096, weights, onProgress: (p) => p.stage === 'build' && bar.update(p.done, p.total, p.what) });
 bar.done();
 const tokenizer = await Tokenizer.fromFolder(dir);
 
@@ -95,7 +98,7 @@ for (const q of QUESTIONS) {
   }
 }
 
-console.log(`\nAsync-reasoning benchmark — ${config.modelType} ${args.preset} shapes, random weights, fp32, CPU`);
+console.log(`\nAsync-reasoning benchmark — ${config.modelType} ${args.preset} shapes, random weights, ${weights} linear weights, CPU`);
 console.log(`\n1. step cost over the async layout (thinker view ${ctx} tokens), median of ${steps}:`);
 console.log(`   single stream ${fmt(median(one))} ms; thinker+writer batched ${fmt(median(two))} ms; ratio ${fmt(median(two) / median(one), 2)}× (goal ≤ 1.3×; two separate steps would be 2×)`);
 console.log(`2. cache bookkeeping (views, masks, committing K/V) per batched step: ${fmt(100 * median(book), 2)} % (goal ≤ 5 %)`);
