@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import { PRESETS, makeTestModel } from '../llm/test-model.ts';
+import { cacheRoot, listGraphs, pruneGraphs } from '../llm/graph-cache.ts';
+import { formatBytes } from './progress.ts';
 import { intArg } from './main.ts';
 import { ProgressBar } from './progress.ts';
 
@@ -19,6 +21,23 @@ interface MakeTestCliOptions {
 
 export function registerModel(program: Command): void {
   const model = program.command('model').description('model utilities');
+  model
+    .command('cache')
+    .description(`list the built decoder graphs (${cacheRoot()}/graphs); --prune removes stale ones, --clear all`)
+    .option('--prune', 'remove graphs of older builders, of vanished model folders, or half built', false)
+    .option('--clear', 'remove every built graph (they are rebuilt on next use)', false)
+    .action((o: { prune: boolean; clear: boolean }) => {
+      if (o.prune || o.clear) {
+        const removed = pruneGraphs(o.clear);
+        const bytes = removed.reduce((a, g) => a + g.bytes, 0);
+        process.stdout.write(`removed ${removed.length} graph(s), ${formatBytes(bytes)}\n`);
+        return;
+      }
+      for (const g of listGraphs()) {
+        const what = g.meta ? `${g.meta.source} (${g.meta.weights}, ${g.meta.ropeMode}, ${g.meta.maxPositions} positions)` : '?';
+        process.stdout.write(`${g.key}  ${formatBytes(g.bytes).padStart(10)}  ${what}${g.stale ? `  [stale: ${g.stale}]` : ''}\n`);
+      }
+    });
   model
     .command('make-test')
     .description('write a random-weight Qwen3-architecture model (HF layout, real Qwen3 tokenizer)')

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { DecoderConfig } from './config.ts';
@@ -52,5 +52,59 @@ export function ensureGraph(
   const path = join(dir, 'model.onnx');
   if (existsSync(path) && existsSync(path + '.data')) return { path, built: false };
   buildDecoderGraph(cfg, tensors, dir, opts);
+  const meta: GraphMeta = { source: modelDir, format: GRAPH_FORMAT_VERSION, ropeMode: opts.ropeMode, weights: opts.weights ?? 'fp32', maxPositions: opts.maxPositions, builtAt: new Date().toISOString() };
+  writeFileSync(join(dir, 'meta.json'), JSON.stringify(meta, null, 2));
   return { path, built: true };
+}
+
+/** What a built graph was made from, kept beside it so the cache can be listed and pruned. */
+export interface GraphMeta {
+  source: string;
+  format: number;
+  ropeMode: string;
+  weights: string;
+  maxPositions: number;
+  builtAt: string;
+}
+
+export interface CachedGraph {
+  key: string;
+  dir: string;
+  bytes: number;
+  meta: GraphMeta | null;
+  /** Why `prune` would remove it, or null to keep. */
+  stale: string | null;
+}
+
+/** Every built graph in the cache, with its size and whether it is stale. */
+export function listGraphs(): CachedGraph[] {
+  const root = join(cacheRoot(), 'graphs');
+  if (!existsSync(root)) return [];
+  return readdirSync(root).map((key) => {
+    const dir = join(root, key);
+    const bytes = readdirSync(dir).reduce((a, f) => a + statSync(join(dir, f)).size, 0);
+    let meta: GraphMeta | null = null;
+    try {
+      meta = JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8'));
+    } catch {
+      /* unreadable or from before meta.json: stale */
+    }
+    const stale = !meta
+      ? 'no record of its source'
+      : meta.format !== GRAPH_FORMAT_VERSION
+        ? `built by an older builder (format ${meta.format})`
+        : !existsSync(meta.source)
+          ? `its model folder ${meta.source} is gone`
+          : key.includes('.tmp-')
+            ? 'an interrupted build'
+            : null;
+    return { key, dir, bytes, meta, stale };
+  });
+}
+
+/** Removes stale graphs (or all, with `all`); returns what was removed. */
+export function pruneGraphs(all = false): CachedGraph[] {
+  const removed = listGraphs().filter((g) => all || g.stale);
+  for (const g of removed) rmSync(g.dir, { recursive: true, force: true });
+  return removed;
 }
