@@ -93,12 +93,31 @@ export function encodeWav(audio: PcmAudio): Uint8Array {
   dv.setUint32(40, frames * ch * 2, true);
   let p = 44;
   for (let i = 0; i < frames; i++) {
-    for (let c = 0; c < ch; c++, p += 2) {
-      const v = Math.max(-1, Math.min(1, audio.channels[c][i]));
-      dv.setInt16(p, Math.round(v < 0 ? v * 32768 : v * 32767), true);
-    }
+    for (let c = 0; c < ch; c++, p += 2) dv.setInt16(p, toInt16(audio.channels[c][i]), true);
   }
   return buf;
+}
+
+/** One float sample → 16-bit, clipped to [-1, 1]. */
+function toInt16(v: number): number {
+  const x = Math.max(-1, Math.min(1, v));
+  return Math.round(x < 0 ? x * 32768 : x * 32767);
+}
+
+/** Float samples → raw PCM16 little-endian bytes (what the protocol and sound devices take). */
+export function floatToPcm16(samples: Float32Array): Uint8Array {
+  const out = new Int16Array(samples.length);
+  for (let i = 0; i < samples.length; i++) out[i] = toInt16(samples[i]);
+  return new Uint8Array(out.buffer);
+}
+
+/** Raw PCM16 little-endian bytes (any alignment) → float samples in [-1, 1). */
+export function pcm16ToFloat(bytes: Uint8Array): Float32Array {
+  const n = Math.floor(bytes.byteLength / 2);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, n * 2);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = dv.getInt16(i * 2, true) / 32768;
+  return out;
 }
 
 export function durationMs(audio: PcmAudio): number {

@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { Player, ProcessSink } from '../audio/player.ts';
 import { ASR_SAMPLE_RATE, toAsrInput } from '../audio/resample.ts';
-import { parseWav, encodeWav } from '../audio/wav.ts';
+import { parseWav, encodeWav, pcm16ToFloat } from '../audio/wav.ts';
 import type { Recognizer } from '../asr/recognizer.ts';
 import { PocketsphinxRecognizer } from '../asr/pocketsphinx.ts';
 import { StreamingTranscriber } from '../asr/stream.ts';
@@ -131,8 +131,7 @@ export function registerSpeech(program: Command): void {
         const stream = rec16.stream();
         let chain = Promise.resolve();
         stream.on('data', (d: Buffer) => {
-          const s16 = new Int16Array(d.buffer, d.byteOffset, Math.floor(d.byteLength / 2));
-          const f = Float32Array.from(s16, (x) => x / 32768);
+          const f = pcm16ToFloat(d);
           chain = chain.then(() => t.push(f));
         });
         stream.on('error', (e: Error) => {

@@ -2,6 +2,7 @@ import { AsyncReasoningEngine, type Turn } from '../async-reasoning/engine.ts';
 import type { Mode } from '../async-reasoning/events.ts';
 import { totalDelayMs } from '../async-reasoning/metrics.ts';
 import type { Recognizer } from '../asr/recognizer.ts';
+import { floatToPcm16, pcm16ToFloat } from '../audio/wav.ts';
 import { StreamingTranscriber } from '../asr/stream.ts';
 import type { SileroVad } from '../asr/vad.ts';
 import type { ServerEvents, StampName } from '../protocol.ts';
@@ -118,8 +119,7 @@ export class Conversation {
 
   /** PCM16 little-endian 16 kHz mono from the client. */
   pushAudio(bytes: Uint8Array): Promise<void> {
-    const s16 = new Int16Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-    const f = Float32Array.from(s16, (x) => x / 32768);
+    const f = pcm16ToFloat(bytes);
     this.audioChain = this.audioChain.then(() => (this.closed ? undefined : this.transcriber.push(f))).catch((e) => this.fail('audio', e));
     return this.audioChain;
   }
@@ -313,10 +313,8 @@ export class Conversation {
         const chunkId = this.chunkSeq++;
         obs.stamp('firstChunkReady', readyMs);
         obs.chunks.push({ chunkId, text: raw, readyMs, durationMs: audio.durationMs });
-        const pcm = new Int16Array(audio.pcm.length);
-        for (let i = 0; i < pcm.length; i++) pcm[i] = Math.max(-32768, Math.min(32767, Math.round(audio.pcm[i] * 32767)));
         this.speaking = true;
-        this.o.emit('speech-chunk', { turnId, chunkId, text: raw, sampleRate: audio.sampleRate, pcm: new Uint8Array(pcm.buffer), readyMs: readyMs - obs.refMs, durationMs: audio.durationMs });
+        this.o.emit('speech-chunk', { turnId, chunkId, text: raw, sampleRate: audio.sampleRate, pcm: floatToPcm16(audio.pcm), readyMs: readyMs - obs.refMs, durationMs: audio.durationMs });
       })
       .catch((e) => this.fail('tts', e));
   }
