@@ -59,7 +59,8 @@ export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
-function staticFiles(): Record<string, { file: string; type: string }> {
+/** Every file the renderer needs, by URL path (nothing else is ever served). */
+export function staticFiles(): Record<string, { file: string; type: string }> {
   const require = createRequire(import.meta.url);
   const uplot = dirname(require.resolve('uplot'));
   return {

@@ -1,16 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type Server as HttpServer } from 'node:http';
 import { readFileSync } from 'node:fs';
-import { resolve, join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { Server } from 'socket.io';
 import { chromium, type Browser } from 'playwright-core';
-import { CSP } from '../../src/server/serve.ts';
+import { CSP, staticFiles } from '../../src/server/serve.ts';
 import { needTools } from '../helpers/tools.ts';
 
 // The renderer against a scripted core: whatever the model or the recogniser says arrives as
 // protocol events, and must show up as text.
-const RENDERER = resolve(__dirname, '../../renderer');
 const EVIL = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>';
 let http: HttpServer;
 let io: Server;
@@ -19,20 +17,11 @@ let port = 0;
 
 beforeAll(async () => {
   await needTools('chromium');
-  const uplot = resolve(__dirname, '../../node_modules/uplot/dist');
-  const files: Record<string, [string, string]> = {
-    '/': [join(RENDERER, 'index.html'), 'text/html'],
-    '/app.js': [join(RENDERER, 'app.js'), 'text/javascript'],
-    '/view.js': [join(RENDERER, 'view.js'), 'text/javascript'],
-    '/audio.js': [join(RENDERER, 'audio.js'), 'text/javascript'],
-    '/styles.css': [join(RENDERER, 'styles.css'), 'text/css'],
-    '/vendor/uplot.js': [join(uplot, 'uPlot.iife.min.js'), 'text/javascript'],
-    '/vendor/uplot.css': [join(uplot, 'uPlot.min.css'), 'text/css'],
-  };
+  const files = staticFiles();
   http = createServer((req, res) => {
     const f = files[new URL(req.url!, 'http://x').pathname];
     if (!f) return res.writeHead(404).end();
-    res.writeHead(200, { 'Content-Type': f[1], 'Content-Security-Policy': CSP }).end(readFileSync(f[0]));
+    res.writeHead(200, { 'Content-Type': f.type, 'Content-Security-Policy': CSP }).end(readFileSync(f.file));
   });
   io = new Server(http);
   io.on('connection', (s) => {
