@@ -89,15 +89,14 @@ export function listGraphs(): CachedGraph[] {
     } catch {
       /* unreadable or from before meta.json: stale */
     }
+    // meta.json is written after a build completes: an interrupted build has none.
     const stale = !meta
-      ? 'no record of its source'
+      ? 'no record of its source (an old or interrupted build)'
       : meta.format !== GRAPH_FORMAT_VERSION
         ? `built by an older builder (format ${meta.format})`
         : !existsSync(meta.source)
           ? `its model folder ${meta.source} is gone`
-          : key.includes('.tmp-')
-            ? 'an interrupted build'
-            : null;
+          : null;
     return { key, dir, bytes, meta, stale };
   });
 }
