@@ -5,10 +5,10 @@ import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { makeTestModel } from '../../src/llm/test-model.ts';
 import { runTool } from '../../src/audio/tools.ts';
+import { BIN } from '../helpers/cli.ts';
 import { scratchDir } from '../helpers/models.ts';
 import { needTools, sox } from '../helpers/tools.ts';
 
-const BIN = resolve(__dirname, '../../bin/asyncvoice.mjs');
 const ARTIFACTS = resolve(__dirname, '../../test-artifacts');
 const root = scratchDir('asyncvoice-e2e-app-');
 let server: ChildProcess;

@@ -1,15 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
+import { cliOut } from '../helpers/cli.ts';
 import { encodeWav } from '../../src/audio/wav.ts';
 import { EspeakNgEngine } from '../../src/tts/engine.ts';
 import { scratchDir } from '../helpers/models.ts';
 import { needTools, wordErrors } from '../helpers/tools.ts';
 
-const run = promisify(execFile);
-const BIN = resolve(__dirname, '../../bin/asyncvoice.mjs');
 const root = scratchDir('asyncvoice-e2e-');
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
@@ -38,7 +35,7 @@ describe('espeak-ng → WAV → asyncvoice transcribe --engine pocketsphinx', ()
       const speech = await tts.synthesize(s);
       const file = join(root, `q${i}.wav`);
       writeFileSync(file, encodeWav({ sampleRate: speech.sampleRate, channels: [speech.pcm] }));
-      const { stdout } = await run(process.execPath, [BIN, 'transcribe', file, '--engine', 'pocketsphinx', '--json']);
+      const stdout = await cliOut(['transcribe', file, '--engine', 'pocketsphinx', '--json']);
       const out = JSON.parse(stdout);
       expect(out.segments.length).toBeGreaterThan(0);
       for (const seg of out.segments) {

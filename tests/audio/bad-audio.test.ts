@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
+import { runCli } from '../helpers/cli.ts';
 import { parseWav, encodeWav, MAX_AUDIO_SECONDS } from '../../src/audio/wav.ts';
 import { toAsrInput } from '../../src/audio/resample.ts';
 import { PocketsphinxRecognizer } from '../../src/asr/pocketsphinx.ts';
@@ -12,8 +11,6 @@ import { AudioError } from '../../src/errors.ts';
 import { scratchDir } from '../helpers/models.ts';
 import { needTools } from '../helpers/tools.ts';
 
-const run = promisify(execFile);
-const BIN = resolve(__dirname, '../../bin/asyncvoice.mjs');
 const root = scratchDir('asyncvoice-bad-');
 let vad: SileroVad;
 const rec = new PocketsphinxRecognizer();
@@ -50,13 +47,8 @@ function floatWav(samples: Float32Array, rate = 16000): Uint8Array {
 async function cliTranscribe(bytes: Uint8Array, name: string) {
   const file = join(root, name);
   writeFileSync(file, bytes);
-  try {
-    const { stdout } = await run(process.execPath, [BIN, 'transcribe', file, '--json']);
-    return { code: 0, out: JSON.parse(stdout), err: '' };
-  } catch (e) {
-    const x = e as { code: number; stderr: string };
-    return { code: x.code, out: null, err: x.stderr };
-  }
+  const r = await runCli(['transcribe', file, '--json']);
+  return { code: r.code, out: r.code === 0 ? JSON.parse(r.stdout) : null, err: r.code === 0 ? '' : r.stderr };
 }
 
 describe('bad audio: clear errors or empty transcripts, never a crash', () => {

@@ -1,16 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
+import { BIN, cliOut } from '../helpers/cli.ts';
 import { scratchDir } from '../helpers/models.ts';
 
-const run = promisify(execFile);
-const BIN = resolve(__dirname, '../../bin/asyncvoice.mjs');
 const root = scratchDir();
 const env = { ...process.env, ASYNCVOICE_CACHE_DIR: join(root, 'cache') };
 const model = join(root, 'model');
-const cli = async (args: string[]) => (await run(process.execPath, [BIN, ...args], { env, maxBuffer: 64 << 20 })).stdout;
+const cli = (args: string[]) => cliOut(args, env);
 
 beforeAll(async () => {
   await cli(['model', 'make-test', '--out', model, '--seed', '9']);

@@ -1,24 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
+import { runCli } from '../helpers/cli.ts';
 import { scratchDir } from '../helpers/models.ts';
 
-const run = promisify(execFile);
-const BIN = resolve(__dirname, '../../bin/asyncvoice.mjs');
 const root = scratchDir();
 const env = { ...process.env, ASYNCVOICE_CACHE_DIR: join(root, 'cache'), HF_HUB_CACHE: join(root, 'hf') };
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env, maxBuffer: 64 * 1024 * 1024 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+const cli = (args: string[]) => runCli(args, env);
 
 const model = join(root, 'model');
 beforeAll(async () => {

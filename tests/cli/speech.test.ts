@@ -1,16 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
+import { cliOut as cli } from '../helpers/cli.ts';
 import { parseWav } from '../../src/audio/wav.ts';
 import { scratchDir } from '../helpers/models.ts';
 import { needTools, sox } from '../helpers/tools.ts';
 
-const run = promisify(execFile);
-const BIN = resolve(__dirname, '../../bin/asyncvoice.mjs');
 const root = scratchDir('asyncvoice-cli-speech-');
-const cli = async (args: string[]) => (await run(process.execPath, [BIN, ...args], { maxBuffer: 16 << 20 })).stdout;
 beforeAll(() => needTools('espeak-ng', 'pocketsphinx_continuous', 'sox'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
