@@ -6,9 +6,9 @@ import { Tokenizer } from '../llm/tokenizer.ts';
 import { floatArg, intArg } from './main.ts';
 import { addModelOptions, loadModelWithProgress, type ModelCliOptions } from './load-model.ts';
 
-interface AskCliOptions extends ModelCliOptions {
+/** The reasoning engine's settings, shared by every command that runs it (ask, chat, serve). */
+export interface EngineCliOptions extends ModelCliOptions {
   mode: Mode;
-  json: boolean;
   maxThinking: number;
   maxAnswer: number;
   controlEvery: number;
@@ -17,9 +17,13 @@ interface AskCliOptions extends ModelCliOptions {
   seed: number;
 }
 
+interface AskCliOptions extends EngineCliOptions {
+  json: boolean;
+}
+
 const MODES: Mode[] = ['async', 'think', 'nothink'];
 
-function addEngineOptions(cmd: Command): Command {
+export function addEngineOptions(cmd: Command): Command {
   return addModelOptions(cmd, intArg)
     .addOption(new Option('--mode <mode>', 'async: think and answer at once; think: think, then answer; nothink: answer at once').choices(MODES).default('async'))
     .option('--max-thinking <n>', 'most thinking tokens per turn', intArg('--max-thinking', 1), 512)
@@ -30,18 +34,21 @@ function addEngineOptions(cmd: Command): Command {
     .option('--seed <n>', 'sampling seed', intArg('--seed'), 0);
 }
 
-async function makeEngine(o: AskCliOptions, quiet: boolean) {
-  const model = await loadModelWithProgress(o, quiet);
-  const tokenizer = await Tokenizer.fromFolder(model.dir);
-  const engine = new AsyncReasoningEngine({
-    lm: model.lm,
-    tokenizer,
+/** The CLI's engine flags as engine options. */
+export function engineSettings(o: EngineCliOptions) {
+  return {
     safety: o.safety,
     controlEvery: o.controlEvery,
     maxThinkingTokens: o.maxThinking,
     maxAnswerTokens: o.maxAnswer,
     sampling: { temperature: o.temperature, seed: o.seed },
-  });
+  };
+}
+
+async function makeEngine(o: AskCliOptions, quiet: boolean) {
+  const model = await loadModelWithProgress(o, quiet);
+  const tokenizer = await Tokenizer.fromFolder(model.dir);
+  const engine = new AsyncReasoningEngine({ lm: model.lm, tokenizer, ...engineSettings(o) });
   return { model, engine };
 }
 

@@ -5,34 +5,28 @@ import { Tokenizer } from '../llm/tokenizer.ts';
 import { serve, type RunningServer } from '../server/serve.ts';
 import { createTtsEngine, defaultTtsEngine, TTS_ENGINES, type TtsEngineName } from '../tts/engine.ts';
 import { loadMathSpeech } from '../tts/speakable.ts';
-import type { Mode } from '../async-reasoning/events.ts';
+import { addEngineOptions, engineSettings, type EngineCliOptions } from './ask.ts';
 import { intArg } from './main.ts';
-import { addModelOptions, loadModelWithProgress, type ModelCliOptions } from './load-model.ts';
+import { loadModelWithProgress } from './load-model.ts';
 
-interface ServeCliOptions extends ModelCliOptions {
+interface ServeCliOptions extends EngineCliOptions {
   host: string;
   port: number;
   token?: string;
-  mode: Mode;
   tts: TtsEngineName;
   voice?: string;
   asr: 'pocketsphinx' | 'whisper';
-  maxThinking: number;
-  maxAnswer: number;
 }
 
 export function registerServe(program: Command): void {
   const cmd = program.command('serve').description('run the core service: the renderer in a browser, speech and reasoning over socket.io');
-  addModelOptions(cmd, intArg)
+  addEngineOptions(cmd)
     .option('--host <addr>', 'bind address (anything but loopback requires the printed token)', '127.0.0.1')
     .option('--port <n>', 'port (0 = any free one)', intArg('--port'), 8765)
     .option('--token <secret>', 'access token for non-loopback binds (default: generated)')
-    .addOption(new Option('--mode <mode>', 'reasoning mode').choices(['async', 'think', 'nothink']).default('async'))
     .addOption(new Option('--tts <engine>', 'speech engine').choices([...TTS_ENGINES]).default(defaultTtsEngine()))
     .option('--voice <name>', 'speech voice')
     .addOption(new Option('--asr <engine>', 'recogniser').choices(['pocketsphinx', 'whisper']).default('pocketsphinx'))
-    .option('--max-thinking <n>', 'most thinking tokens per turn', intArg('--max-thinking', 1), 512)
-    .option('--max-answer <n>', 'most answer tokens per turn', intArg('--max-answer', 1), 512)
     .action(async (o: ServeCliOptions) => {
       // The service listens at once; pages show the model loading (download, graph build) as it goes.
       const hub: { server?: RunningServer } = {};
@@ -51,7 +45,7 @@ export function registerServe(program: Command): void {
         components: loading,
         modelName: o.model,
         mode: o.mode,
-        engine: { maxThinkingTokens: o.maxThinking, maxAnswerTokens: o.maxAnswer },
+        engine: engineSettings(o),
       });
       hub.server = server;
       // The URL first: a page opened now shows the model loading; it talks once the model is ready.

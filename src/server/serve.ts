@@ -43,7 +43,7 @@ export interface ServeOptions extends Partial<Components> {
   components?: Promise<Components>;
   modelName: string;
   mode?: Mode;
-  engine?: Partial<Pick<EngineOptions, 'maxThinkingTokens' | 'maxAnswerTokens' | 'controlEvery'>>;
+  engine?: Partial<Pick<EngineOptions, 'maxThinkingTokens' | 'maxAnswerTokens' | 'controlEvery' | 'safety' | 'sampling'>>;
 }
 
 export interface RunningServer {
