@@ -136,26 +136,31 @@ export class AsyncReasoningEngine {
   async truncateLastAnswer(heardChars: number, marker = ' (interrupted by the user)'): Promise<void> {
     const last = this.history.at(-1);
     if (!last || heardChars >= last.assistant.length) return;
-    const kept = [...this.history.slice(0, -1), { user: last.user, assistant: `${last.assistant.slice(0, Math.max(0, heardChars)).trimEnd()}${marker}` }];
+    await this.rebuildHistory([...this.history.slice(0, -1), { user: last.user, assistant: `${last.assistant.slice(0, Math.max(0, heardChars)).trimEnd()}${marker}` }]);
+  }
+
+  /** Re-encodes the history block from these exchanges (its K/V depend on every earlier one). */
+  private async rebuildHistory(entries: HistoryEntry[]): Promise<void> {
     this.history.length = 0;
     this.historyBlock.clear();
-    for (const e of kept) await this.appendHistory(e);
+    for (const e of entries) await this.appendHistory(e);
   }
 
   /** Drops the oldest exchanges until `needed` more positions fit after the history. */
   async makeRoom(needed: number): Promise<void> {
     const s = this.systemBlocks;
-    const total = () => Math.max(s.writer.length, s.thinker.length, s.plain.length) + this.historyBlock.length + needed;
-    while (total() > this.lm.maxPositions && this.history.length) {
-      this.history.shift();
-      const kept = [...this.history];
-      this.history.length = 0;
-      this.historyBlock.clear();
-      for (const e of kept) await this.appendHistory(e);
+    const room = this.lm.maxPositions - Math.max(s.writer.length, s.thinker.length, s.plain.length) - needed;
+    if (this.historyBlock.length > room) {
+      // Count what each exchange takes, drop the oldest until the rest fits, re-encode once.
+      const sizes = this.history.map((e) => this.historyIds(e).length);
+      let total = sizes.reduce((a, b) => a + b, 0);
+      let drop = 0;
+      while (drop < sizes.length && total > room) total -= sizes[drop++];
+      await this.rebuildHistory(this.history.slice(drop));
     }
-    if (total() > this.lm.maxPositions) {
+    if (this.historyBlock.length > room) {
       throw new RuntimeUsageError(
-        `this turn needs ${total() - this.historyBlock.length} positions beyond the history, more than the model's ${this.lm.maxPositions}; lower the token budgets or raise --max-context`,
+        `this turn needs ${this.lm.maxPositions - room} positions beyond the history, more than the model's ${this.lm.maxPositions}; lower the token budgets or raise --max-context`,
       );
     }
   }
