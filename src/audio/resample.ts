@@ -24,7 +24,7 @@ export function downmix(audio: PcmAudio): Float32Array {
     for (let i = 0; i < n; i++) out[i] += x[i];
   }
   for (let i = 0; i < n; i++) {
-    if (!Number.isFinite(out[i])) throw new AudioError(`audio has a non-finite sample (NaN or ∞) at ${(i / 1).toFixed(0)}; refusing to guess`);
+    if (!Number.isFinite(out[i])) throw new AudioError(`audio has a non-finite sample (NaN or ∞) at sample ${i}; refusing to guess`);
     out[i] /= ch.length;
   }
   return out;
