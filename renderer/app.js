@@ -19,13 +19,19 @@ let chart = null;
 const player = new SpeechPlayer((chunkId, event, heardChars) => {
   if (event === 'start') trace.playbackStarts++;
   if (event === 'stopped') trace.playbackStops++;
+  note(`playback ${event}`, `chunk ${chunkId}`);
   socket.emit('playback', heardChars === undefined ? { chunkId, event } : { chunkId, event, heardChars });
   document.body.dataset.playing = player.active ? 'true' : 'false';
 });
 
 // Exposed for tests and the Electron shell: a small, read-only window into what the page did.
-const trace = { partials: 0, finals: 0, thinking: 0, answer: 0, chunksReceived: 0, playbackStarts: 0, playbackStops: 0, stopAudio: 0, errors: [] };
+const trace = { partials: 0, finals: 0, thinking: 0, answer: 0, chunksReceived: 0, playbackStarts: 0, playbackStops: 0, stopAudio: 0, errors: [], log: [] };
 window.asyncvoiceTrace = trace;
+/** The last few hundred things that happened, with page time in ms: enough to tell why a turn went as it did. */
+const note = (what, detail = '') => {
+  trace.log.push(`${Math.round(performance.now())} ${what} ${detail}`.trimEnd());
+  if (trace.log.length > 300) trace.log.shift();
+};
 
 socket.on('connect', () => setStatus('connected'));
 socket.on('connect_error', (e) => setStatus(`cannot connect: ${e.message}`));
@@ -39,9 +45,13 @@ socket.on('progress', (p) => {
   const pct = p.total ? ` ${Math.floor((100 * p.done) / p.total)}%` : '';
   setStatus(`loading: ${p.what}${pct}`);
 });
-socket.on('vad', (v) => setVad(v.speaking));
+socket.on('vad', (v) => {
+  note(v.speaking ? 'vad speech' : 'vad silence');
+  setVad(v.speaking);
+});
 socket.on('transcript', (t) => {
   trace[t.final ? 'finals' : 'partials']++;
+  note(t.final ? 'final' : 'partial', `turn ${t.turnId}: ${t.text.slice(0, 60)}`);
   view.transcript(t.turnId, t.text, t.final);
 });
 socket.on('thinking', (t) => {
@@ -54,15 +64,18 @@ socket.on('answer', (a) => {
   view.answer(a.turnId, a.text);
 });
 socket.on('state', (s) => {
+  note('state', `turn ${s.turnId}: ${s.from} → ${s.to} (${s.reason})`);
   if (s.reason === 'user interrupted') view.interrupted(s.turnId);
 });
 socket.on('speech-chunk', (c) => {
   trace.chunksReceived++;
+  note('speech chunk', `turn ${c.turnId} chunk ${c.chunkId}`);
   player.play(c).catch((e) => setError(`playback failed: ${e.message}`));
   document.body.dataset.playing = 'true';
 });
 socket.on('stop-audio', (s) => {
   trace.stopAudio++;
+  note('stop audio', `turn ${s.turnId}`);
   view.interrupted(s.turnId);
   player.stopAll();
   document.body.dataset.playing = 'false';
@@ -73,6 +86,7 @@ socket.on('metrics', (m) => {
 });
 socket.on('error', (e) => {
   trace.errors.push(e);
+  note('error', `${e.event}: ${e.message}`);
   setError(`${e.event}: ${e.message}`);
 });
 
@@ -103,6 +117,7 @@ async function startMic() {
     capture = await startCapture((frame) => {
       if (handsFree || pttHeld) socket.emit('audio', new Uint8Array(frame));
     });
+    note('microphone on');
     $('mic').textContent = 'Microphone on';
     $('mic').classList.add('active');
   } catch (e) {

@@ -39,7 +39,7 @@ export interface StartTurnOptions {
   signal?: AbortSignal;
 }
 
-interface HistoryEntry {
+export interface HistoryEntry {
   user: string;
   assistant: string;
 }
@@ -58,7 +58,11 @@ export class AsyncReasoningEngine {
   /** The finished exchanges, shared by every view. */
   /** @internal */
   readonly historyBlock: CacheBlock;
-  private historyReady: Promise<void>;
+  /**
+   * Every change to the history runs on this chain, and a turn starts only when what is on it has
+   * run: a new turn never reads a history block that is being cleared or re-encoded.
+   */
+  private historyChain: Promise<void>;
   private active: Turn | null = null;
   private opts: Required<Pick<EngineOptions, 'controlEvery' | 'maxThinkingTokens' | 'maxAnswerTokens'>> & EngineOptions;
 
@@ -77,7 +81,7 @@ export class AsyncReasoningEngine {
     const t = sys('thinker_system', this.prompts.thinkerSystem);
     const p = sys('plain_system', this.prompts.plainSystem);
     this.systemBlocks = { writer: w.b, thinker: t.b, plain: p.b };
-    this.historyReady = Promise.all([w.ready, t.ready, p.ready]).then(() => undefined);
+    this.historyChain = Promise.all([w.ready, t.ready, p.ready]).then(() => undefined);
   }
 
   /** New token budgets, for the turns that start from now on. */
@@ -91,7 +95,13 @@ export class AsyncReasoningEngine {
 
   /** Resolves when the conversation's standing blocks are encoded (turns wait for it anyway). */
   ready(): Promise<void> {
-    return this.historyReady;
+    return this.historyChain;
+  }
+
+  private onHistory(change: () => Promise<void>): Promise<void> {
+    const done = this.historyChain.then(change);
+    this.historyChain = done.catch(() => undefined);
+    return done;
   }
 
   /** @internal */
@@ -104,12 +114,16 @@ export class AsyncReasoningEngine {
     if (this.active && !this.active.finished) throw new RuntimeUsageError('a turn is already running; interrupt or abort it first');
     const turn = new Turn(this, userText, opts);
     this.active = turn;
-    turn.start(this.historyReady);
+    turn.start(this.historyChain);
     return turn;
   }
 
   /** @internal Adds a finished exchange to the shared history (re-encoded once, as plain chat). */
-  async appendHistory(entry: HistoryEntry): Promise<void> {
+  appendHistory(entry: HistoryEntry): Promise<void> {
+    return this.onHistory(() => this.encodeHistoryEntry(entry));
+  }
+
+  private async encodeHistoryEntry(entry: HistoryEntry): Promise<void> {
     this.history.push(entry);
     await this.lm.forward([{ view: [this.historyBlock], tokens: this.historyIds(entry) }]);
   }
@@ -130,20 +144,29 @@ export class AsyncReasoningEngine {
   }
 
   /**
-   * The listener cut the last answer's audio after its turn had ended: only what was heard stays
-   * in the conversation (the history is re-encoded).
+   * The listener cut a finished turn's audio: only what was heard of its answer stays in the
+   * conversation (the history is re-encoded). Queued behind the turn's own history entry, and
+   * ahead of any turn started after this call.
    */
-  async truncateLastAnswer(heardChars: number, marker = ' (interrupted by the user)'): Promise<void> {
-    const last = this.history.at(-1);
-    if (!last || heardChars >= last.assistant.length) return;
-    await this.rebuildHistory([...this.history.slice(0, -1), { user: last.user, assistant: `${last.assistant.slice(0, Math.max(0, heardChars)).trimEnd()}${marker}` }]);
+  async truncateAnswer(turn: Turn, heardChars: number, marker = ' (interrupted by the user)'): Promise<void> {
+    if (!turn.finished) throw new RuntimeUsageError('the turn is still running; interrupt it instead');
+    if (this.active !== turn && this.active && !this.active.finished) throw new RuntimeUsageError('a later turn is already running');
+    return this.onHistory(async () => {
+      await turn.settled();
+      const i = turn.historyEntry ? this.history.indexOf(turn.historyEntry) : -1;
+      if (i < 0) return; // it never joined the history (aborted, failed) or has been dropped for room
+      const e = this.history[i];
+      if (heardChars >= e.assistant.length) return;
+      const cut = { user: e.user, assistant: `${e.assistant.slice(0, Math.max(0, heardChars)).trimEnd()}${marker}`.trim() };
+      await this.rebuildHistory(this.history.map((x, j) => (j === i ? cut : x)));
+    });
   }
 
   /** Re-encodes the history block from these exchanges (its K/V depend on every earlier one). */
   private async rebuildHistory(entries: HistoryEntry[]): Promise<void> {
     this.history.length = 0;
     this.historyBlock.clear();
-    for (const e of entries) await this.appendHistory(e);
+    for (const e of entries) await this.encodeHistoryEntry(e);
   }
 
   /** Drops the oldest exchanges until `needed` more positions fit after the history. */

@@ -3,7 +3,7 @@ import type { CacheBlock } from '../llm/kv-cache.ts';
 import { Sampler } from '../llm/sampling.ts';
 import type { Tokenizer } from '../llm/tokenizer.ts';
 import { SpeechChunker, type TextChunk } from '../tts/chunker.ts';
-import type { AsyncReasoningEngine, StartTurnOptions, StreamName } from './engine.ts';
+import type { AsyncReasoningEngine, HistoryEntry, StartTurnOptions, StreamName } from './engine.ts';
 import { EventQueue, type DoneReason, type EngineEvent, type EngineState, type Mode, type SpeechChunk, type TurnResult } from './events.ts';
 import { totalDelayMs, wordsPerMinuteDuration } from './metrics.ts';
 
@@ -39,6 +39,8 @@ export class Turn {
   readonly result: Promise<TurnResult>;
   readonly mode: Mode;
   finished = false;
+  /** What this turn added to the conversation's history, once it has. */
+  historyEntry: HistoryEntry | null = null;
   private resolveResult!: (r: TurnResult) => void;
   private rejectResult!: (e: unknown) => void;
   private readonly t0 = performance.now();
@@ -594,7 +596,10 @@ export class Turn {
     this.setState('done', reason);
     this.dropBlocks();
     // What was said joins the conversation; thoughts do not (as Qwen3's own template does).
-    if (reason !== 'aborted') await this.engine.appendHistory({ user: this.userText, assistant: answer.trim() });
+    if (reason !== 'aborted') {
+      this.historyEntry = { user: this.userText, assistant: answer.trim() };
+      await this.engine.appendHistory(this.historyEntry);
+    }
     this.emit({ type: 'done', reason, step: this.stepNo, tMs: this.now(), result });
     this.events.close();
     this.resolveResult(result);

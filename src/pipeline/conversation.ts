@@ -98,6 +98,11 @@ export class Conversation {
   private observer: TurnObserver | null = null;
   private committedWords: string[] = [];
   private chunkSeq = 0;
+  /**
+   * The assistant has begun saying this turn's answer and has not finished it: from the first
+   * chunk sent until the turn is done and every chunk has played. A pause between chunks (the
+   * writer waiting for the thinker) is still its turn, so speech then is an interruption too.
+   */
   private speaking = false;
   private ttsChain: Promise<void> = Promise.resolve();
   private audioChain: Promise<void> = Promise.resolve();
@@ -138,7 +143,8 @@ export class Conversation {
   /** Typed input: a whole utterance at once. */
   text(text: string): void {
     const at = this.now();
-    if (this.turn && !this.turn.finished && this.speaking) this.bargeIn();
+    // Typed over the answer (still written or only still playing) cuts it off, as speech would.
+    if (this.speaking) this.bargeIn();
     if (this.turn && !this.turn.finished && this.observer) {
       // Typed while the assistant still thinks: it joins the turn, as speech would.
       this.turn.addUserInput(text);
@@ -168,12 +174,16 @@ export class Conversation {
       c.audioEndMs ??= at;
       if (p.event === 'stopped' && p.heardChars !== undefined) this.heardInStopped = p.heardChars;
       obs.stamps.lastAudioEnd = at;
-      if (obs.chunks.every((x) => x.audioEndMs !== undefined)) this.speaking = false;
+      this.settleSpeaking(obs);
     }
     this.o.emit('metrics', obs.report());
   }
 
   private heardInStopped = 0;
+
+  private settleSpeaking(obs: TurnObserver): void {
+    if (obs === this.observer && obs.done && obs.chunks.every((x) => x.audioEndMs !== undefined)) this.speaking = false;
+  }
 
   private async onListen(e: Parameters<ConstructorParameters<typeof StreamingTranscriber>[2]>[0]): Promise<void> {
     const at = this.now();
@@ -259,6 +269,7 @@ export class Conversation {
     const turnId = ++this.turnId;
     const obs = new TurnObserver(turnId);
     this.observer = obs;
+    this.speaking = false;
     if (this.pendingSpeechStart !== null) obs.stamp('userSpeechStart', this.pendingSpeechStart);
     this.pendingSpeechStart = null;
     if (final) {
@@ -289,6 +300,7 @@ export class Conversation {
             for (const c of chunker.flush(t)) this.speak(turnId, obs, c.raw);
             await this.ttsChain;
             obs.done = true;
+            this.settleSpeaking(obs);
             this.o.emit('metrics', obs.report());
           }
         }
@@ -336,7 +348,7 @@ export class Conversation {
     this.heardInStopped = 0;
     if (!turn.finished) turn.interrupt({ heardChars: heard });
     // The answer was all written but not all said: the conversation keeps only what was heard.
-    else void turn.settled().then(() => this.o.engine.truncateLastAnswer(heard)).catch((e) => this.fail('barge-in', e));
+    else void this.o.engine.truncateAnswer(turn, heard).catch((e) => this.fail('barge-in', e));
   }
 
   private fail(where: string, e: unknown): void {

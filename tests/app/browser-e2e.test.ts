@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { makeTestModel } from '../../src/llm/test-model.ts';
 import { runTool } from '../../src/audio/tools.ts';
+import { durationMs, parseWav } from '../../src/audio/wav.ts';
 import { BIN } from '../helpers/cli.ts';
 import { scratchDir } from '../helpers/models.ts';
 import { needTools, sox } from '../helpers/tools.ts';
@@ -15,6 +16,14 @@ let server: ChildProcess;
 let url = '';
 let browser: Browser;
 let page: Page;
+/** When the second question has been fully spoken into the fake microphone, from its start (ms). */
+let q2EndMs = 0;
+/**
+ * Silence between the two questions. The second must land while the first answer is being said:
+ * after its first chunk is sent (about 3 s after the question alone, up to about 7 s in CI with the rest
+ * of the suite running beside) and before its last audio ends (--max-answer 400 is ~30 s of speech).
+ */
+const GAP_S = 12;
 
 async function startServer(args: string[]): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(process.execPath, [BIN, 'serve', ...args], { env: { ...process.env, ASYNCVOICE_CACHE_DIR: join(root, 'cache') } });
@@ -40,7 +49,8 @@ beforeAll(async () => {
   await needTools('chromium', 'espeak-ng', 'sox', 'pocketsphinx_continuous');
   mkdirSync(ARTIFACTS, { recursive: true });
   const model = makeTestModel({ out: join(root, 'model'), seed: 9 }).dir;
-  // The fake microphone: a question, a pause, a second question spoken over the answer, then quiet.
+  // The fake microphone: a question, a pause, a second question spoken over the answer, then quiet
+  // (Chromium loops the file; the quiet is longer than any test waits).
   const say = async (name: string, text: string) => {
     await runTool('espeak-ng', ['-v', 'en-us+klatt', '-s', '150', '-w', join(root, `${name}-raw.wav`), text]);
     await sox(join(root, `${name}-raw.wav`), '-r', '48000', '-c', '1', '-b', '16', join(root, `${name}.wav`));
@@ -49,10 +59,12 @@ beforeAll(async () => {
   await say('q2', 'how far away is the moon');
   const sil = async (name: string, s: number) => sox('-n', '-r', '48000', '-c', '1', '-b', '16', join(root, name), 'trim', '0', String(s));
   await sil('s05.wav', 0.5);
-  await sil('s4.wav', 4);
-  await sil('s30.wav', 30);
-  await sox(join(root, 's05.wav'), join(root, 'q1.wav'), join(root, 's4.wav'), join(root, 'q2.wav'), join(root, 's30.wav'), join(root, 'mic.wav'));
-  ({ child: server, url } = await startServer(['--model', model, '--port', '0', '--max-thinking', '40', '--max-answer', '120']));
+  await sil('gap.wav', GAP_S);
+  await sil('s60.wav', 60);
+  await sox(join(root, 's05.wav'), join(root, 'q1.wav'), join(root, 'gap.wav'), join(root, 'q2.wav'), join(root, 's60.wav'), join(root, 'mic.wav'));
+  const ms = (name: string) => durationMs(parseWav(readFileSync(join(root, name)), name));
+  q2EndMs = ms('s05.wav') + ms('q1.wav') + ms('gap.wav') + ms('q2.wav');
+  ({ child: server, url } = await startServer(['--model', model, '--port', '0', '--max-thinking', '40', '--max-answer', '400']));
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     headless: true,
@@ -76,6 +88,16 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
+/** Waits until the page's trace counts at least `min` of `key`; on a timeout, says what the page saw instead. */
+async function waitForTrace(p: Page, key: string, min: number, timeoutMs: number): Promise<void> {
+  try {
+    await p.waitForFunction(([k, n]) => (window as unknown as { asyncvoiceTrace: Record<string, number> }).asyncvoiceTrace[k] >= n, [key, min] as const, { timeout: timeoutMs });
+  } catch (e) {
+    const log = await p.evaluate(() => (window as unknown as { asyncvoiceTrace: { log: string[] } }).asyncvoiceTrace.log.join('\n'));
+    throw new Error(`${(e as Error).message.split('\n')[0]} waiting for ${key} >= ${min}; what the page saw (page ms):\n${log}`);
+  }
+}
+
 const trace = () => page.evaluate(() => (window as unknown as { asyncvoiceTrace: Record<string, number> }).asyncvoiceTrace);
 
 describe('the renderer in chromium against asyncvoice serve, with a fake microphone', () => {
@@ -85,9 +107,11 @@ describe('the renderer in chromium against asyncvoice serve, with a fake microph
     await page.goto(url.replace('/#', '/#'));
     await page.waitForFunction(() => document.getElementById('status')!.textContent!.startsWith('connected ·'));
     await page.click('#mic');
+    const micOnMs = Date.now();
     // First question: partial and final transcript, thinking, answer, audio.
-    await page.waitForFunction(() => (window as any).asyncvoiceTrace.finals >= 1, null, { timeout: 30_000 });
-    await page.waitForFunction(() => (window as any).asyncvoiceTrace.playbackStarts >= 1, null, { timeout: 30_000 });
+    await waitForTrace(page, 'finals', 1, 30_000);
+    await waitForTrace(page, 'playbackStarts', 1, 30_000);
+    const firstAudioS = (Date.now() - micOnMs) / 1000;
     await page.screenshot({ path: join(ARTIFACTS, 'e2e-1-answering.png') });
     const t1 = await trace();
     expect(t1.partials).toBeGreaterThanOrEqual(1);
@@ -100,7 +124,8 @@ describe('the renderer in chromium against asyncvoice serve, with a fake microph
     expect(firstUser.filter((w) => spoken.has(w)).length, firstUser.join(' ')).toBeGreaterThanOrEqual(2);
     expect((await page.textContent('#thinking'))!.length).toBeGreaterThan(0);
     // The second question arrives while the answer plays: playback stops.
-    await page.waitForFunction(() => (window as any).asyncvoiceTrace.stopAudio >= 1, null, { timeout: 30_000 });
+    await waitForTrace(page, 'stopAudio', 1, 30_000);
+    console.log(`fake microphone on → first answer audio ${firstAudioS.toFixed(1)} s; → stopped by the second question ${((Date.now() - micOnMs) / 1000).toFixed(1)} s (it ends at ${(q2EndMs / 1000).toFixed(1)} s)`);
     await page.waitForSelector('#turns li.assistant.interrupted', { timeout: 10_000 });
     await page.waitForTimeout(1500);
     await page.screenshot({ path: join(ARTIFACTS, 'e2e-2-interrupted.png') });
@@ -123,19 +148,20 @@ describe('the renderer in chromium against asyncvoice serve, with a fake microph
     await ptt.uncheck('#hands-free');
     await ptt.evaluate(() => (document.activeElement as HTMLElement | null)?.blur()); // Space goes to the page, not a control
     await ptt.keyboard.down('Space');
+    const spaceDownMs = Date.now();
     await ptt.waitForTimeout(2800); // the first question plays into the held microphone
     expect(await ptt.getAttribute('#ptt', 'class')).toContain('active');
     await ptt.keyboard.up('Space');
-    await ptt.waitForFunction(() => (window as any).asyncvoiceTrace.finals >= 1, null, { timeout: 20_000 });
-    await ptt.waitForFunction(() => (window as any).asyncvoiceTrace.answer > 0, null, { timeout: 20_000 });
+    await waitForTrace(ptt, 'finals', 1, 20_000);
+    await waitForTrace(ptt, 'answer', 1, 20_000);
     const said = (await ptt.textContent('#turns li.user .text'))!.split(/\s+/);
     expect(said.filter((w) => ['what', 'is', 'the', 'capital', 'of', 'france'].includes(w)).length, said.join(' ')).toBeGreaterThanOrEqual(2);
     // Released: the rest of the recording (the second question) is never sent.
-    await ptt.waitForTimeout(4000);
+    await ptt.waitForTimeout(Math.max(0, q2EndMs + 1500 - (Date.now() - spaceDownMs)));
     expect(await ptt.$$('#turns li.user')).toHaveLength(1);
     await ptt.screenshot({ path: join(ARTIFACTS, 'e2e-4-push-to-talk.png') });
     await ptt.close();
-  }, 60_000);
+  }, 90_000);
 
   it('model and user text render literally, never as HTML', async () => {
     const evil = '<img src=x onerror="window.__pwned=1"> <b>bold</b>';

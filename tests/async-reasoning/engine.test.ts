@@ -362,10 +362,41 @@ describe('asynchronous reasoning: conversation', () => {
     const r = await t.result;
     await t.settled();
     const heard = Math.floor(r.answer.trim().length / 2);
-    await engine.truncateLastAnswer(heard);
+    await engine.truncateAnswer(t, heard);
     const want = `${r.answer.trim().slice(0, heard).trimEnd()} (interrupted by the user)`;
     expect(engine.history).toEqual([{ user: 'Tell me about owls.', assistant: want }]);
     expect(tok.decode(engine.historyBlock.tokens)).toBe(`<|im_start|>user\nTell me about owls.<|im_end|>\n<|im_start|>assistant\n${want}<|im_end|>\n`);
+  });
+
+  it('a turn started right after cutting the last answer computes exactly what it would after the cut had finished', async () => {
+    // Same model, same turns; one waits for the history to be re-encoded, the other starts at once.
+    const run = async (waitForCut: boolean) => {
+      let firstThought: Float32Array | null = null;
+      let phase = 0;
+      const engine = engineWith(
+        (stream, logits) => {
+          if (stream === 'control') force(logits, yesIds());
+          if (phase === 2 && stream === 'thinker' && !firstThought) firstThought = logits.slice();
+        },
+        { maxThinkingTokens: 8, maxAnswerTokens: 12 },
+      );
+      const r0 = await engine.startTurn('My name is Ada.').result;
+      const t1 = engine.startTurn('Tell me about owls.');
+      const r1 = await t1.result;
+      const cutting = engine.truncateAnswer(t1, Math.floor(r1.answer.trim().length / 3));
+      if (waitForCut) await cutting;
+      phase = 2;
+      const t2 = engine.startTurn('And bats?'); // as when speech cuts the audio and goes on
+      await t2.settled();
+      await cutting;
+      return { answers: [r0.answer, r1.answer], firstThought: firstThought!, history: [...engine.history] };
+    };
+    const after = await run(true);
+    const atOnce = await run(false);
+    expect(atOnce.answers).toEqual(after.answers);
+    expect(atOnce.history).toEqual(after.history);
+    expect(after.history[1].assistant).toMatch(/ \(interrupted by the user\)$/);
+    expect(maxAbsDiff(atOnce.firstThought, after.firstThought)).toBeLessThanOrEqual(TOL);
   });
 
   it('drops the oldest exchanges when the context would overflow, and refuses a turn that cannot fit', async () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
+import { EventQueue, type EngineEvent } from '../../src/async-reasoning/events.ts';
 import { Conversation, isBackchannel, type Emit } from '../../src/pipeline/conversation.ts';
 
 /** A conversation whose assistant is mid-answer, with the engine's turn recorded. */
@@ -57,5 +58,96 @@ describe('barge-in policy', () => {
     await new Promise((r) => setTimeout(r, 120));
     expect(turn.interrupt).toHaveBeenCalledTimes(1);
     expect(emitted.filter((e) => e === 'stop-audio')).toHaveLength(1);
+  });
+});
+
+/** A conversation over a scripted engine turn: the test writes the answer and plays the audio. */
+function scriptedConversation() {
+  const emitted: { event: string; payload: Record<string, unknown> }[] = [];
+  const emit: Emit = (event, payload) => void emitted.push({ event, payload: payload as Record<string, unknown> });
+  const turns: { events: EventQueue<EngineEvent>; finished: boolean; interrupt: ReturnType<typeof vi.fn>; addUserInput: ReturnType<typeof vi.fn>; endUserInput: () => void; settled: () => Promise<void>; abort: () => void }[] = [];
+  const engine = {
+    startTurn: vi.fn(() => {
+      const t = { events: new EventQueue<EngineEvent>(), finished: false, interrupt: vi.fn(), addUserInput: vi.fn(), endUserInput: () => undefined, settled: async () => undefined, abort: () => undefined };
+      turns.push(t);
+      return t;
+    }),
+    truncateAnswer: vi.fn(async () => undefined),
+    setBudgets: () => undefined,
+  };
+  let listenerSpeaking = false;
+  const conv = new Conversation({
+    engine: engine as never,
+    vad: {} as never,
+    recognizer: { name: 'fake', recognize: async () => ({ text: '', segments: [] }), close: async () => undefined },
+    tts: { name: 'espeak-ng', synthesize: async (text: string) => ({ pcm: new Float32Array(text.length), sampleRate: 16000, durationMs: text.length }) },
+    emit,
+    bargeInConfirmMs: 60,
+  });
+  const c = conv as unknown as Record<string, unknown>;
+  Object.defineProperty(c.transcriber, 'speaking', { get: () => listenerSpeaking });
+  const listen = (e: object) => (c.onListen as (e: object) => Promise<void>).call(conv, e);
+  const until = async (what: () => boolean) => {
+    for (let i = 0; i < 200 && !what(); i++) await new Promise((r) => setTimeout(r, 5));
+    expect(what()).toBe(true);
+  };
+  const chunks = () => emitted.filter((e) => e.event === 'speech-chunk').map((e) => e.payload as { chunkId: number; text: string });
+  const played = (chunkId: number) => {
+    conv.playback({ chunkId, event: 'start' });
+    conv.playback({ chunkId, event: 'end' });
+  };
+  const speak = async (text: string) => {
+    listenerSpeaking = true;
+    await listen({ type: 'speech-start', atMs: 0 });
+    await new Promise((r) => setTimeout(r, 120)); // past the confirmation time
+    await listen({ type: 'partial', text, startMs: 0, atMs: 130 });
+  };
+  return { conv, engine, turns, emitted, chunks, played, speak, until };
+}
+
+describe('what counts as the assistant still talking', () => {
+  const sentence = 'Owls are birds of prey that hunt at night. ';
+  const answer = (text: string): EngineEvent => ({ type: 'answer', text, step: 1, tMs: 0 }) as EngineEvent;
+
+  it('a pause between chunks (the writer waiting for the thinker) is still its turn: speech there interrupts', async () => {
+    const s = scriptedConversation();
+    s.conv.text('Tell me about owls.');
+    s.turns[0].events.push(answer(sentence));
+    await s.until(() => s.chunks().length === 1);
+    s.played(s.chunks()[0].chunkId); // all that was sent has played; the answer is not done
+    await s.speak('wait what about bats');
+    expect(s.emitted.map((e) => e.event)).toContain('stop-audio');
+    expect(s.turns[0].interrupt).toHaveBeenCalledWith({ heardChars: sentence.length });
+    expect(s.turns[0].addUserInput).toHaveBeenCalledWith('wait what about'); // the last word waits for the final
+    expect(s.engine.startTurn).toHaveBeenCalledTimes(1);
+  });
+
+  it('after the whole answer has played, speech starts a new turn and cuts nothing', async () => {
+    const s = scriptedConversation();
+    s.conv.text('Tell me about owls.');
+    s.turns[0].events.push(answer(sentence));
+    s.turns[0].finished = true;
+    s.turns[0].events.push({ type: 'done', reason: 'eos', step: 2, tMs: 0 } as unknown as EngineEvent);
+    await s.until(() => s.emitted.some((e) => e.event === 'metrics' && e.payload.done === true));
+    for (const c of s.chunks()) s.played(c.chunkId);
+    await s.speak('and bats');
+    expect(s.emitted.map((e) => e.event)).not.toContain('stop-audio');
+    expect(s.engine.truncateAnswer).not.toHaveBeenCalled();
+    expect(s.engine.startTurn).toHaveBeenCalledTimes(2);
+  });
+
+  it('typing while the finished answer still plays cuts it to what was heard, then starts the next turn', async () => {
+    const s = scriptedConversation();
+    s.conv.text('Tell me about owls.');
+    s.turns[0].events.push(answer(`${sentence}They see well in the dark. `));
+    s.turns[0].finished = true;
+    s.turns[0].events.push({ type: 'done', reason: 'eos', step: 2, tMs: 0 } as unknown as EngineEvent);
+    await s.until(() => s.chunks().length === 2);
+    s.played(s.chunks()[0].chunkId);
+    s.conv.playback({ chunkId: s.chunks()[1].chunkId, event: 'start' });
+    s.conv.text('And bats?');
+    expect(s.emitted.map((e) => e.event)).toContain('stop-audio');
+    expect(s.engine.truncateAnswer).toHaveBeenCalledWith(s.turns[0], sentence.length);
+    expect(s.engine.startTurn).toHaveBeenCalledTimes(2);
   });
 });
