@@ -18,6 +18,8 @@ let browser: Browser;
 let page: Page;
 /** When the second question has been fully spoken into the fake microphone, from its start (ms). */
 let q2EndMs = 0;
+/** When the first question has been spoken into it (ms). */
+let q1EndMs = 0;
 /**
  * Silence between the two questions. The second must land while the first answer is being said:
  * after its first chunk is sent (about 3 s after the question alone, up to about 7 s in CI with the rest
@@ -63,6 +65,7 @@ beforeAll(async () => {
   await sil('s60.wav', 60);
   await sox(join(root, 's05.wav'), join(root, 'q1.wav'), join(root, 'gap.wav'), join(root, 'q2.wav'), join(root, 's60.wav'), join(root, 'mic.wav'));
   const ms = (name: string) => durationMs(parseWav(readFileSync(join(root, name)), name));
+  q1EndMs = ms('s05.wav') + ms('q1.wav');
   q2EndMs = ms('s05.wav') + ms('q1.wav') + ms('gap.wav') + ms('q2.wav');
   ({ child: server, url } = await startServer(['--model', model, '--port', '0', '--max-thinking', '40', '--max-answer', '400']));
   browser = await chromium.launch({
@@ -148,8 +151,10 @@ describe('the renderer in chromium against asyncvoice serve, with a fake microph
     await ptt.uncheck('#hands-free');
     await ptt.evaluate(() => (document.activeElement as HTMLElement | null)?.blur()); // Space goes to the page, not a control
     await ptt.keyboard.down('Space');
-    const spaceDownMs = Date.now();
-    await ptt.waitForTimeout(2800); // the first question plays into the held microphone
+    // The fake microphone's file starts when the capture does; hold Space through the first question.
+    await ptt.waitForFunction(() => (window as unknown as { asyncvoiceTrace: { log: string[] } }).asyncvoiceTrace.log.some((l) => l.endsWith('microphone on')));
+    const micOnMs = Date.now();
+    await ptt.waitForTimeout(q1EndMs + 600);
     expect(await ptt.getAttribute('#ptt', 'class')).toContain('active');
     await ptt.keyboard.up('Space');
     await waitForTrace(ptt, 'finals', 1, 20_000);
@@ -157,7 +162,7 @@ describe('the renderer in chromium against asyncvoice serve, with a fake microph
     const said = (await ptt.textContent('#turns li.user .text'))!.split(/\s+/);
     expect(said.filter((w) => ['what', 'is', 'the', 'capital', 'of', 'france'].includes(w)).length, said.join(' ')).toBeGreaterThanOrEqual(2);
     // Released: the rest of the recording (the second question) is never sent.
-    await ptt.waitForTimeout(Math.max(0, q2EndMs + 1500 - (Date.now() - spaceDownMs)));
+    await ptt.waitForTimeout(Math.max(0, q2EndMs + 1500 - (Date.now() - micOnMs)));
     expect(await ptt.$$('#turns li.user')).toHaveLength(1);
     await ptt.screenshot({ path: join(ARTIFACTS, 'e2e-4-push-to-talk.png') });
     await ptt.close();
