@@ -24,6 +24,8 @@ interface Stream {
   /** Token sequences the stream may not complete. */
   bannedPhrases: number[][];
   done: boolean;
+  /** Why a finished stream finished: only a thinker that ended its own thoughts may be reopened. */
+  endedBy?: 'model' | 'budget' | 'context';
 }
 
 type Role = 'user' | 'thinker' | 'writer' | 'writer-fixed';
@@ -356,6 +358,7 @@ export class Turn {
       if (!this.thinker.done && this.state !== 'writer_only') {
         if (!this.fits(v.thinker, this.thinker.pending.length)) {
           this.thinker.done = true;
+          this.thinker.endedBy = 'context';
           this.setState('writer_only', 'context limit reached while thinking');
         } else {
           rows.push({ view: v.thinker, tokens: this.thinker.pending });
@@ -378,6 +381,7 @@ export class Turn {
           const next = this.sample('thinker', this.thinker, logits[i]);
           if (next === this.thinkEndId || this.thinker.produced.length >= o.maxThinkingTokens) {
             this.thinker.done = true;
+            this.thinker.endedBy = next === this.thinkEndId ? 'model' : 'budget';
             this.setState('writer_only', next === this.thinkEndId ? 'thinker ended its thoughts' : 'thinking budget spent');
             continue;
           }
@@ -398,6 +402,9 @@ export class Turn {
           }
         }
       }
+
+      // Words that came after the thinker had ended its thoughts: now in the cache, worth thinking about.
+      if (userRow && this.reopenThinker()) this.setState('thinker_only', 'the user said more; thinking resumes');
 
       const thinkerParagraph = sinceProbe > 0 && endsParagraph(tokenizer, this.thinker.produced);
       if (!this.thinker.done && this.state === 'thinker_only' && !this.userOpen && (sinceProbe >= o.controlEvery || thinkerParagraph)) {
@@ -510,14 +517,20 @@ export class Turn {
     this.chunker = new SpeechChunker();
     this.chunks = this.chunker.push(heardText, this.now());
     this.nextUserMarker = 'interrupts';
-    if (this.thinker.done && this.thinker.produced.length < this.engine.options.maxThinkingTokens) {
-      // The thinker had finished; the new input gives it more to think about.
-      this.thinker.done = false;
-      this.thinker.pending = this.ids('\n\n');
-      this.thinker.pendingProduced = 0;
-    }
+    this.reopenThinker();
     this.setState(this.thinker.done ? 'writer_only' : 'thinker_only', 'user interrupted');
     this.emit({ type: 'interrupted', heardText, keptTokens: keep, trimmedTokens: trimmed, step: this.stepNo, tMs: this.now() });
+  }
+
+  /** A thinker that ended its own thoughts gets more to think about (the user spoke again): it goes on. */
+  private reopenThinker(): boolean {
+    const t = this.thinker;
+    if (!t?.done || t.endedBy !== 'model') return false;
+    t.done = false;
+    t.endedBy = undefined;
+    t.pending = this.ids('\n\n');
+    t.pendingProduced = 0;
+    return true;
   }
 
   /** Baselines: think-then-answer, or answer without thinking, in one stream. */

@@ -299,6 +299,47 @@ describe('asynchronous reasoning: listening and barge-in', () => {
     await turn.settled();
   });
 
+  it('words that come after the thinker ended its thoughts reopen them; a spent budget stays spent', async () => {
+    let endThoughts = true;
+    const engine = engineWith((stream, logits) => {
+      if (stream === 'control') force(logits, yesIds());
+      if (stream === 'thinker' && endThoughts) force(logits, [id('</think>')]);
+    });
+    const turn = engine.startTurn('What is seventeen', { final: false });
+    let addedAt = -1;
+    const events = await collect(turn.events, (e, all) => {
+      if (e.type === 'state' && e.reason === 'thinker ended its thoughts' && addedAt < 0) {
+        endThoughts = false;
+        turn.addUserInput('times three?');
+        addedAt = e.step;
+      }
+      if (e.type === 'thinking' && all.filter((x) => x.type === 'thinking').length === 5) turn.endUserInput();
+    });
+    const input = events.find((e) => e.type === 'user-input' && e.text === 'times three?')!;
+    expect(events.filter((e) => e.type === 'thinking' && e.step <= addedAt)).toHaveLength(0); // it ended at once
+    const resumed = events.find((e) => e.type === 'state' && e.reason === 'the user said more; thinking resumes')!;
+    expect(resumed).toMatchObject({ from: 'writer_only', to: 'thinker_only' });
+    expect(resumed.step).toBeGreaterThan(input.step); // the step that put the words in the cache
+    // The resumed thoughts come after the words are in the cache, and before any answer.
+    const thoughts = events.filter((e) => e.type === 'thinking');
+    expect(thoughts.length).toBeGreaterThan(0);
+    expect(thoughts[0].step).toBeGreaterThan(resumed.step);
+    expect(events.find((e) => e.type === 'answer')!.step).toBeGreaterThan(thoughts[0].step);
+    await turn.settled();
+
+    const spent = engineWith((stream, logits) => stream === 'control' && force(logits, yesIds()), { maxThinkingTokens: 3 });
+    const t2 = spent.startTurn('What is seventeen', { final: false });
+    const ev2 = await collect(t2.events, (e) => {
+      if (e.type === 'state' && e.reason === 'thinking budget spent') {
+        t2.addUserInput('times three?');
+        t2.endUserInput();
+      }
+    });
+    expect(ev2.filter((e) => e.type === 'thinking')).toHaveLength(3);
+    expect(ev2.some((e) => e.type === 'state' && e.reason.startsWith('the user said more'))).toBe(false);
+    expect(ev2.some((e) => e.type === 'answer')).toBe(true);
+  });
+
   it('barge-in keeps exactly the heard tokens, trims the rest, marks the interruption, and the thinker keeps its thoughts', async () => {
     const engine = engineWith((stream, logits) => stream === 'control' && force(logits, yesIds()), { maxAnswerTokens: 40, maxThinkingTokens: 120 });
     const turn = engine.startTurn('Describe the water cycle.');
