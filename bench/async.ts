@@ -9,7 +9,9 @@
  */
 import { parseArgs } from 'node:util';
 import { AsyncReasoningEngine } from '../src/async-reasoning/engine.ts';
+import { asyncViews, encodeSeparators, viewUpTo, type AsyncBlocks } from '../src/async-reasoning/layout.ts';
 import { promptSetFor } from '../src/async-reasoning/prompts.ts';
+import type { CacheBlock } from '../src/llm/kv-cache.ts';
 import type { Mode, TurnResult } from '../src/async-reasoning/events.ts';
 import { ProgressBar } from '../src/cli/progress.ts';
 import { loadCausalLM } from '../src/llm/load.ts';
@@ -37,28 +39,25 @@ const tokenizer = await Tokenizer.fromFolder(dir);
 
 // 1 + 2: steps over the real async layout, in the middle of a turn (prompts, 200 thoughts, 40 answer tokens).
 process.stderr.write('measuring batched vs single-stream steps...\n');
-// The async layout built from the real prompt set (the engine's own blocks, without its loop).
+// The async layout (the engine's own definition) with the real prompt set, without the engine's loop.
 const p = promptSetFor((t) => tokenizer.tokenId(t) !== undefined);
-const block = (name: string) => lm.cache.createBlock(name);
-const [sysW, sysT, history, userHead, userInput, thinkerTail, writerTail, thinkerSplit, writerSplit, thinkerOut, writerOut] = [
-  'writer_system', 'thinker_system', 'history', 'user_head', 'user_input', 'thinker_tail', 'writer_tail', 'thinker_split', 'writer_split', 'thinker_output', 'writer_output',
-].map(block);
-const user = [history, userHead, userInput];
-const views = {
-  thinker: [sysT, ...user, thinkerTail, writerOut, thinkerSplit, thinkerOut],
-  writer: [sysW, ...user, writerTail, thinkerOut, writerSplit, writerOut],
+const blockNames: Record<keyof AsyncBlocks, string> = {
+  writerSystem: 'writer_system', thinkerSystem: 'thinker_system', history: 'history', userHead: 'user_head', userInput: 'user_input',
+  writerTail: 'writer_tail', thinkerTail: 'thinker_tail', writerSplit: 'writer_split', thinkerSplit: 'thinker_split',
+  writerOutput: 'writer_output', thinkerOutput: 'thinker_output', control: 'control_question',
 };
-const feed = async (view: typeof user, text: string) => {
-  if (text) await lm.forward([{ view, tokens: tokenizer.encode(text) }]);
+// Complete by construction: the record above names every block of the layout.
+const blocks = Object.fromEntries(Object.entries(blockNames).map(([k, name]) => [k, lm.cache.createBlock(name)])) as unknown as AsyncBlocks;
+const views = asyncViews(blocks);
+const ids = (text: string) => (text ? tokenizer.encode(text) : []);
+const feed = async (view: CacheBlock[], text: string) => {
+  if (text) await lm.forward([{ view, tokens: ids(text) }]);
 };
-await feed([sysW], p.writerSystem);
-await feed([sysT], p.thinkerSystem);
-await feed([history, userHead], p.userHead);
-await feed(user, QUESTIONS[0]);
-await feed([sysT, ...user, thinkerTail], p.thinkerTail);
-await feed([sysW, ...user, writerTail], p.writerTail);
-await feed([sysT, ...user, thinkerTail, writerOut, thinkerSplit], p.thinkerSplit);
-await feed([sysW, ...user, writerTail, thinkerOut, writerSplit], p.writerSplit);
+await feed([blocks.writerSystem], p.writerSystem);
+await feed([blocks.thinkerSystem], p.thinkerSystem);
+await feed(viewUpTo(views.user, blocks.userHead), p.userHead);
+await feed(views.user, QUESTIONS[0]);
+await encodeSeparators(lm, blocks, { thinkerTail: ids(p.thinkerTail), writerTail: ids(p.writerTail), thinkerSplit: ids(p.thinkerSplit), writerSplit: ids(p.writerSplit) });
 await lm.forward([{ view: views.thinker, tokens: Array.from({ length: 200 }, (_, i) => 1000 + i) }]);
 await lm.forward([{ view: views.writer, tokens: Array.from({ length: 40 }, (_, i) => 3000 + i) }]);
 const one: number[] = [];
@@ -82,7 +81,7 @@ for (let i = 0; i < steps + 2; i++) {
   }
 }
 const ctx = views.thinker.reduce((a, b) => a + b.length, 0);
-for (const b of [sysW, sysT, history, userHead, userInput, thinkerTail, writerTail, thinkerSplit, writerSplit, thinkerOut, writerOut]) b.drop();
+for (const b of Object.values(blocks)) b.drop();
 
 // 3: whole turns.
 const results: Record<Mode, TurnResult[]> = { async: [], think: [], nothink: [] };

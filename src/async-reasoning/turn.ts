@@ -4,6 +4,7 @@ import { Sampler } from '../llm/sampling.ts';
 import type { Tokenizer } from '../llm/tokenizer.ts';
 import { SpeechChunker, type TextChunk } from '../tts/chunker.ts';
 import type { AsyncReasoningEngine, HistoryEntry, StartTurnOptions, StreamName } from './engine.ts';
+import { asyncViews, encodeSeparators, type AsyncBlocks, type AsyncViews } from './layout.ts';
 import { EventQueue, type DoneReason, type EngineEvent, type EngineState, type Mode, type SpeechChunk, type TurnResult } from './events.ts';
 import { totalDelayMs, wordsPerMinuteDuration } from './metrics.ts';
 
@@ -158,18 +159,27 @@ export class Turn {
   }
 
   /** Each row's view, in order; the last block is the one the row writes. */
-  get views() {
-    // Blocks shared by both streams (history, the user's words) are encoded without either
-    // stream's system block, so both can place them after their own.
+  get views(): Partial<AsyncViews> & { user: CacheBlock[]; single?: CacheBlock[] } {
     const user = [this.engine.historyBlock, this.userHead, this.userInput];
+    if (this.mode !== 'async') return { user, single: [this.engine.systemBlocks.plain, ...user, this.thinkerTail, this.thinker.block] };
+    return asyncViews(this.asyncBlocks());
+  }
+
+  private asyncBlocks(): AsyncBlocks {
     const sys = this.engine.systemBlocks;
-    if (this.mode !== 'async') return { user, single: [sys.plain, ...user, this.thinkerTail, this.thinker.block] };
-    const thinker = [sys.thinker, ...user, this.thinkerTail, this.writer.block, this.thinkerSplit, this.thinker.block];
     return {
-      user,
-      writer: [sys.writer, ...user, this.writerTail, this.thinker.block, this.writerSplit, this.writer.block],
-      thinker,
-      control: [...thinker, this.control],
+      writerSystem: sys.writer,
+      thinkerSystem: sys.thinker,
+      history: this.engine.historyBlock,
+      userHead: this.userHead,
+      userInput: this.userInput,
+      writerTail: this.writerTail,
+      thinkerTail: this.thinkerTail,
+      writerSplit: this.writerSplit,
+      thinkerSplit: this.thinkerSplit,
+      writerOutput: this.writer.block,
+      thinkerOutput: this.thinker.block,
+      control: this.control,
     };
   }
 
@@ -312,22 +322,7 @@ export class Turn {
     this.thinker = this.newStream(this.newBlock('thinker_output'), p.thinkerForbidden);
     this.writer = this.newStream(this.newBlock('writer_output'), p.writerForbidden);
     this.writer.bannedPhrases = this.markerPhrases();
-    const sys = this.engine.systemBlocks;
-    const user = this.views.user;
-    const rows = (list: ForwardRow[]) => list.filter((r) => r.tokens.length);
-    // Per-turn separators in dependency order; independent ones share a call.
-    await lm.forward(
-      rows([
-        { view: [sys.thinker, ...user, this.thinkerTail], tokens: this.ids(p.thinkerTail) },
-        { view: [sys.writer, ...user, this.writerTail], tokens: this.ids(p.writerTail) },
-      ]),
-    );
-    await lm.forward(
-      rows([
-        { view: [sys.thinker, ...user, this.thinkerTail, this.writer.block, this.thinkerSplit], tokens: this.ids(p.thinkerSplit) },
-        { view: [sys.writer, ...user, this.writerTail, this.thinker.block, this.writerSplit], tokens: this.ids(p.writerSplit) },
-      ]),
-    );
+    await encodeSeparators(lm, this.asyncBlocks(), { thinkerTail: this.ids(p.thinkerTail), writerTail: this.ids(p.writerTail), thinkerSplit: this.ids(p.thinkerSplit), writerSplit: this.ids(p.writerSplit) });
     this.thinker.pending = this.ids(p.thinkerOutputPrefix);
     this.writer.pending = this.ids(p.writerOutputStart);
     this.setState('thinker_only', 'turn started');
@@ -343,7 +338,7 @@ export class Turn {
         rows.push(userRow);
         roles.push('user');
       }
-      const v = this.views as Required<typeof this.views> & { writer: CacheBlock[]; thinker: CacheBlock[]; control: CacheBlock[] };
+      const v = asyncViews(this.asyncBlocks());
       const writerMayRun = (this.state === 'thinker_and_writer' || this.state === 'writer_only') && !this.userOpen;
       if (this.writer.pending.length > 1) {
         // Fixed text (the answer's start, an interruption marker): fed without sampling, all but
@@ -475,7 +470,7 @@ export class Turn {
 
   /** The control question, as a probe row that leaves no trace in the cache. */
   private async probe(): Promise<boolean> {
-    const v = this.views as { control: CacheBlock[] };
+    const v = asyncViews(this.asyncBlocks());
     const q = this.ids(this.engine.prompts.controlQuestion);
     const { logits } = await this.engine.lm.forward([{ view: v.control, tokens: q, persist: false }]);
     this.probes++;
@@ -555,7 +550,7 @@ export class Turn {
     let pending = tail.slice(-1);
     for (;;) {
       if (this.abortController.signal.aborted) return this.finish('aborted');
-      const view = (this.views as { single: CacheBlock[] }).single;
+      const view = this.views.single!;
       if (!this.fits(view, pending.length)) return this.finish('context-limit');
       const { logits } = await lm.forward([{ view, tokens: pending }]);
       this.stepNo++;

@@ -1,0 +1,72 @@
+import type { CausalLM, ForwardRow } from '../llm/causal-lm.ts';
+import type { CacheBlock } from '../llm/kv-cache.ts';
+
+/** The cache blocks of one asynchronous turn, as the method names them. */
+export interface AsyncBlocks {
+  writerSystem: CacheBlock;
+  thinkerSystem: CacheBlock;
+  history: CacheBlock;
+  userHead: CacheBlock;
+  userInput: CacheBlock;
+  writerTail: CacheBlock;
+  thinkerTail: CacheBlock;
+  writerSplit: CacheBlock;
+  thinkerSplit: CacheBlock;
+  writerOutput: CacheBlock;
+  thinkerOutput: CacheBlock;
+  control: CacheBlock;
+}
+
+/** Each row's view, in order; the last block is the one the row writes. */
+export interface AsyncViews {
+  user: CacheBlock[];
+  writer: CacheBlock[];
+  thinker: CacheBlock[];
+  control: CacheBlock[];
+}
+
+/**
+ * The one definition of the asynchronous layout: each stream sees the other's output between its
+ * own prompt and its own output. Blocks both streams share (history, the user's words) are encoded
+ * without either system block, so both can place them after their own.
+ */
+export function asyncViews(b: AsyncBlocks): AsyncViews {
+  const user = [b.history, b.userHead, b.userInput];
+  const thinker = [b.thinkerSystem, ...user, b.thinkerTail, b.writerOutput, b.thinkerSplit, b.thinkerOutput];
+  return {
+    user,
+    writer: [b.writerSystem, ...user, b.writerTail, b.thinkerOutput, b.writerSplit, b.writerOutput],
+    thinker,
+    control: [...thinker, b.control],
+  };
+}
+
+/** A view up to and including `block`: the context in which that block's own tokens are encoded. */
+export function viewUpTo(view: CacheBlock[], block: CacheBlock): CacheBlock[] {
+  const i = view.indexOf(block);
+  if (i < 0) throw new Error(`block ${block.name} is not in this view`);
+  return view.slice(0, i + 1);
+}
+
+/**
+ * Encodes a turn's fixed separators in dependency order (tails, then splits, which follow the
+ * other stream's output); the two streams' independent ones share a call.
+ */
+export async function encodeSeparators(
+  lm: CausalLM,
+  b: AsyncBlocks,
+  ids: { thinkerTail: number[]; writerTail: number[]; thinkerSplit: number[]; writerSplit: number[] },
+): Promise<void> {
+  const v = asyncViews(b);
+  const rows = (list: ForwardRow[]) => list.filter((r) => r.tokens.length);
+  const tails = rows([
+    { view: viewUpTo(v.thinker, b.thinkerTail), tokens: ids.thinkerTail },
+    { view: viewUpTo(v.writer, b.writerTail), tokens: ids.writerTail },
+  ]);
+  if (tails.length) await lm.forward(tails);
+  const splits = rows([
+    { view: viewUpTo(v.thinker, b.thinkerSplit), tokens: ids.thinkerSplit },
+    { view: viewUpTo(v.writer, b.writerSplit), tokens: ids.writerSplit },
+  ]);
+  if (splits.length) await lm.forward(splits);
+}
