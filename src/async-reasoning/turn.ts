@@ -373,25 +373,16 @@ export class Turn {
         if (role === 'writer-fixed') this.noteFed(this.writer, rows[i].tokens.length);
         if (role === 'thinker') {
           this.noteFed(this.thinker, rows[i].tokens.length);
-          const next = this.sample('thinker', this.thinker, logits[i]);
-          if (next === this.thinkEndId || this.thinker.produced.length >= o.maxThinkingTokens) {
-            this.thinker.done = true;
-            this.thinker.endedBy = next === this.thinkEndId ? 'model' : 'budget';
-            this.setState('writer_only', next === this.thinkEndId ? 'thinker ended its thoughts' : 'thinking budget spent');
-            continue;
-          }
-          this.thinker.produced.push(next);
+          const next = this.nextThought(logits[i], tMs);
+          if (next === null) continue;
           this.thinker.pending = [next];
           this.thinker.pendingProduced = 1;
-          this.emit({ type: 'thinking', text: this.newText(this.thinker), tokenId: next, step: this.stepNo, tMs });
           sinceProbe++;
         }
         if (role === 'writer') {
           this.noteFed(this.writer, rows[i].tokens.length);
-          const next = this.sample('writer', this.writer, logits[i]);
-          if (this.stopIds.has(next)) return this.finish('end-of-answer');
-          this.acceptAnswerToken(next, tMs);
-          if (this.writer.produced.length >= o.maxAnswerTokens) return this.finish('max-answer-tokens');
+          const end = this.nextAnswerToken(logits[i], tMs);
+          if (end) return this.finish(end);
           if (this.state === 'thinker_and_writer' && endsParagraph(tokenizer, this.writer.produced)) {
             this.setState('thinker_only', 'writer finished a paragraph; waiting for the thinker');
           }
@@ -456,6 +447,28 @@ export class Turn {
       }
     }
     return out;
+  }
+
+  /** Samples the thinker: a thought (emitted and returned), or null when its thoughts end here. */
+  private nextThought(logits: Float32Array, tMs: number): number | null {
+    const next = this.sample('thinker', this.thinker, logits);
+    if (next === this.thinkEndId || this.thinker.produced.length >= this.engine.options.maxThinkingTokens) {
+      this.thinker.done = true;
+      this.thinker.endedBy = next === this.thinkEndId ? 'model' : 'budget';
+      this.setState('writer_only', next === this.thinkEndId ? 'thinker ended its thoughts' : 'thinking budget spent');
+      return null;
+    }
+    this.thinker.produced.push(next);
+    this.emit({ type: 'thinking', text: this.newText(this.thinker), tokenId: next, step: this.stepNo, tMs });
+    return next;
+  }
+
+  /** Samples the writer and takes the token; says why the turn ends if it does. */
+  private nextAnswerToken(logits: Float32Array, tMs: number): DoneReason | null {
+    const next = this.sample('writer', this.writer, logits);
+    if (this.stopIds.has(next)) return 'end-of-answer';
+    this.acceptAnswerToken(next, tMs);
+    return this.writer.produced.length >= this.engine.options.maxAnswerTokens ? 'max-answer-tokens' : null;
   }
 
   private acceptAnswerToken(id: number, tMs: number): void {
@@ -531,7 +544,6 @@ export class Turn {
   /** Baselines: think-then-answer, or answer without thinking, in one stream. */
   private async runSingle(): Promise<void> {
     const { lm, prompts: p } = this.engine;
-    const o = this.engine.options;
     // A conventional pipeline waits for the whole utterance before it starts.
     while (this.userOpen || this.userQueue.length) {
       if (this.abortController.signal.aborted) return this.finish('aborted');
@@ -556,22 +568,17 @@ export class Turn {
       this.stepNo++;
       const tMs = this.now();
       if (thinking) {
-        const next = this.sample('thinker', this.thinker, logits[0]);
-        if (next === this.thinkEndId || this.thinker.produced.length >= o.maxThinkingTokens) {
+        const next = this.nextThought(logits[0], tMs);
+        if (next === null) {
           thinking = false;
           pending = this.ids(p.endThinking);
-          this.setState('writer_only', next === this.thinkEndId ? 'thinker ended its thoughts' : 'thinking budget spent');
           continue;
         }
-        this.thinker.produced.push(next);
-        this.emit({ type: 'thinking', text: this.newText(this.thinker), tokenId: next, step: this.stepNo, tMs });
         pending = [next];
       } else {
-        const next = this.sample('writer', this.writer, logits[0]);
-        if (this.stopIds.has(next)) return this.finish('end-of-answer');
-        this.acceptAnswerToken(next, tMs);
-        if (this.writer.produced.length >= o.maxAnswerTokens) return this.finish('max-answer-tokens');
-        pending = [next];
+        const end = this.nextAnswerToken(logits[0], tMs);
+        if (end) return this.finish(end);
+        pending = this.writer.pending;
       }
     }
   }
