@@ -10,6 +10,7 @@ const view = new ConversationView();
 const $ = (id) => document.getElementById(id);
 
 let handsFree = true;
+let headphones = false;
 let pttHeld = false;
 let capture = null;
 let thinkingTurn = -1;
@@ -114,10 +115,13 @@ function addToChart(m) {
 async function startMic() {
   if (capture) return;
   try {
-    capture = await startCapture((frame) => {
-      if (handsFree || pttHeld) socket.emit('audio', new Uint8Array(frame));
-    });
-    note('microphone on');
+    capture = await startCapture(
+      (frame) => {
+        if (handsFree || pttHeld) socket.emit('audio', new Uint8Array(frame));
+      },
+      { echoCancellation: !headphones },
+    );
+    note('microphone on', `(echo cancellation ${capture.echoCancellation ? 'on' : 'off'})`);
     $('mic').textContent = 'Microphone on';
     $('mic').classList.add('active');
   } catch (e) {
@@ -151,6 +155,14 @@ $('stop').addEventListener('click', () => {
 $('hands-free').addEventListener('change', (e) => {
   handsFree = e.target.checked;
   socket.emit('settings', { handsFree });
+});
+$('headphones').addEventListener('change', async (e) => {
+  headphones = e.target.checked;
+  if (!capture) return;
+  // Echo cancellation is fixed when the microphone opens: reopen it with the new setting.
+  capture.stop();
+  capture = null;
+  await startMic();
 });
 $('mode').addEventListener('change', (e) => socket.emit('settings', { mode: e.target.value }));
 for (const [id, key] of [['max-thinking', 'maxThinkingTokens'], ['max-answer', 'maxAnswerTokens']]) {

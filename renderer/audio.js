@@ -1,9 +1,14 @@
 // Microphone capture (getUserMedia + AudioWorklet → PCM16 16 kHz frames) and speech playback
 // (Web Audio, chunks back to back, exact start/end reported, immediate stop on barge-in).
 
-export async function startCapture(onFrame) {
+// Echo cancellation keeps the assistant's own voice (from speakers) from interrupting it, but it
+// costs recognition accuracy: in bench:capture runs, pocketsphinx WER was 37-41 % with it alone,
+// 28-33 % with no processing, 41-48 % with the browser's defaults (echo + noise + gain). The
+// recogniser normalises level itself, so noise suppression and gain control stay off; with
+// headphones there is no echo, and the renderer's "headphones" switch turns that off too.
+export async function startCapture(onFrame, { echoCancellation = true, noiseSuppression = false, autoGainControl = false } = {}) {
   const stream = await navigator.mediaDevices.getUserMedia({
-    audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 },
+    audio: { echoCancellation, noiseSuppression, autoGainControl, channelCount: 1 },
   });
   const ctx = new AudioContext({ sampleRate: 16000 });
   await ctx.audioWorklet.addModule('/capture-worklet.js');
@@ -15,7 +20,14 @@ export async function startCapture(onFrame) {
   const mute = ctx.createGain();
   mute.gain.value = 0;
   node.connect(mute).connect(ctx.destination);
-  return { stop: () => { stream.getTracks().forEach((t) => t.stop()); ctx.close(); } };
+  const settings = stream.getAudioTracks()[0]?.getSettings() ?? {};
+  return {
+    echoCancellation: settings.echoCancellation === true,
+    stop: () => {
+      stream.getTracks().forEach((t) => t.stop());
+      ctx.close();
+    },
+  };
 }
 
 export class SpeechPlayer {

@@ -152,7 +152,7 @@ describe('the renderer in chromium against asyncvoice serve, with a fake microph
     await ptt.evaluate(() => (document.activeElement as HTMLElement | null)?.blur()); // Space goes to the page, not a control
     await ptt.keyboard.down('Space');
     // The fake microphone's file starts when the capture does; hold Space through the first question.
-    await ptt.waitForFunction(() => (window as unknown as { asyncvoiceTrace: { log: string[] } }).asyncvoiceTrace.log.some((l) => l.endsWith('microphone on')));
+    await ptt.waitForFunction(() => (window as unknown as { asyncvoiceTrace: { log: string[] } }).asyncvoiceTrace.log.some((l) => l.includes('microphone on')));
     const micOnMs = Date.now();
     await ptt.waitForTimeout(q1EndMs + 600);
     expect(await ptt.getAttribute('#ptt', 'class')).toContain('active');
@@ -167,6 +167,22 @@ describe('the renderer in chromium against asyncvoice serve, with a fake microph
     await ptt.screenshot({ path: join(ARTIFACTS, 'e2e-4-push-to-talk.png') });
     await ptt.close();
   }, 90_000);
+
+  it('headphones: the microphone reopens without echo cancellation, and with it again when unticked', async () => {
+    const p = await browser.newPage();
+    await p.goto(url);
+    await p.waitForFunction(() => document.getElementById('status')!.textContent!.startsWith('connected ·'));
+    const micLines = () => p.evaluate(() => (window as unknown as { asyncvoiceTrace: { log: string[] } }).asyncvoiceTrace.log.filter((l) => l.includes('microphone on')).map((l) => l.replace(/^\d+ /, '')));
+    const waitLines = (n: number) => p.waitForFunction((k) => (window as unknown as { asyncvoiceTrace: { log: string[] } }).asyncvoiceTrace.log.filter((l) => l.includes('microphone on')).length >= k, n);
+    await p.click('#mic');
+    await waitLines(1);
+    await p.check('#headphones');
+    await waitLines(2);
+    await p.uncheck('#headphones');
+    await waitLines(3);
+    expect(await micLines()).toEqual(['microphone on (echo cancellation on)', 'microphone on (echo cancellation off)', 'microphone on (echo cancellation on)']);
+    await p.close();
+  }, 30_000);
 
   it('model and user text render literally, never as HTML', async () => {
     const evil = '<img src=x onerror="window.__pwned=1"> <b>bold</b>';
