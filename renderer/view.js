@@ -66,6 +66,7 @@ const STAMPS = [
   ['firstPartial', 'first partial'],
   ['userSpeechEnd', 'user speech end'],
   ['turnEnd', 'turn end'],
+  ['finalTranscript', 'final transcript'],
   ['firstThinkingToken', 'first thinking token'],
   ['firstAnswerToken', 'first answer token'],
   ['firstChunkReady', 'first chunk ready'],

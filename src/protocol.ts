@@ -48,6 +48,7 @@ export type StampName =
   | 'firstPartial'
   | 'userSpeechEnd'
   | 'turnEnd'
+  | 'finalTranscript'
   | 'firstThinkingToken'
   | 'firstAnswerToken'
   | 'firstChunkReady'

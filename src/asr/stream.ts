@@ -2,6 +2,7 @@ import { ASR_SAMPLE_RATE } from '../audio/resample.ts';
 import type { Recognizer, Transcript } from './recognizer.ts';
 import { VadSegmenter, type SileroVad, type VadOptions } from './vad.ts';
 
+/** Times are ms of the audio stream; speech-start/-end give where the voice itself began and ended. */
 export type ListenEvent =
   | { type: 'speech-start'; atMs: number }
   | { type: 'speech-end'; atMs: number }
@@ -83,15 +84,15 @@ export class StreamingTranscriber {
     if (e.type === 'speech-start') {
       this.speechStart = e.atMs;
       this.lastPartial = this.ms(this.total);
-      this.onEvent({ type: 'speech-start', atMs: e.atMs });
+      this.onEvent({ type: 'speech-start', atMs: e.voicedMs });
     } else {
-      await this.finish(e.segment.startMs, e.segment.endMs);
+      await this.finish(e.segment.startMs, e.segment.endMs, e.segment.voicedEndMs);
     }
   }
 
-  private async finish(startMs: number, endMs: number): Promise<void> {
+  private async finish(startMs: number, endMs: number, voicedEndMs = endMs): Promise<void> {
     this.speechStart = -1;
-    this.onEvent({ type: 'speech-end', atMs: endMs });
+    this.onEvent({ type: 'speech-end', atMs: voicedEndMs });
     const t = await this.recognizer.recognize(this.slice(startMs, endMs));
     const transcript: Transcript = { text: t.text, segments: t.segments.map((s) => ({ ...s, startMs: s.startMs + startMs, endMs: s.endMs + startMs })) };
     this.onEvent({ type: 'final', text: t.text, startMs, endMs, transcript });

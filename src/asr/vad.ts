@@ -67,12 +67,16 @@ export interface VadOptions {
   speechPadMs?: number;
 }
 
+/** A span of speech, widened by the pad for recognition; `voiced*` are its unpadded bounds (for timing). */
 export interface SpeechSegment {
   startMs: number;
   endMs: number;
+  voicedStartMs: number;
+  voicedEndMs: number;
 }
 
-export type VadEvent = { type: 'speech-start'; atMs: number } | { type: 'speech-end'; segment: SpeechSegment };
+/** `atMs` is padded like a segment's start; `voicedMs` is where the voice really began. */
+export type VadEvent = { type: 'speech-start'; atMs: number; voicedMs: number } | { type: 'speech-end'; segment: SpeechSegment };
 
 /**
  * Streaming speech segmentation over Silero probabilities: push 16 kHz samples as they come, get
@@ -125,7 +129,7 @@ export class VadSegmenter {
       if (this.start < 0) this.start = at;
       if (!this.confirmed && this.ms(at + VAD_WINDOW - this.start) >= minSpeechMs) {
         this.confirmed = true;
-        events.push({ type: 'speech-start', atMs: Math.max(0, this.ms(this.start) - speechPadMs) });
+        events.push({ type: 'speech-start', atMs: Math.max(0, this.ms(this.start) - speechPadMs), voicedMs: this.ms(this.start) });
       }
     } else if (p < negThreshold && this.start >= 0) {
       if (this.silenceFrom < 0) this.silenceFrom = at;
@@ -138,7 +142,12 @@ export class VadSegmenter {
       const end = this.silenceFrom >= 0 ? this.silenceFrom : this.windows * VAD_WINDOW;
       events.push({
         type: 'speech-end',
-        segment: { startMs: Math.max(0, this.ms(this.start) - this.o.speechPadMs), endMs: this.ms(end) + this.o.speechPadMs },
+        segment: {
+          startMs: Math.max(0, this.ms(this.start) - this.o.speechPadMs),
+          endMs: this.ms(end) + this.o.speechPadMs,
+          voicedStartMs: this.ms(this.start),
+          voicedEndMs: this.ms(end),
+        },
       });
     }
     this.start = -1;
@@ -152,7 +161,7 @@ export class VadSegmenter {
     if (this.start >= 0) {
       if (!this.confirmed && this.ms(this.windows * VAD_WINDOW - this.start) >= this.o.minSpeechMs) {
         this.confirmed = true;
-        events.push({ type: 'speech-start', atMs: Math.max(0, this.ms(this.start) - this.o.speechPadMs) });
+        events.push({ type: 'speech-start', atMs: Math.max(0, this.ms(this.start) - this.o.speechPadMs), voicedMs: this.ms(this.start) });
       }
       this.close(events);
     }

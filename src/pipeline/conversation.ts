@@ -2,6 +2,7 @@ import { AsyncReasoningEngine, type Turn } from '../async-reasoning/engine.ts';
 import type { Mode } from '../async-reasoning/events.ts';
 import { totalDelayMs } from '../async-reasoning/metrics.ts';
 import type { Recognizer } from '../asr/recognizer.ts';
+import { ASR_SAMPLE_RATE } from '../audio/resample.ts';
 import { floatToPcm16, pcm16ToFloat } from '../audio/wav.ts';
 import { StreamingTranscriber } from '../asr/stream.ts';
 import type { SileroVad } from '../asr/vad.ts';
@@ -125,8 +126,29 @@ export class Conversation {
   /** PCM16 little-endian 16 kHz mono from the client. */
   pushAudio(bytes: Uint8Array): Promise<void> {
     const f = pcm16ToFloat(bytes);
-    this.audioChain = this.audioChain.then(() => (this.closed ? undefined : this.transcriber.push(f))).catch((e) => this.fail('audio', e));
+    const frame = { arrivedAt: this.now(), endMs: (this.receivedMs += (f.length / ASR_SAMPLE_RATE) * 1000) };
+    this.audioChain = this.audioChain
+      .then(() => {
+        if (this.closed) return;
+        this.frame = frame;
+        return this.transcriber.push(f);
+      })
+      .catch((e) => this.fail('audio', e));
     return this.audioChain;
+  }
+
+  /** Stream time (ms) of all the audio received so far. */
+  private receivedMs = 0;
+  /** The frame being recognised: when it arrived, and the stream time its end reaches. */
+  private frame = { arrivedAt: 0, endMs: 0 };
+
+  /**
+   * When, on the clock, the user said what lies at `streamMs` of their audio. Frames are sent as
+   * they are captured, so a frame's end was spoken about when it arrived, however far behind the
+   * recogniser runs.
+   */
+  private clockAt(streamMs: number): number {
+    return this.frame.arrivedAt - (this.frame.endMs - streamMs);
   }
 
   /** Push-to-talk released: the utterance is over now, whatever the VAD thinks. */
@@ -191,10 +213,11 @@ export class Conversation {
       case 'speech-start':
         this.o.emit('vad', { speaking: true, atMs: e.atMs });
         if (this.speaking && this.handsFree) this.considerBargeIn();
-        if (!this.turn || this.turn.finished) this.pendingSpeechStart = at;
+        if (!this.turn || this.turn.finished) this.pendingSpeechStart = this.clockAt(e.atMs);
         break;
       case 'speech-end':
         this.o.emit('vad', { speaking: false, atMs: e.atMs });
+        this.utteranceEnd = { spokeUntil: this.clockAt(e.atMs), decidedAt: at };
         break;
       case 'partial':
         if (this.bargeCandidate) {
@@ -218,6 +241,8 @@ export class Conversation {
   }
 
   private pendingSpeechStart: number | null = null;
+  /** The utterance just ended: when the user stopped talking, and when the VAD (or the key) said so. */
+  private utteranceEnd: { spokeUntil: number; decidedAt: number } | null = null;
   /** Speech started over the answer; not yet known to be an interruption. */
   private bargeCandidate: NodeJS.Timeout | null = null;
 
@@ -259,8 +284,11 @@ export class Conversation {
       this.committedWords = words;
     }
     if (final) {
-      obs.stamp('userSpeechEnd', at);
-      obs.stamp('turnEnd', at);
+      const end = this.utteranceEnd ?? { spokeUntil: at, decidedAt: at };
+      this.utteranceEnd = null;
+      obs.stamp('userSpeechEnd', end.spokeUntil);
+      obs.stamp('turnEnd', end.decidedAt);
+      obs.stamp('finalTranscript', at);
       turn.endUserInput();
     }
   }

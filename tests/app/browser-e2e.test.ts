@@ -137,7 +137,7 @@ describe('the renderer in chromium against asyncvoice serve, with a fake microph
     // Every stamp of the turn is on the timeline with a figure.
     const rows = await page.$$eval('#timeline .row', (rs) => rs.map((r) => [r.querySelector('.label')!.textContent, r.querySelector('.ms')!.textContent]));
     const stamps = Object.fromEntries(rows);
-    for (const k of ['user speech start', 'first partial', 'user speech end', 'turn end', 'first thinking token', 'first answer token', 'first chunk ready', 'first audio start', 'last audio end']) {
+    for (const k of ['user speech start', 'first partial', 'user speech end', 'turn end', 'final transcript', 'first thinking token', 'first answer token', 'first chunk ready', 'first audio start', 'last audio end']) {
       expect(stamps[k], k).toMatch(/^-?\d+ ms$/);
     }
     expect(await page.textContent('#figures')).toMatch(/voice to voice\s*-?\d+ ms/);

@@ -3,7 +3,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { toAsrInput } from '../../src/audio/resample.ts';
 import { durationMs, parseWav } from '../../src/audio/wav.ts';
-import { SileroVad, VadSegmenter, detectSpeech, type SpeechSegment } from '../../src/asr/vad.ts';
+import { SileroVad, VadSegmenter, detectSpeech } from '../../src/asr/vad.ts';
 import { runTool } from '../../src/audio/tools.ts';
 import { scratchDir } from '../helpers/models.ts';
 import { needTools, sox } from '../helpers/tools.ts';
@@ -11,7 +11,7 @@ import { needTools, sox } from '../helpers/tools.ts';
 const root = scratchDir('asyncvoice-vad-');
 let vad: SileroVad;
 const f = (n: string) => join(root, n);
-let truth: SpeechSegment[] = [];
+let truth: { startMs: number; endMs: number }[] = [];
 let pcm: Float32Array;
 
 beforeAll(async () => {
@@ -62,6 +62,15 @@ describe('Silero VAD', () => {
     const whole = await detectSpeech(vad, pcm, { speechPadMs: 0 });
     expect(ends).toEqual(whole);
     expect(events.filter((e) => e.type === 'speech-start')).toHaveLength(2);
+  });
+
+  it('padding widens a segment for recognition, and its voiced bounds stay where the voice was', async () => {
+    vad.reset();
+    const tight = await detectSpeech(vad, pcm, { speechPadMs: 0 });
+    vad.reset();
+    const padded = await detectSpeech(vad, pcm, { speechPadMs: 100 });
+    expect(padded.map((s) => [s.voicedStartMs, s.voicedEndMs])).toEqual(tight.map((s) => [s.startMs, s.endMs]));
+    expect(padded.map((s) => [s.startMs, s.endMs])).toEqual(tight.map((s) => [s.startMs - 100, s.endMs + 100]));
   });
 
   it('a cough-length burst (under the minimum speech duration) never starts speech', async () => {
