@@ -21,6 +21,11 @@ export interface StreamingOptions {
  * Live recognition: push 16 kHz samples as they arrive; the VAD bounds utterances, partial text
  * flows while the user is still talking, and each utterance ends with a final transcript. Only the
  * current utterance (plus a short pre-roll) is kept in memory.
+ *
+ * The VAD keeps up with the audio whatever the recogniser does: recognition runs behind it, one
+ * pass at a time and in order, so speech-start and speech-end (turn end, barge-in) are never late
+ * because a partial is still being recognised. A partial whose utterance has ended before its turn
+ * to run is skipped; the final says it all.
  */
 export class StreamingTranscriber {
   private readonly seg: VadSegmenter;
@@ -32,6 +37,11 @@ export class StreamingTranscriber {
   private readonly partialEvery: number;
   private readonly maxUtterance: number;
   private readonly minSilenceMs: number;
+  /** Recognition passes, one at a time, in the order they were asked for. */
+  private recognition: Promise<void> = Promise.resolve();
+  /** Bumped at each utterance's end: a queued partial of an ended utterance is not worth running. */
+  private utterance = 0;
+  private partialQueued = false;
 
   constructor(
     vad: SileroVad,
@@ -56,6 +66,12 @@ export class StreamingTranscriber {
   }
 
   async push(samples: Float32Array): Promise<void> {
+    if (this.failure) {
+      // A recognition pass failed since the last push: say so now, not at the end of input.
+      const e = this.failure;
+      this.failure = null;
+      throw e;
+    }
     const joined = new Float32Array(this.audio.length + samples.length);
     joined.set(this.audio);
     joined.set(samples, this.audio.length);
@@ -64,12 +80,11 @@ export class StreamingTranscriber {
     for (const e of await this.seg.push(samples)) await this.handle(e);
     const nowMs = this.ms(this.total);
     if (this.speechStart >= 0) {
-      if (nowMs - this.lastPartial >= this.partialEvery) {
+      if (nowMs - this.lastPartial >= this.partialEvery && !this.partialQueued) {
         this.lastPartial = nowMs;
-        const t = await this.recognizer.recognize(this.slice(this.speechStart, nowMs));
-        if (t.text) this.onEvent({ type: 'partial', text: t.text, startMs: this.speechStart, atMs: nowMs });
+        this.queuePartial(this.speechStart, nowMs);
       }
-      if (nowMs - this.speechStart > this.maxUtterance) await this.finish(this.speechStart, nowMs);
+      if (nowMs - this.speechStart > this.maxUtterance) this.finish(this.speechStart, nowMs);
     } else {
       // Between utterances keep only a short pre-roll.
       const keep = ASR_SAMPLE_RATE;
@@ -86,21 +101,54 @@ export class StreamingTranscriber {
       this.lastPartial = this.ms(this.total);
       this.onEvent({ type: 'speech-start', atMs: e.voicedMs });
     } else {
-      await this.finish(e.segment.startMs, e.segment.endMs, e.segment.voicedEndMs);
+      this.finish(e.segment.startMs, e.segment.endMs, e.segment.voicedEndMs);
     }
   }
 
-  private async finish(startMs: number, endMs: number, voicedEndMs = endMs): Promise<void> {
-    this.speechStart = -1;
-    this.onEvent({ type: 'speech-end', atMs: voicedEndMs });
-    const t = await this.recognizer.recognize(this.slice(startMs, endMs));
-    const transcript: Transcript = { text: t.text, segments: t.segments.map((s) => ({ ...s, startMs: s.startMs + startMs, endMs: s.endMs + startMs })) };
-    this.onEvent({ type: 'final', text: t.text, startMs, endMs, transcript });
+  private queuePartial(startMs: number, atMs: number): void {
+    const audio = this.slice(startMs, atMs);
+    const utterance = this.utterance;
+    this.partialQueued = true;
+    this.enqueue(async () => {
+      this.partialQueued = false;
+      if (utterance !== this.utterance) return;
+      const t = await this.recognizer.recognize(audio);
+      if (t.text && utterance === this.utterance) this.onEvent({ type: 'partial', text: t.text, startMs, atMs });
+    });
   }
 
-  /** End of input. */
+  private finish(startMs: number, endMs: number, voicedEndMs = endMs): void {
+    this.speechStart = -1;
+    this.utterance++;
+    this.onEvent({ type: 'speech-end', atMs: voicedEndMs });
+    const audio = this.slice(startMs, endMs);
+    this.enqueue(async () => {
+      const t = await this.recognizer.recognize(audio);
+      const transcript: Transcript = { text: t.text, segments: t.segments.map((s) => ({ ...s, startMs: s.startMs + startMs, endMs: s.endMs + startMs })) };
+      this.onEvent({ type: 'final', text: t.text, startMs, endMs, transcript });
+    });
+  }
+
+  private enqueue(pass: () => Promise<void>): void {
+    this.recognition = this.recognition.then(pass).catch((e) => {
+      this.failure ??= e as Error;
+    });
+  }
+
+  private failure: Error | null = null;
+
+  /** End of input: the last utterance is closed and every queued recognition has run. */
   async flush(): Promise<void> {
     for (const e of this.seg.flush()) await this.handle(e);
+    await this.settled();
+  }
+
+  /** Resolves when every recognition asked for so far has run; rejects with the first failure. */
+  async settled(): Promise<void> {
+    await this.recognition;
+    const e = this.failure;
+    this.failure = null;
+    if (e) throw e;
   }
 
   get speaking(): boolean {

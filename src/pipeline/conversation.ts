@@ -208,6 +208,7 @@ export class Conversation {
   }
 
   private async onListen(e: Parameters<ConstructorParameters<typeof StreamingTranscriber>[2]>[0]): Promise<void> {
+    if (this.closed) return; // a recognition that finished after the client left
     const at = this.now();
     switch (e.type) {
       case 'speech-start':

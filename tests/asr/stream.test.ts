@@ -1,0 +1,76 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StreamingTranscriber, type ListenEvent } from '../../src/asr/stream.ts';
+import { SileroVad } from '../../src/asr/vad.ts';
+import { toAsrInput } from '../../src/audio/resample.ts';
+import { EspeakNgEngine } from '../../src/tts/engine.ts';
+import { needTools } from '../helpers/tools.ts';
+
+const SR = 16000;
+let vad: SileroVad;
+let audio: Float32Array;
+beforeAll(async () => {
+  await needTools('espeak-ng');
+  vad = await SileroVad.load();
+  const said = await new EspeakNgEngine({ voice: 'en-us+klatt', wordsPerMinute: 150 }).synthesize('how many days are there in a week');
+  const speech = toAsrInput({ sampleRate: said.sampleRate, channels: [said.pcm] });
+  audio = new Float32Array(SR / 2 + speech.length + 2 * SR);
+  audio.set(speech, SR / 2);
+});
+afterAll(async () => vad?.close());
+
+describe('StreamingTranscriber', () => {
+  it('keeps the VAD on time while recognition is stuck, then delivers the final in order', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const passes: number[] = [];
+    const events: ListenEvent[] = [];
+    vad.reset();
+    const t = new StreamingTranscriber(
+      vad,
+      {
+        name: 'stuck',
+        recognize: async (pcm) => {
+          passes.push(pcm.length);
+          await gate;
+          return { text: 'how many days', segments: [] };
+        },
+        close: async () => undefined,
+      },
+      (e) => events.push(e),
+      { partialEveryMs: 300 },
+    );
+    // Every push returns although no recognition pass can finish: the audio is never held up.
+    for (let i = 0; i < audio.length; i += 1600) await t.push(audio.subarray(i, i + 1600));
+    expect(events.map((e) => e.type)).toEqual(['speech-start', 'speech-end']);
+    // One partial running, at most one waiting behind it, and the final: never a growing backlog.
+    expect(passes).toHaveLength(1);
+    release();
+    await t.flush();
+    expect(events.map((e) => e.type)).toEqual(['speech-start', 'speech-end', 'final']); // partials of an ended utterance are dropped
+    expect(passes).toHaveLength(2);
+    const end = events[1] as Extract<ListenEvent, { type: 'speech-end' }>;
+    const final = events[2] as Extract<ListenEvent, { type: 'final' }>;
+    expect(final.endMs).toBeGreaterThan(end.atMs); // the final's audio is padded past the voice
+    expect(passes[1]).toBe(Math.round(((final.endMs - final.startMs) / 1000) * SR));
+  });
+
+  it('a recognition failure surfaces at the next push, not only at the end', async () => {
+    vad.reset();
+    const t = new StreamingTranscriber(
+      vad,
+      {
+        name: 'broken',
+        recognize: async () => {
+          throw new Error('recogniser crashed');
+        },
+        close: async () => undefined,
+      },
+      () => undefined,
+      { partialEveryMs: 300 },
+    );
+    let failed: Error | null = null;
+    for (let i = 0; i < audio.length && !failed; i += 1600) await t.push(audio.subarray(i, i + 1600)).catch((e) => (failed = e));
+    expect(failed).toBeInstanceOf(Error);
+    expect(String(failed)).toContain('recogniser crashed');
+  });
+});
