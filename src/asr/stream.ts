@@ -25,7 +25,7 @@ export interface StreamingOptions {
  * The VAD keeps up with the audio whatever the recogniser does: recognition runs behind it, one
  * pass at a time and in order, so speech-start and speech-end (turn end, barge-in) are never late
  * because a partial is still being recognised. A partial whose utterance has ended before its turn
- * to run is skipped; the final says it all.
+ * to run is skipped (the final says it all); one already running still delivers its words.
  */
 export class StreamingTranscriber {
   private readonly seg: VadSegmenter;
@@ -111,9 +111,11 @@ export class StreamingTranscriber {
     this.partialQueued = true;
     this.enqueue(async () => {
       this.partialQueued = false;
-      if (utterance !== this.utterance) return;
+      if (utterance !== this.utterance) return; // ended before its turn: the final covers it
+      // Once running, its words are worth having even if the utterance ends meanwhile: they still
+      // come before the final (passes run in order), and a slow final is when they help most.
       const t = await this.recognizer.recognize(audio);
-      if (t.text && utterance === this.utterance) this.onEvent({ type: 'partial', text: t.text, startMs, atMs });
+      if (t.text) this.onEvent({ type: 'partial', text: t.text, startMs, atMs });
     });
   }
 
