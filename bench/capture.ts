@@ -17,18 +17,11 @@ import { transcribeAudio } from '../src/asr/transcribe.ts';
 import { hasTool, INSTALL_HINTS, runTool } from '../src/audio/tools.ts';
 import { durationMs, encodeWav, parseWav, pcm16ToFloat, type PcmAudio } from '../src/audio/wav.ts';
 import { staticFiles } from '../src/server/serve.ts';
+import { wordErrors } from '../src/asr/word-errors.ts';
+import { SPOKEN_QUESTIONS } from '../tests/helpers/spoken-questions.ts';
 import { fmt } from './shared.ts';
 
-const QUESTIONS = [
-  'what is seven plus five',
-  'how many legs does a spider have',
-  'what is the capital of france',
-  'how many days are there in a week',
-  'what is twelve divided by four',
-  'can you tell me the time in london',
-  'what is the square root of sixty four',
-  'how far away is the moon',
-];
+const QUESTIONS = SPOKEN_QUESTIONS;
 const SETTINGS: Record<string, { echoCancellation: boolean; noiseSuppression?: boolean; autoGainControl?: boolean }> = {
   'speakers (echo cancellation; the default)': { echoCancellation: true },
   'headphones (no processing)': { echoCancellation: false },
@@ -117,16 +110,3 @@ for (const r of rows) console.log(`   ${r.name.padEnd(44)}  ${fmt(100 * r.wer).p
 const [file, speakers, headphones] = rows;
 console.log(`\n   speakers / file: ${fmt(speakers.wer / file.wer, 2)}×; headphones / file: ${fmt(headphones.wer / file.wer, 2)}×`);
 for (const r of rows) console.log(`\n   ${r.name}:\n     "${r.text}"`);
-
-/** Word-level edit distance against the reference. */
-function wordErrors(ref: string, hyp: string): { errors: number; words: number } {
-  const r = ref.toLowerCase().split(/\s+/).filter(Boolean);
-  const h = hyp.toLowerCase().split(/\s+/).filter(Boolean);
-  let prev = Array.from({ length: h.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= r.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= h.length; j++) cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r[i - 1] === h[j - 1] ? 0 : 1));
-    prev = cur;
-  }
-  return { errors: prev[h.length], words: r.length };
-}

@@ -142,30 +142,8 @@ export class Turn {
     return this.writer ? this.engine.tokenizer.decode(this.writer.produced) : '';
   }
 
-  /** This turn's blocks, for inspection (tests, dashboards). */
-  get cacheBlocks() {
-    return {
-      history: this.engine.historyBlock,
-      userHead: this.userHead,
-      userInput: this.userInput,
-      writerTail: this.writerTail,
-      thinkerTail: this.thinkerTail,
-      writerSplit: this.writerSplit,
-      thinkerSplit: this.thinkerSplit,
-      control: this.control,
-      writerOutput: this.writer?.block,
-      thinkerOutput: this.thinker?.block,
-    };
-  }
-
-  /** Each row's view, in order; the last block is the one the row writes. */
-  get views(): Partial<AsyncViews> & { user: CacheBlock[]; single?: CacheBlock[] } {
-    const user = [this.engine.historyBlock, this.userHead, this.userInput];
-    if (this.mode !== 'async') return { user, single: [this.engine.systemBlocks.plain, ...user, this.thinkerTail, this.thinker.block] };
-    return asyncViews(this.asyncBlocks());
-  }
-
-  private asyncBlocks(): AsyncBlocks {
+  /** This turn's blocks, for inspection (tests, dashboards); streams not started are absent. */
+  get cacheBlocks(): Partial<AsyncBlocks> {
     const sys = this.engine.systemBlocks;
     return {
       writerSystem: sys.writer,
@@ -177,10 +155,22 @@ export class Turn {
       thinkerTail: this.thinkerTail,
       writerSplit: this.writerSplit,
       thinkerSplit: this.thinkerSplit,
-      writerOutput: this.writer.block,
-      thinkerOutput: this.thinker.block,
+      writerOutput: this.writer?.block,
+      thinkerOutput: this.thinker?.block,
       control: this.control,
     };
+  }
+
+  /** Each row's view, in order; the last block is the one the row writes. */
+  get views(): Partial<AsyncViews> & { user: CacheBlock[]; single?: CacheBlock[] } {
+    const user = [this.engine.historyBlock, this.userHead, this.userInput];
+    if (this.mode !== 'async') return { user, single: [this.engine.systemBlocks.plain, ...user, this.thinkerTail, this.thinker.block] };
+    return asyncViews(this.asyncBlocks());
+  }
+
+  /** Every block of the async layout; runAsync creates them all before any view is used. */
+  private asyncBlocks(): AsyncBlocks {
+    return this.cacheBlocks as AsyncBlocks;
   }
 
   /** Resolves once the turn is over, history included (result may resolve first). */

@@ -5,22 +5,12 @@ import { cliOut } from '../helpers/cli.ts';
 import { encodeWav } from '../../src/audio/wav.ts';
 import { EspeakNgEngine } from '../../src/tts/engine.ts';
 import { scratchDir } from '../helpers/models.ts';
-import { needTools, wordErrors } from '../helpers/tools.ts';
+import { needTools } from '../helpers/tools.ts';
+import { SPOKEN_QUESTIONS } from '../helpers/spoken-questions.ts';
+import { wordErrors } from '../../src/asr/word-errors.ts';
 
 const root = scratchDir('asyncvoice-e2e-');
 afterAll(() => rmSync(root, { recursive: true, force: true }));
-
-// Spoken questions with spelled-out numbers.
-const SENTENCES = [
-  'what is seven plus five',
-  'how many legs does a spider have',
-  'what is the capital of france',
-  'how many days are there in a week',
-  'what is twelve divided by four',
-  'can you tell me the time in london',
-  'what is the square root of sixty four',
-  'how far away is the moon',
-];
 
 describe('espeak-ng → WAV → asyncvoice transcribe --engine pocketsphinx', () => {
   beforeAll(() => needTools('espeak-ng', 'pocketsphinx_continuous'));
@@ -31,7 +21,7 @@ describe('espeak-ng → WAV → asyncvoice transcribe --engine pocketsphinx', ()
     let errors = 0;
     let words = 0;
     const lines: string[] = [];
-    for (const [i, s] of SENTENCES.entries()) {
+    for (const [i, s] of SPOKEN_QUESTIONS.entries()) {
       const speech = await tts.synthesize(s);
       const file = join(root, `q${i}.wav`);
       writeFileSync(file, encodeWav({ sampleRate: speech.sampleRate, channels: [speech.pcm] }));

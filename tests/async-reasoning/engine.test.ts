@@ -64,7 +64,7 @@ describe('asynchronous reasoning: exactness over the shared cache', () => {
     let calls = 0;
     const engine = engineWith((stream, logits, step) => {
       const b = turn.cacheBlocks;
-      const target = stream === 'thinker' ? b.thinkerOutput! : stream === 'writer' ? b.writerOutput! : b.control;
+      const target = stream === 'thinker' ? b.thinkerOutput! : stream === 'writer' ? b.writerOutput! : b.control!;
       if (stream === 'control' || calls++ % 3 === 0) checks.push({ gid: recorder.lastQueryInto(target), stream, step, logits: Float32Array.from(logits) });
       if (stream === 'control') force(logits, yesIds());
     });
@@ -103,7 +103,7 @@ describe('asynchronous reasoning: exactness over the shared cache', () => {
       controlEvery: 6,
       logitsHook: (stream, logits) => {
         const b = turn.cacheBlocks;
-        const target = stream === 'thinker' ? b.thinkerOutput! : stream === 'writer' ? b.writerOutput! : b.control;
+        const target = stream === 'thinker' ? b.thinkerOutput! : stream === 'writer' ? b.writerOutput! : b.control!;
         if (stream === 'control' || n++ % 4 === 0) checks.push({ seq: recorder.lastSequenceInto(target), logits: Float32Array.from(logits), stream });
         if (stream === 'control') force(logits, yesIds());
       },
@@ -362,7 +362,7 @@ describe('asynchronous reasoning: listening and barge-in', () => {
       }
       if (interrupted && !snapshot && e.type === 'thinking' && e.step > interrupted.step) {
         const b = turn.cacheBlocks;
-        snapshot = { writer: [...b.writerOutput!.tokens], thinker: [...b.thinkerOutput!.tokens], user: tok.decode(b.userInput.tokens) };
+        snapshot = { writer: [...b.writerOutput!.tokens], thinker: [...b.thinkerOutput!.tokens], user: tok.decode(b.userInput!.tokens) };
         turn.endUserInput();
       }
     });
