@@ -2,9 +2,10 @@
 // (Web Audio, chunks back to back, exact start/end reported, immediate stop on barge-in).
 
 // Echo cancellation keeps the assistant's own voice (from speakers) from interrupting it, but it
-// costs recognition accuracy: in bench:capture runs, pocketsphinx WER was 37-41 % with it alone,
-// 28-33 % with no processing, 41-48 % with the browser's defaults (echo + noise + gain). The
-// recogniser normalises level itself, so noise suppression and gain control stay off; with
+// costs recognition accuracy: over four bench:capture runs, pocketsphinx WER was 37-41 % with it
+// alone, 28-33 % with no processing, 39-48 % with the browser's defaults (echo + noise + gain;
+// worse than echo alone in three runs, equal in one). The recogniser normalises level itself, so
+// noise suppression and gain control stay off; with
 // headphones there is no echo, and the renderer's "headphones" switch turns that off too.
 export async function startCapture(onFrame, { echoCancellation = true, noiseSuppression = false, autoGainControl = false } = {}) {
   const stream = await navigator.mediaDevices.getUserMedia({
