@@ -119,9 +119,10 @@ async function startMic() {
       (frame) => {
         if (handsFree || pttHeld) socket.emit('audio', new Uint8Array(frame));
       },
-      { echoCancellation: !headphones },
+      headphones ? { echoCancellation: false, noiseSuppression: false } : {},
     );
-    note('microphone on', `(echo cancellation ${capture.echoCancellation ? 'on' : 'off'})`);
+    const onOff = (v) => (v ? 'on' : 'off');
+    note('microphone on', `(echo cancellation ${onOff(capture.echoCancellation)}, noise suppression ${onOff(capture.noiseSuppression)})`);
     $('mic').textContent = 'Microphone on';
     $('mic').classList.add('active');
   } catch (e) {
@@ -159,7 +160,7 @@ $('hands-free').addEventListener('change', (e) => {
 $('headphones').addEventListener('change', async (e) => {
   headphones = e.target.checked;
   if (!capture) return;
-  // Echo cancellation is fixed when the microphone opens: reopen it with the new setting.
+  // Audio processing is fixed when the microphone opens: reopen it with the new setting.
   capture.stop();
   capture = null;
   await startMic();

@@ -1,13 +1,13 @@
 // Microphone capture (getUserMedia + AudioWorklet → PCM16 16 kHz frames) and speech playback
 // (Web Audio, chunks back to back, exact start/end reported, immediate stop on barge-in).
 
-// Echo cancellation keeps the assistant's own voice (from speakers) from interrupting it, but it
-// costs recognition accuracy: over four bench:capture runs, pocketsphinx WER was 37-41 % with it
-// alone, 28-33 % with no processing, 39-48 % with the browser's defaults (echo + noise + gain;
-// worse than echo alone in three runs, equal in one). The recogniser normalises level itself, so
-// noise suppression and gain control stay off; with
-// headphones there is no echo, and the renderer's "headphones" switch turns that off too.
-export async function startCapture(onFrame, { echoCancellation = true, noiseSuppression = false, autoGainControl = false } = {}) {
+// Speakers (the default): echo cancellation keeps the assistant's own voice from interrupting it,
+// with noise suppression for the room. Headphones: no echo to cancel, and every processing step
+// off, because in bench:capture no processing recognised best in every run (pocketsphinx WER 28-33 %
+// quiet, 39 % in pink noise), while the processed settings (echo and/or noise suppression, or the
+// browser's defaults with gain control) fell within a few words of one another (35-48 %). Gain
+// control stays off: the recogniser normalises level itself.
+export async function startCapture(onFrame, { echoCancellation = true, noiseSuppression = true, autoGainControl = false } = {}) {
   const stream = await navigator.mediaDevices.getUserMedia({
     audio: { echoCancellation, noiseSuppression, autoGainControl, channelCount: 1 },
   });
@@ -24,6 +24,7 @@ export async function startCapture(onFrame, { echoCancellation = true, noiseSupp
   const settings = stream.getAudioTracks()[0]?.getSettings() ?? {};
   return {
     echoCancellation: settings.echoCancellation === true,
+    noiseSuppression: settings.noiseSuppression === true,
     stop: () => {
       stream.getTracks().forEach((t) => t.stop());
       ctx.close();

@@ -168,7 +168,7 @@ describe('the renderer in chromium against asyncvoice serve, with a fake microph
     await ptt.close();
   }, 90_000);
 
-  it('headphones: the microphone reopens without echo cancellation, and with it again when unticked', async () => {
+  it('headphones: the microphone reopens without echo cancellation or noise suppression, and with them when unticked', async () => {
     const p = await browser.newPage();
     await p.goto(url);
     await p.waitForFunction(() => document.getElementById('status')!.textContent!.startsWith('connected ·'));
@@ -180,7 +180,8 @@ describe('the renderer in chromium against asyncvoice serve, with a fake microph
     await waitLines(2);
     await p.uncheck('#headphones');
     await waitLines(3);
-    expect(await micLines()).toEqual(['microphone on (echo cancellation on)', 'microphone on (echo cancellation off)', 'microphone on (echo cancellation on)']);
+    const speakers = 'microphone on (echo cancellation on, noise suppression on)';
+    expect(await micLines()).toEqual([speakers, 'microphone on (echo cancellation off, noise suppression off)', speakers]);
     await p.close();
   }, 30_000);
 
