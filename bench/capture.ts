@@ -63,7 +63,8 @@ const snrDb: Record<string, number> = { quiet: Infinity };
 for (const [room, level] of Object.entries(ROOMS)) {
   if (!level) continue;
   const noise = join(dir, `${room}-noise.wav`);
-  await runTool('sox', ['-n', '-r', '48000', '-c', '1', '-b', '16', noise, 'synth', String(micMs / 1000), 'pinknoise', 'vol', String(level)]);
+  // -R: the same noise every run, so runs differ only in what the browser does.
+  await runTool('sox', ['-R', '-n', '-r', '48000', '-c', '1', '-b', '16', noise, 'synth', String(micMs / 1000), 'pinknoise', 'vol', String(level)]);
   roomFiles[room] = join(dir, `${room}.wav`);
   await runTool('sox', ['-m', micFile, noise, roomFiles[room]]);
   snrDb[room] = 20 * Math.log10(rms(voiced) / rms(parseWav(readFileSync(noise), 'noise').channels[0]));

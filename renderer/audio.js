@@ -3,10 +3,9 @@
 
 // Speakers (the default): echo cancellation keeps the assistant's own voice from interrupting it,
 // with noise suppression for the room. Headphones: no echo to cancel, and every processing step
-// off, because in bench:capture no processing recognised best in every run (pocketsphinx WER 28-33 %
-// quiet, 39 % in pink noise), while the processed settings (echo and/or noise suppression, or the
-// browser's defaults with gain control) fell within a few words of one another (35-48 %). Gain
-// control stays off: the recogniser normalises level itself.
+// off: in bench:capture's quiet room no processing recognised best in every run (pocketsphinx WER
+// 28-33 % against 35-48 % for any processing); in noise the runs were mixed (docs/architecture.md).
+// Gain control stays off: the recogniser normalises level itself.
 export async function startCapture(onFrame, { echoCancellation = true, noiseSuppression = true, autoGainControl = false } = {}) {
   const stream = await navigator.mediaDevices.getUserMedia({
     audio: { echoCancellation, noiseSuppression, autoGainControl, channelCount: 1 },
