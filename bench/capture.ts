@@ -15,12 +15,12 @@ import { chromium } from 'playwright-core';
 import { PocketsphinxRecognizer } from '../src/asr/pocketsphinx.ts';
 import { SileroVad } from '../src/asr/vad.ts';
 import { transcribeAudio } from '../src/asr/transcribe.ts';
-import { hasTool, INSTALL_HINTS, runTool } from '../src/audio/tools.ts';
+import { runTool } from '../src/audio/tools.ts';
 import { durationMs, parseWav, pcm16ToFloat, type PcmAudio } from '../src/audio/wav.ts';
 import { staticFiles } from '../src/server/serve.ts';
 import { wordErrors } from '../src/asr/word-errors.ts';
 import { SPOKEN_QUESTIONS } from '../tests/helpers/spoken-questions.ts';
-import { fmt } from './shared.ts';
+import { fmt, requireTools, spokenQuestionsWav } from './shared.ts';
 
 const QUESTIONS = SPOKEN_QUESTIONS;
 type Setting = { echoCancellation: boolean; noiseSuppression: boolean; autoGainControl?: boolean };
@@ -34,26 +34,11 @@ const SETTINGS: Record<string, Setting> = {
 /** Rooms: as recorded, and with steady pink noise (a fan, an air conditioner) mixed in. */
 const ROOMS = { quiet: 0, noisy: 0.06 };
 
-const missing: string[] = [];
-for (const t of ['espeak-ng', 'sox', 'pocketsphinx_continuous', 'chromium']) if (!(await hasTool(t))) missing.push(`${t}: ${INSTALL_HINTS[t] ?? `install ${t}`}`);
-if (missing.length) {
-  console.error(`bench:capture needs programs that are not installed (scripts/setup-system.sh installs them):\n  ${missing.join('\n  ')}`);
-  process.exit(2);
-}
+await requireTools('bench:capture', ['espeak-ng', 'sox', 'pocketsphinx_continuous', 'chromium']);
 const dir = mkdtempSync(join(tmpdir(), 'asyncvoice-bench-capture-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 
-// The microphone: each question, 1.5 s of silence around it, at 48 kHz as a sound card gives it.
-process.stderr.write('synthesising the questions...\n');
-await runTool('sox', ['-n', '-r', '48000', '-c', '1', '-b', '16', join(dir, 'gap.wav'), 'trim', '0', '1.5']);
-const parts = [join(dir, 'gap.wav')];
-for (const [i, q] of QUESTIONS.entries()) {
-  await runTool('espeak-ng', ['-v', 'en-us+klatt', '-s', '150', '-w', join(dir, `raw${i}.wav`), q]);
-  await runTool('sox', [join(dir, `raw${i}.wav`), '-r', '48000', '-c', '1', '-b', '16', join(dir, `q${i}.wav`)]);
-  parts.push(join(dir, `q${i}.wav`), join(dir, 'gap.wav'));
-}
-const micFile = join(dir, 'mic.wav');
-await runTool('sox', [...parts, join(dir, 'gap.wav'), micFile]);
+const micFile = await spokenQuestionsWav(dir);
 const mic = parseWav(readFileSync(micFile), 'mic.wav');
 const micMs = durationMs(mic);
 const roomFiles: Record<string, string> = { quiet: micFile };

@@ -1,7 +1,9 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { hasTool, INSTALL_HINTS, runTool } from '../src/audio/tools.ts';
 import { ProgressBar } from '../src/cli/progress.ts';
 import { makeTestModel } from '../src/llm/test-model.ts';
+import { SPOKEN_QUESTIONS } from '../tests/helpers/spoken-questions.ts';
 
 /** The random-weight model with a preset's real shapes that benchmarks share (made once). */
 export function benchModel(preset: string): string {
@@ -16,3 +18,31 @@ export function benchModel(preset: string): string {
 
 export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 export const fmt = (x: number, d = 1) => x.toFixed(d);
+
+/** Exits (code 2) naming what to install when a program a benchmark needs is missing. */
+export async function requireTools(bench: string, tools: string[]): Promise<void> {
+  const missing: string[] = [];
+  for (const t of tools) if (!(await hasTool(t))) missing.push(`${t}: ${INSTALL_HINTS[t] ?? `install ${t}`}`);
+  if (missing.length) {
+    console.error(`${bench} needs programs that are not installed (scripts/setup-system.sh installs them):\n  ${missing.join('\n  ')}`);
+    process.exit(2);
+  }
+}
+
+/**
+ * The spoken questions as one 48 kHz recording, as a sound card gives it: each question (espeak-ng's
+ * Klatt voice, 150 words/min) with 1.5 s of silence around it. Returns its path in `dir`.
+ */
+export async function spokenQuestionsWav(dir: string): Promise<string> {
+  process.stderr.write('synthesising the questions...\n');
+  await runTool('sox', ['-n', '-r', '48000', '-c', '1', '-b', '16', join(dir, 'gap.wav'), 'trim', '0', '1.5']);
+  const parts = [join(dir, 'gap.wav')];
+  for (const [i, q] of SPOKEN_QUESTIONS.entries()) {
+    await runTool('espeak-ng', ['-v', 'en-us+klatt', '-s', '150', '-w', join(dir, `raw${i}.wav`), q]);
+    await runTool('sox', [join(dir, `raw${i}.wav`), '-r', '48000', '-c', '1', '-b', '16', join(dir, `q${i}.wav`)]);
+    parts.push(join(dir, `q${i}.wav`), join(dir, 'gap.wav'));
+  }
+  const out = join(dir, 'questions.wav');
+  await runTool('sox', [...parts, join(dir, 'gap.wav'), out]);
+  return out;
+}

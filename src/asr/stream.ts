@@ -9,12 +9,29 @@ export type ListenEvent =
   | { type: 'partial'; text: string; startMs: number; atMs: number }
   | { type: 'final'; text: string; startMs: number; endMs: number; transcript: Transcript };
 
+/** One partial recognition pass: its audio may still be refreshed while it waits. */
+interface PartialPass {
+  utterance: number;
+  startMs: number;
+  atMs: number;
+  audio: Float32Array;
+  /** The utterance ended with this pass hearing all of it: it runs, and its words are the final's. */
+  keep: boolean;
+  result: Promise<Transcript | null>;
+  /** Stops it while it runs (a pass that hears more has superseded it). */
+  abort: AbortController;
+  /** Asked for when the voice went quiet (a possible final): never stopped for another. */
+  quiet: boolean;
+}
+
 export interface StreamingOptions {
   vad?: VadOptions;
   /** Re-recognise the speech so far this often while the user talks (partial transcripts). */
   partialEveryMs?: number;
   /** An utterance is cut after this long even without a pause (bounded memory). */
   maxUtteranceMs?: number;
+  /** Start the final's recognition when the voice goes quiet, before the turn ends (default on). */
+  earlyFinal?: boolean;
 }
 
 /**
@@ -24,8 +41,14 @@ export interface StreamingOptions {
  *
  * The VAD keeps up with the audio whatever the recogniser does: recognition runs behind it, one
  * pass at a time and in order, so speech-start and speech-end (turn end, barge-in) are never late
- * because a partial is still being recognised. A partial whose utterance has ended before its turn
- * to run is skipped (the final says it all); one already running still delivers its words.
+ * because a partial is still being recognised. At most one partial waits; a newer request refreshes
+ * its audio instead of queueing another. A waiting partial whose utterance has ended is skipped;
+ * one already running still delivers its words.
+ *
+ * The final starts early: once the voice has been quiet for half the turn-end silence, a partial
+ * over the whole utterance is asked for at once (stopping a regular partial still running over less
+ * of it), and if the VAD then closes the utterance there (the silence reaches the turn-end
+ * threshold), that pass's words are the final's, with no second pass (bench:listen measures it).
  */
 export class StreamingTranscriber {
   private readonly seg: VadSegmenter;
@@ -41,7 +64,17 @@ export class StreamingTranscriber {
   private recognition: Promise<void> = Promise.resolve();
   /** Bumped at each utterance's end: a queued partial of an ended utterance is not worth running. */
   private utterance = 0;
-  private partialQueued = false;
+  /** The partial pass queued and not yet started, if any; newer requests refresh it. */
+  private waiting: PartialPass | null = null;
+  /** The current utterance's partial passes, in the order they were asked for. */
+  private passes: PartialPass[] = [];
+  /** The partial pass being recognised now, if any. */
+  private running: PartialPass | null = null;
+  /** A pass has been asked for in the current stretch of quiet (the early final). */
+  private quietPassAsked = false;
+  private readonly padMs: number;
+  /** Quiet this long (at least the pad, so the pass hears the whole padded utterance) asks for the early final. */
+  private readonly earlyFinalAfterMs: number;
 
   constructor(
     vad: SileroVad,
@@ -50,7 +83,11 @@ export class StreamingTranscriber {
     opts: StreamingOptions = {},
   ) {
     this.minSilenceMs = opts.vad?.minSilenceMs ?? 600;
-    this.seg = new VadSegmenter(vad, { minSilenceMs: this.minSilenceMs, speechPadMs: 150, ...opts.vad });
+    this.padMs = opts.vad?.speechPadMs ?? 150;
+    // Half the turn-end silence: short pauses between phrases do not trigger it, and the final
+    // still starts that much before the turn ends.
+    this.earlyFinalAfterMs = opts.earlyFinal === false ? Infinity : Math.max(this.padMs, this.minSilenceMs / 2);
+    this.seg = new VadSegmenter(vad, { minSilenceMs: this.minSilenceMs, speechPadMs: this.padMs, ...opts.vad });
     this.partialEvery = opts.partialEveryMs ?? 1000;
     this.maxUtterance = opts.maxUtteranceMs ?? 60_000;
   }
@@ -80,9 +117,19 @@ export class StreamingTranscriber {
     for (const e of await this.seg.push(samples)) await this.handle(e);
     const nowMs = this.ms(this.total);
     if (this.speechStart >= 0) {
-      if (nowMs - this.lastPartial >= this.partialEvery && !this.partialQueued) {
+      const quietMs = this.seg.silenceMs;
+      if (quietMs === 0) this.quietPassAsked = false;
+      if (quietMs >= this.earlyFinalAfterMs && !this.quietPassAsked) {
+        // The voice may have ended: hear the whole utterance now, in case this is the final; a
+        // partial still running over less of it is not worth waiting for.
+        this.quietPassAsked = true;
         this.lastPartial = nowMs;
-        this.queuePartial(this.speechStart, nowMs);
+        const r = this.running;
+        if (r && !r.quiet && !r.keep && r.startMs === this.speechStart) r.abort.abort();
+        this.requestPartial(this.speechStart, nowMs, true);
+      } else if (nowMs - this.lastPartial >= this.partialEvery) {
+        this.lastPartial = nowMs;
+        this.requestPartial(this.speechStart, nowMs);
       }
       if (nowMs - this.speechStart > this.maxUtterance) this.finish(this.speechStart, nowMs);
     } else {
@@ -105,27 +152,60 @@ export class StreamingTranscriber {
     }
   }
 
-  private queuePartial(startMs: number, atMs: number): void {
-    const audio = this.slice(startMs, atMs);
-    const utterance = this.utterance;
-    this.partialQueued = true;
+  private requestPartial(startMs: number, atMs: number, quiet = false): void {
+    if (this.waiting && this.waiting.startMs === startMs) {
+      // One is already waiting for this utterance: let it hear the newest audio instead.
+      this.waiting.audio = this.slice(startMs, atMs);
+      this.waiting.atMs = atMs;
+      this.waiting.quiet ||= quiet;
+      return;
+    }
+    let settle!: (t: Transcript | null) => void;
+    const pass: PartialPass = {
+      utterance: this.utterance,
+      startMs,
+      atMs,
+      audio: this.slice(startMs, atMs),
+      keep: false,
+      result: new Promise((r) => (settle = r)),
+      abort: new AbortController(),
+      quiet,
+    };
+    this.waiting = pass;
+    this.passes.push(pass);
     this.enqueue(async () => {
-      this.partialQueued = false;
-      if (utterance !== this.utterance) return; // ended before its turn: the final covers it
+      if (this.waiting === pass) this.waiting = null;
+      if (pass.utterance !== this.utterance && !pass.keep) return settle(null); // the final covers it
       // Once running, its words are worth having even if the utterance ends meanwhile: they still
       // come before the final (passes run in order), and a slow final is when they help most.
-      const t = await this.recognizer.recognize(audio);
-      if (t.text) this.onEvent({ type: 'partial', text: t.text, startMs, atMs });
+      this.running = pass;
+      let t: Transcript;
+      try {
+        t = await this.recognizer.recognize(pass.audio, { signal: pass.abort.signal });
+      } catch (e) {
+        settle(null);
+        if (pass.abort.signal.aborted) return; // superseded, not failed
+        throw e;
+      } finally {
+        this.running = null;
+      }
+      settle(t);
+      if (t.text) this.onEvent({ type: 'partial', text: t.text, startMs, atMs: pass.atMs });
     });
   }
 
   private finish(startMs: number, endMs: number, voicedEndMs = endMs): void {
+    // The first pass of this utterance that already hears all of it (the early final) gives the final's words.
+    const heard = this.passes.find((p) => p.startMs === startMs && p.atMs >= endMs) ?? null;
+    if (heard) heard.keep = true;
+    this.passes = [];
     this.speechStart = -1;
     this.utterance++;
+    this.quietPassAsked = false;
     this.onEvent({ type: 'speech-end', atMs: voicedEndMs });
     const audio = this.slice(startMs, endMs);
     this.enqueue(async () => {
-      const t = await this.recognizer.recognize(audio);
+      const t = (heard && (await heard.result)) || (await this.recognizer.recognize(audio));
       const transcript: Transcript = { text: t.text, segments: t.segments.map((s) => ({ ...s, startMs: s.startMs + startMs, endMs: s.endMs + startMs })) };
       this.onEvent({ type: 'final', text: t.text, startMs, endMs, transcript });
     });

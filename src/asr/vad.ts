@@ -155,6 +155,11 @@ export class VadSegmenter {
     this.silenceFrom = -1;
   }
 
+  /** How long the voice has been quiet inside the open segment (0 while it speaks or outside speech). */
+  get silenceMs(): number {
+    return this.confirmed && this.silenceFrom >= 0 ? this.ms(this.windows * VAD_WINDOW - this.silenceFrom) : 0;
+  }
+
   /** End of input: closes a segment still open. */
   flush(): VadEvent[] {
     const events: VadEvent[] = [];

@@ -46,14 +46,76 @@ describe('StreamingTranscriber', () => {
     expect(passes).toHaveLength(1);
     release();
     await t.flush();
-    // The partial that was running still delivers its words, before the final; the one waiting
-    // behind it, for an utterance that has ended, never runs.
-    expect(events.map((e) => e.type)).toEqual(['speech-start', 'speech-end', 'partial', 'final']);
+    // The partial that was running still delivers its words; the one waiting behind it was
+    // refreshed until it heard the whole utterance, so it runs as the final's pass: two passes
+    // in all however many partials were due while recognition was stuck.
+    expect(events.map((e) => e.type)).toEqual(['speech-start', 'speech-end', 'partial', 'partial', 'final']);
     expect(passes).toHaveLength(2);
     const end = events[1] as Extract<ListenEvent, { type: 'speech-end' }>;
-    const final = events[3] as Extract<ListenEvent, { type: 'final' }>;
+    const final = events[4] as Extract<ListenEvent, { type: 'final' }>;
     expect(final.endMs).toBeGreaterThan(end.atMs); // the final's audio is padded past the voice
-    expect(passes[1]).toBe(Math.round(((final.endMs - final.startMs) / 1000) * SR));
+    expect(passes[1]).toBeGreaterThanOrEqual(Math.round(((final.endMs - final.startMs) / 1000) * SR));
+  });
+
+  it('starts the final as soon as the voice is quiet: one pass, done before the turn ends', async () => {
+    const passes: number[] = [];
+    const events: ListenEvent[] = [];
+    vad.reset();
+    const t = new StreamingTranscriber(
+      vad,
+      {
+        name: 'counting',
+        recognize: async (pcm) => {
+          passes.push(pcm.length);
+          return { text: 'how many days are there in a week', segments: [] };
+        },
+        close: async () => undefined,
+      },
+      (e) => events.push(e),
+      { partialEveryMs: 60_000 }, // no regular partials: only the early final
+    );
+    for (let i = 0; i < audio.length; i += 1600) await t.push(audio.subarray(i, i + 1600));
+    await t.flush();
+    // Its words arrive as a partial before the VAD even ends the turn, and are the final's.
+    expect(events.map((e) => e.type)).toEqual(['speech-start', 'partial', 'speech-end', 'final']);
+    expect(passes).toHaveLength(1);
+    const final = events[3] as Extract<ListenEvent, { type: 'final' }>;
+    expect(passes[0]).toBeGreaterThanOrEqual(Math.round(((final.endMs - final.startMs) / 1000) * SR));
+    expect(final.text).toBe('how many days are there in a week');
+  });
+
+  it('when the voice goes quiet, a partial still running over less of the utterance is stopped for the early final', async () => {
+    const started: number[] = [];
+    let aborted = 0;
+    const events: ListenEvent[] = [];
+    vad.reset();
+    const t = new StreamingTranscriber(
+      vad,
+      {
+        name: 'slow',
+        recognize: (pcm, opts) =>
+          new Promise((resolve, reject) => {
+            started.push(pcm.length);
+            const timer = setTimeout(() => resolve({ text: 'how many days are there in a week', segments: [] }), 1000);
+            opts?.signal?.addEventListener('abort', () => {
+              clearTimeout(timer);
+              aborted++;
+              reject(Object.assign(new Error('aborted'), { name: 'AbortError' }));
+            });
+          }),
+        close: async () => undefined,
+      },
+      (e) => events.push(e),
+      { partialEveryMs: 300 },
+    );
+    for (let i = 0; i < audio.length; i += 1600) await t.push(audio.subarray(i, i + 1600));
+    await t.flush();
+    // The first partial was stopped, not failed; the pass that heard everything gave the final.
+    expect(aborted).toBe(1);
+    expect(started).toHaveLength(2);
+    expect(events.map((e) => e.type)).toEqual(['speech-start', 'speech-end', 'partial', 'final']);
+    const final = events[3] as Extract<ListenEvent, { type: 'final' }>;
+    expect(started[1]).toBeGreaterThanOrEqual(Math.round(((final.endMs - final.startMs) / 1000) * SR));
   });
 
   it('a recognition failure surfaces at the next push, not only at the end', async () => {
