@@ -4,7 +4,8 @@
 // Speakers (the default): echo cancellation keeps the assistant's own voice from interrupting it,
 // with noise suppression for the room. Headphones: no echo to cancel, and every processing step
 // off: in bench:capture's quiet room no processing recognised best in every run (pocketsphinx WER
-// 28-33 % against 35-48 % for any processing); in noise the runs were mixed (docs/architecture.md).
+// 28-33 % against 35-48 % for any processing); in noise the runs were mixed, about even on
+// average (docs/architecture.md).
 // Gain control stays off: the recogniser normalises level itself.
 export async function startCapture(onFrame, { echoCancellation = true, noiseSuppression = true, autoGainControl = false } = {}) {
   const stream = await navigator.mediaDevices.getUserMedia({
