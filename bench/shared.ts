@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { hasTool, INSTALL_HINTS, runTool } from '../src/audio/tools.ts';
+import { missingTools, runTool } from '../src/audio/tools.ts';
 import { ProgressBar } from '../src/cli/progress.ts';
 import { makeTestModel } from '../src/llm/test-model.ts';
 import { SPOKEN_QUESTIONS } from '../tests/helpers/spoken-questions.ts';
@@ -21,8 +21,7 @@ export const fmt = (x: number, d = 1) => x.toFixed(d);
 
 /** Exits (code 2) naming what to install when a program a benchmark needs is missing. */
 export async function requireTools(bench: string, tools: string[]): Promise<void> {
-  const missing: string[] = [];
-  for (const t of tools) if (!(await hasTool(t))) missing.push(`${t}: ${INSTALL_HINTS[t] ?? `install ${t}`}`);
+  const missing = await missingTools(tools);
   if (missing.length) {
     console.error(`${bench} needs programs that are not installed (scripts/setup-system.sh installs them):\n  ${missing.join('\n  ')}`);
     process.exit(2);

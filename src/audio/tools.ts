@@ -14,6 +14,18 @@ export const INSTALL_HINTS: Record<string, string> = {
   chromium: 'install Debian chromium (apt-get install chromium) for the browser tests',
 };
 
+/** How to get `cmd`, for messages. */
+export function installHint(cmd: string): string {
+  return INSTALL_HINTS[cmd] ?? `install ${cmd}`;
+}
+
+/** Of these programs, the ones that cannot be started, each as "name: how to get it". */
+export async function missingTools(cmds: string[]): Promise<string[]> {
+  const missing: string[] = [];
+  for (const c of cmds) if (!(await hasTool(c))) missing.push(`${c}: ${installHint(c)}`);
+  return missing;
+}
+
 export interface ToolResult {
   stdout: Buffer;
   stderr: string;
@@ -38,7 +50,7 @@ export function runTool(
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      if (e.code === 'ENOENT') reject(new SpeechEngineError(`${cmd} is not installed: ${INSTALL_HINTS[cmd] ?? `install ${cmd}`}`));
+      if (e.code === 'ENOENT') reject(new SpeechEngineError(`${cmd} is not installed: ${installHint(cmd)}`));
       else if (e.name === 'AbortError') reject(new SpeechEngineError(`${cmd} was cancelled`, { cause: e }));
       else reject(new SpeechEngineError(`${cmd} failed to start: ${e.message}`, { cause: e }));
     });
