@@ -2,12 +2,15 @@ import { ASR_SAMPLE_RATE } from '../audio/resample.ts';
 import type { Recognizer, Transcript } from './recognizer.ts';
 import { VadSegmenter, type SileroVad, type VadOptions } from './vad.ts';
 
-/** Times are ms of the audio stream; speech-start/-end give where the voice itself began and ended. */
+/**
+ * Times are ms of the audio stream; speech-start/-end give where the voice itself began and ended,
+ * and a final carries its utterance's speech-end time (`voicedEndMs`) besides its padded bounds.
+ */
 export type ListenEvent =
   | { type: 'speech-start'; atMs: number }
   | { type: 'speech-end'; atMs: number }
   | { type: 'partial'; text: string; startMs: number; atMs: number }
-  | { type: 'final'; text: string; startMs: number; endMs: number; transcript: Transcript };
+  | { type: 'final'; text: string; startMs: number; endMs: number; voicedEndMs: number; transcript: Transcript };
 
 /** One partial recognition pass: its audio may still be refreshed while it waits. */
 interface PartialPass {
@@ -207,7 +210,7 @@ export class StreamingTranscriber {
     this.enqueue(async () => {
       const t = (heard && (await heard.result)) || (await this.recognizer.recognize(audio));
       const transcript: Transcript = { text: t.text, segments: t.segments.map((s) => ({ ...s, startMs: s.startMs + startMs, endMs: s.endMs + startMs })) };
-      this.onEvent({ type: 'final', text: t.text, startMs, endMs, transcript });
+      this.onEvent({ type: 'final', text: t.text, startMs, endMs, voicedEndMs, transcript });
     });
   }
 

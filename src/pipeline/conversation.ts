@@ -38,6 +38,12 @@ export interface ConversationOptions {
   bargeInConfirmMs?: number;
 }
 
+/** When the user stopped talking, and when the VAD (or the key) said the utterance was over. */
+interface UtteranceEnd {
+  spokeUntil: number;
+  decidedAt: number;
+}
+
 interface ChunkRecord {
   chunkId: number;
   text: string;
@@ -218,7 +224,7 @@ export class Conversation {
         break;
       case 'speech-end':
         this.o.emit('vad', { speaking: false, atMs: e.atMs });
-        this.utteranceEnd = { spokeUntil: this.clockAt(e.atMs), decidedAt: at };
+        this.utteranceEnds.set(e.atMs, { spokeUntil: this.clockAt(e.atMs), decidedAt: at });
         break;
       case 'partial':
         if (this.bargeCandidate) {
@@ -227,7 +233,10 @@ export class Conversation {
         }
         this.hear(e.text, false, at);
         break;
-      case 'final':
+      case 'final': {
+        // Finals come after recognition, maybe after later utterances ended: find this one's end.
+        const end = this.utteranceEnds.get(e.voicedEndMs);
+        this.utteranceEnds.delete(e.voicedEndMs);
         if (this.bargeCandidate) {
           // A lone "uh-huh" while the assistant talks: the answer goes on, and it is not input.
           if (isBackchannel(e.text) || !e.text.trim()) {
@@ -236,14 +245,15 @@ export class Conversation {
           }
           this.bargeIn();
         }
-        this.hear(e.text, true, at);
+        this.hear(e.text, true, at, end);
         break;
+      }
     }
   }
 
   private pendingSpeechStart: number | null = null;
-  /** The utterance just ended: when the user stopped talking, and when the VAD (or the key) said so. */
-  private utteranceEnd: { spokeUntil: number; decidedAt: number } | null = null;
+  /** Utterances ended and not yet transcribed, by the stream time their voice ended. */
+  private utteranceEnds = new Map<number, UtteranceEnd>();
   /** Speech started over the answer; not yet known to be an interruption. */
   private bargeCandidate: NodeJS.Timeout | null = null;
 
@@ -261,7 +271,7 @@ export class Conversation {
   }
 
   /** Feeds recognised words to the engine: stable new words as they come, the rest at the end. */
-  private hear(text: string, final: boolean, at: number): void {
+  private hear(text: string, final: boolean, at: number, end?: UtteranceEnd): void {
     const words = text.split(/\s+/).filter(Boolean);
     const live = this.turn && !this.turn.finished;
     if (!live) {
@@ -285,8 +295,7 @@ export class Conversation {
       this.committedWords = words;
     }
     if (final) {
-      const end = this.utteranceEnd ?? { spokeUntil: at, decidedAt: at };
-      this.utteranceEnd = null;
+      end ??= { spokeUntil: at, decidedAt: at };
       obs.stamp('userSpeechEnd', end.spokeUntil);
       obs.stamp('turnEnd', end.decidedAt);
       obs.stamp('finalTranscript', at);

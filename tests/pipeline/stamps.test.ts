@@ -64,3 +64,42 @@ describe('turn stamps from live audio', () => {
     await conv.close();
   });
 });
+
+describe('turn stamps when recognition lags behind the user', () => {
+  it("a final that arrives after the next utterance has ended still gets its own utterance's end", async () => {
+    let clock = 0;
+    const turns: { events: EventQueue<EngineEvent>; finished: boolean; addUserInput: () => void; endUserInput: () => void; interrupt: () => void; settled: () => Promise<void>; abort: () => void }[] = [];
+    const conv = new Conversation({
+      engine: {
+        startTurn: vi.fn(() => {
+          const t = { events: new EventQueue<EngineEvent>(), finished: false, addUserInput: () => undefined, endUserInput: () => undefined, interrupt: () => undefined, settled: async () => undefined, abort: () => undefined };
+          turns.push(t);
+          return t;
+        }),
+        setBudgets: () => undefined,
+      } as never,
+      vad: {} as never,
+      recognizer: { name: 'none', recognize: async () => ({ text: '', segments: [] }), close: async () => undefined },
+      tts: { name: 'espeak-ng', synthesize: async () => ({ pcm: new Float32Array(1), sampleRate: SR, durationMs: 0 }) },
+      emit: () => undefined,
+      now: () => clock,
+    });
+    const c = conv as unknown as Record<string, unknown>;
+    // Each event as the transcriber gives it while the frame ending at `streamMs` is processed.
+    const at = async (streamMs: number, e: object) => {
+      clock = streamMs;
+      c.frame = { arrivedAt: streamMs, endMs: streamMs };
+      await (c.onListen as (e: object) => Promise<void>).call(conv, e);
+    };
+    await at(300, { type: 'speech-start', atMs: 0 });
+    await at(1600, { type: 'speech-end', atMs: 1000 }); // utterance A: turn ends 600 ms after its voice
+    await at(1800, { type: 'speech-start', atMs: 1500 });
+    await at(3300, { type: 'speech-end', atMs: 2500 }); // utterance B: 800 ms after
+    clock = 4000; // A's final only now
+    await (c.onListen as (e: object) => Promise<void>).call(conv, { type: 'final', text: 'what is the capital', startMs: 0, endMs: 1150, voicedEndMs: 1000, transcript: { text: '', segments: [] } });
+    const s = (c.observer as { report(): { stamps: Record<string, number> } }).report().stamps;
+    expect(s.turnEnd).toBe(600);
+    expect(s.finalTranscript).toBe(3000);
+    await conv.close();
+  });
+});
