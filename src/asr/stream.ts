@@ -14,7 +14,6 @@ export type ListenEvent =
 
 /** One partial recognition pass: its audio may still be refreshed while it waits. */
 interface PartialPass {
-  utterance: number;
   startMs: number;
   atMs: number;
   audio: Float32Array;
@@ -65,11 +64,12 @@ export class StreamingTranscriber {
   private readonly minSilenceMs: number;
   /** Recognition passes, one at a time, in the order they were asked for. */
   private recognition: Promise<void> = Promise.resolve();
-  /** Bumped at each utterance's end: a queued partial of an ended utterance is not worth running. */
-  private utterance = 0;
   /** The partial pass queued and not yet started, if any; newer requests refresh it. */
   private waiting: PartialPass | null = null;
-  /** The current utterance's partial passes, in the order they were asked for. */
+  /**
+   * The current utterance's partial passes, in the order they were asked for (a pass not here
+   * belongs to an utterance that has ended).
+   */
   private passes: PartialPass[] = [];
   /** The partial pass being recognised now, if any. */
   private running: PartialPass | null = null;
@@ -78,6 +78,8 @@ export class StreamingTranscriber {
   private readonly padMs: number;
   /** Quiet this long (at least the pad, so the pass hears the whole padded utterance) asks for the early final. */
   private readonly earlyFinalAfterMs: number;
+  /** The first recognition failure not yet reported. */
+  private failure: Error | null = null;
 
   constructor(
     vad: SileroVad,
@@ -128,7 +130,7 @@ export class StreamingTranscriber {
         this.quietPassAsked = true;
         this.lastPartial = nowMs;
         const r = this.running;
-        if (r && !r.quiet && !r.keep && r.startMs === this.speechStart) r.abort.abort();
+        if (r && !r.quiet && this.passes.includes(r)) r.abort.abort();
         this.requestPartial(this.speechStart, nowMs, true);
       } else if (nowMs - this.lastPartial >= this.partialEvery) {
         this.lastPartial = nowMs;
@@ -156,7 +158,7 @@ export class StreamingTranscriber {
   }
 
   private requestPartial(startMs: number, atMs: number, quiet = false): void {
-    if (this.waiting && this.waiting.startMs === startMs) {
+    if (this.waiting && this.passes.includes(this.waiting)) {
       // One is already waiting for this utterance: let it hear the newest audio instead.
       this.waiting.audio = this.slice(startMs, atMs);
       this.waiting.atMs = atMs;
@@ -165,7 +167,6 @@ export class StreamingTranscriber {
     }
     let settle!: (t: Transcript | null) => void;
     const pass: PartialPass = {
-      utterance: this.utterance,
       startMs,
       atMs,
       audio: this.slice(startMs, atMs),
@@ -178,7 +179,7 @@ export class StreamingTranscriber {
     this.passes.push(pass);
     this.enqueue(async () => {
       if (this.waiting === pass) this.waiting = null;
-      if (pass.utterance !== this.utterance && !pass.keep) return settle(null); // the final covers it
+      if (!this.passes.includes(pass) && !pass.keep) return settle(null); // its utterance ended: the final covers it
       // Once running, its words are worth having even if the utterance ends meanwhile: they still
       // come before the final (passes run in order), and a slow final is when they help most.
       this.running = pass;
@@ -203,7 +204,6 @@ export class StreamingTranscriber {
     if (heard) heard.keep = true;
     this.passes = [];
     this.speechStart = -1;
-    this.utterance++;
     this.quietPassAsked = false;
     this.onEvent({ type: 'speech-end', atMs: voicedEndMs });
     const audio = this.slice(startMs, endMs);
@@ -219,8 +219,6 @@ export class StreamingTranscriber {
       this.failure ??= e as Error;
     });
   }
-
-  private failure: Error | null = null;
 
   /** End of input: the last utterance is closed and every queued recognition has run. */
   async flush(): Promise<void> {
