@@ -3,6 +3,7 @@ import { StreamingTranscriber, type ListenEvent } from '../../src/asr/stream.ts'
 import { SileroVad } from '../../src/asr/vad.ts';
 import { toAsrInput } from '../../src/audio/resample.ts';
 import { EspeakNgEngine } from '../../src/tts/engine.ts';
+import { fakeRecognizer } from '../helpers/fakes.ts';
 import { needTools } from '../helpers/tools.ts';
 
 const SR = 16000;
@@ -27,15 +28,11 @@ describe('StreamingTranscriber', () => {
     vad.reset();
     const t = new StreamingTranscriber(
       vad,
-      {
-        name: 'stuck',
-        recognize: async (pcm) => {
-          passes.push(pcm.length);
-          await gate;
-          return { text: 'how many days', segments: [] };
-        },
-        close: async () => undefined,
-      },
+      fakeRecognizer(async (pcm) => {
+        passes.push(pcm.length);
+        await gate;
+        return { text: 'how many days', segments: [] };
+      }, 'stuck'),
       (e) => events.push(e),
       { partialEveryMs: 300 },
     );
@@ -63,14 +60,10 @@ describe('StreamingTranscriber', () => {
     vad.reset();
     const t = new StreamingTranscriber(
       vad,
-      {
-        name: 'counting',
-        recognize: async (pcm) => {
-          passes.push(pcm.length);
-          return { text: 'how many days are there in a week', segments: [] };
-        },
-        close: async () => undefined,
-      },
+      fakeRecognizer(async (pcm) => {
+        passes.push(pcm.length);
+        return { text: 'how many days are there in a week', segments: [] };
+      }, 'counting'),
       (e) => events.push(e),
       { partialEveryMs: 60_000 }, // no regular partials: only the early final
     );
@@ -91,9 +84,8 @@ describe('StreamingTranscriber', () => {
     vad.reset();
     const t = new StreamingTranscriber(
       vad,
-      {
-        name: 'slow',
-        recognize: (pcm, opts) =>
+      fakeRecognizer(
+        (pcm, opts) =>
           new Promise((resolve, reject) => {
             started.push(pcm.length);
             const timer = setTimeout(() => resolve({ text: 'how many days are there in a week', segments: [] }), 1000);
@@ -103,8 +95,8 @@ describe('StreamingTranscriber', () => {
               reject(Object.assign(new Error('aborted'), { name: 'AbortError' }));
             });
           }),
-        close: async () => undefined,
-      },
+        'slow',
+      ),
       (e) => events.push(e),
       { partialEveryMs: 300 },
     );
@@ -122,13 +114,9 @@ describe('StreamingTranscriber', () => {
     vad.reset();
     const t = new StreamingTranscriber(
       vad,
-      {
-        name: 'broken',
-        recognize: async () => {
-          throw new Error('recogniser crashed');
-        },
-        close: async () => undefined,
-      },
+      fakeRecognizer(async () => {
+        throw new Error('recogniser crashed');
+      }, 'broken'),
       () => undefined,
       { partialEveryMs: 300 },
     );

@@ -1,16 +1,17 @@
-import { describe, expect, it, vi } from 'vitest';
-import { EventQueue, type EngineEvent } from '../../src/async-reasoning/events.ts';
+import { describe, expect, it } from 'vitest';
+import type { EngineEvent } from '../../src/async-reasoning/events.ts';
 import { Conversation, isBackchannel, type Emit } from '../../src/pipeline/conversation.ts';
+import { fakeRecognizer, scriptedEngine, scriptedTurn } from '../helpers/fakes.ts';
 
 /** A conversation whose assistant is mid-answer, with the engine's turn recorded. */
 function speakingConversation(opts: { listenerSpeaking: boolean }) {
   const emitted: string[] = [];
   const emit: Emit = (event) => void emitted.push(event);
-  const turn = { finished: false, interrupt: vi.fn(), addUserInput: vi.fn(), endUserInput: vi.fn(), settled: async () => undefined };
+  const turn = scriptedTurn();
   const conv = new Conversation({
-    engine: { startTurn: vi.fn(() => turn) } as never,
+    engine: scriptedEngine().engine as never,
     vad: {} as never,
-    recognizer: { name: 'fake', recognize: async () => ({ text: '', segments: [] }), close: async () => undefined },
+    recognizer: fakeRecognizer(),
     tts: { name: 'espeak-ng', synthesize: async () => ({ pcm: new Float32Array(10), sampleRate: 16000, durationMs: 1 }) },
     emit,
     bargeInConfirmMs: 60,
@@ -65,21 +66,12 @@ describe('barge-in policy', () => {
 function scriptedConversation() {
   const emitted: { event: string; payload: Record<string, unknown> }[] = [];
   const emit: Emit = (event, payload) => void emitted.push({ event, payload: payload as Record<string, unknown> });
-  const turns: { events: EventQueue<EngineEvent>; finished: boolean; interrupt: ReturnType<typeof vi.fn>; addUserInput: ReturnType<typeof vi.fn>; endUserInput: () => void; settled: () => Promise<void>; abort: () => void }[] = [];
-  const engine = {
-    startTurn: vi.fn(() => {
-      const t = { events: new EventQueue<EngineEvent>(), finished: false, interrupt: vi.fn(), addUserInput: vi.fn(), endUserInput: () => undefined, settled: async () => undefined, abort: () => undefined };
-      turns.push(t);
-      return t;
-    }),
-    truncateAnswer: vi.fn(async () => undefined),
-    setBudgets: () => undefined,
-  };
+  const { engine, turns } = scriptedEngine();
   let listenerSpeaking = false;
   const conv = new Conversation({
     engine: engine as never,
     vad: {} as never,
-    recognizer: { name: 'fake', recognize: async () => ({ text: '', segments: [] }), close: async () => undefined },
+    recognizer: fakeRecognizer(),
     tts: { name: 'espeak-ng', synthesize: async (text: string) => ({ pcm: new Float32Array(text.length), sampleRate: 16000, durationMs: text.length }) },
     emit,
     bargeInConfirmMs: 60,

@@ -1,10 +1,10 @@
-import { describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SileroVad } from '../../src/asr/vad.ts';
-import { EventQueue, type EngineEvent } from '../../src/async-reasoning/events.ts';
 import { toAsrInput } from '../../src/audio/resample.ts';
 import { floatToPcm16 } from '../../src/audio/wav.ts';
 import { Conversation } from '../../src/pipeline/conversation.ts';
 import { EspeakNgEngine } from '../../src/tts/engine.ts';
+import { fakeRecognizer, scriptedEngine } from '../helpers/fakes.ts';
 import { needTools } from '../helpers/tools.ts';
 
 const SR = 16000;
@@ -25,18 +25,14 @@ describe('turn stamps from live audio', () => {
     // Real time: frames arrive every 100 ms whatever the server is doing, and every recognition
     // pass takes 700 ms, as on a loaded machine.
     const RECOGNITION_MS = 700;
-    const engineTurn = { events: new EventQueue<EngineEvent>(), finished: false, interrupt: vi.fn(), addUserInput: vi.fn(), endUserInput: vi.fn(), settled: async () => undefined, abort: () => undefined };
+    const { engine, turns } = scriptedEngine();
     const conv = new Conversation({
-      engine: { startTurn: vi.fn(() => engineTurn), setBudgets: () => undefined } as never,
+      engine: engine as never,
       vad: await SileroVad.load(),
-      recognizer: {
-        name: 'slow',
-        recognize: async () => {
-          await new Promise((r) => setTimeout(r, RECOGNITION_MS));
-          return { text: 'what is the capital of france', segments: [] };
-        },
-        close: async () => undefined,
-      },
+      recognizer: fakeRecognizer(async () => {
+        await new Promise((r) => setTimeout(r, RECOGNITION_MS));
+        return { text: 'what is the capital of france', segments: [] };
+      }, 'slow'),
       tts: { name: 'espeak-ng', synthesize: async () => ({ pcm: new Float32Array(1), sampleRate: SR, durationMs: 0 }) },
       emit: () => undefined,
     });
@@ -48,8 +44,9 @@ describe('turn stamps from live audio', () => {
       last = conv.pushAudio(floatToPcm16(audio.subarray(i * FRAME, (i + 1) * FRAME)));
     }
     await last;
-    for (let i = 0; i < 100 && !engineTurn.endUserInput.mock.calls.length; i++) await new Promise((r) => setTimeout(r, 50));
-    expect(engineTurn.endUserInput).toHaveBeenCalled();
+    for (let i = 0; i < 100 && !turns[0]?.endUserInput.mock.calls.length; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(turns).toHaveLength(1);
+    expect(turns[0].endUserInput).toHaveBeenCalled();
     const report = (conv as unknown as { observer: { report(): { stamps: Record<string, number> } } }).observer.report();
     const s = report.stamps;
     // Relative to the end of the user's speech: it ended at 0; it began its length before.
@@ -68,18 +65,10 @@ describe('turn stamps from live audio', () => {
 describe('turn stamps when recognition lags behind the user', () => {
   it("a final that arrives after the next utterance has ended still gets its own utterance's end", async () => {
     let clock = 0;
-    const turns: { events: EventQueue<EngineEvent>; finished: boolean; addUserInput: () => void; endUserInput: () => void; interrupt: () => void; settled: () => Promise<void>; abort: () => void }[] = [];
     const conv = new Conversation({
-      engine: {
-        startTurn: vi.fn(() => {
-          const t = { events: new EventQueue<EngineEvent>(), finished: false, addUserInput: () => undefined, endUserInput: () => undefined, interrupt: () => undefined, settled: async () => undefined, abort: () => undefined };
-          turns.push(t);
-          return t;
-        }),
-        setBudgets: () => undefined,
-      } as never,
+      engine: scriptedEngine().engine as never,
       vad: {} as never,
-      recognizer: { name: 'none', recognize: async () => ({ text: '', segments: [] }), close: async () => undefined },
+      recognizer: fakeRecognizer(),
       tts: { name: 'espeak-ng', synthesize: async () => ({ pcm: new Float32Array(1), sampleRate: SR, durationMs: 0 }) },
       emit: () => undefined,
       now: () => clock,
