@@ -26,7 +26,7 @@ const player = new SpeechPlayer((chunkId, event, heardChars) => {
 });
 
 // Exposed for tests and the Electron shell: a small, read-only window into what the page did.
-const trace = { partials: 0, finals: 0, thinking: 0, answer: 0, chunksReceived: 0, playbackStarts: 0, playbackStops: 0, stopAudio: 0, errors: [], log: [] };
+const trace = { partials: 0, finals: 0, thinking: 0, answer: 0, chunksReceived: 0, playbackStarts: 0, playbackStops: 0, stopAudio: 0, microphoneOpens: 0, errors: [], log: [] };
 window.asyncvoiceTrace = trace;
 /** The last few hundred things that happened, with page time in ms: enough to tell why a turn went as it did. */
 const note = (what, detail = '') => {
@@ -121,6 +121,7 @@ async function startMic() {
       },
       headphones ? { echoCancellation: false, noiseSuppression: false } : {},
     );
+    trace.microphoneOpens++;
     const onOff = (v) => (v ? 'on' : 'off');
     note('microphone on', `(echo cancellation ${onOff(capture.echoCancellation)}, noise suppression ${onOff(capture.noiseSuppression)})`);
     $('mic').textContent = 'Microphone on';

@@ -152,7 +152,7 @@ describe('the renderer in chromium against asyncvoice serve, with a fake microph
     await ptt.evaluate(() => (document.activeElement as HTMLElement | null)?.blur()); // Space goes to the page, not a control
     await ptt.keyboard.down('Space');
     // The fake microphone's file starts when the capture does; hold Space through the first question.
-    await ptt.waitForFunction(() => (window as unknown as { asyncvoiceTrace: { log: string[] } }).asyncvoiceTrace.log.some((l) => l.includes('microphone on')));
+    await waitForTrace(ptt, 'microphoneOpens', 1, 30_000);
     const micOnMs = Date.now();
     await ptt.waitForTimeout(q1EndMs + 600);
     expect(await ptt.getAttribute('#ptt', 'class')).toContain('active');
@@ -173,13 +173,12 @@ describe('the renderer in chromium against asyncvoice serve, with a fake microph
     await p.goto(url);
     await p.waitForFunction(() => document.getElementById('status')!.textContent!.startsWith('connected ·'));
     const micLines = () => p.evaluate(() => (window as unknown as { asyncvoiceTrace: { log: string[] } }).asyncvoiceTrace.log.filter((l) => l.includes('microphone on')).map((l) => l.replace(/^\d+ /, '')));
-    const waitLines = (n: number) => p.waitForFunction((k) => (window as unknown as { asyncvoiceTrace: { log: string[] } }).asyncvoiceTrace.log.filter((l) => l.includes('microphone on')).length >= k, n);
     await p.click('#mic');
-    await waitLines(1);
+    await waitForTrace(p, 'microphoneOpens', 1, 30_000);
     await p.check('#headphones');
-    await waitLines(2);
+    await waitForTrace(p, 'microphoneOpens', 2, 30_000);
     await p.uncheck('#headphones');
-    await waitLines(3);
+    await waitForTrace(p, 'microphoneOpens', 3, 30_000);
     const speakers = 'microphone on (echo cancellation on, noise suppression on)';
     expect(await micLines()).toEqual([speakers, 'microphone on (echo cancellation off, noise suppression off)', speakers]);
     await p.close();
