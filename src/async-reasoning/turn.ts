@@ -24,9 +24,8 @@ interface Stream {
   forbidden: Set<number>;
   /** Token sequences the stream may not complete. */
   bannedPhrases: number[][];
-  done: boolean;
-  /** Why a finished stream finished: only a thinker that ended its own thoughts may be reopened. */
-  endedBy?: 'model' | 'budget' | 'context';
+  /** Why the stream is over, or null while it goes on: only a thinker that ended its own thoughts may be reopened. */
+  ended: 'model' | 'budget' | 'context' | null;
 }
 
 type Role = 'user' | 'thinker' | 'writer' | 'writer-fixed';
@@ -237,7 +236,7 @@ export class Turn {
   }
 
   private newStream(block: CacheBlock, forbidden: string[]): Stream {
-    return { block, pending: [], pendingProduced: 0, produced: [], fedAt: [], emitted: '', forbidden: this.idSet(forbidden), bannedPhrases: [], done: false };
+    return { block, pending: [], pendingProduced: 0, produced: [], fedAt: [], emitted: '', forbidden: this.idSet(forbidden), bannedPhrases: [], ended: null };
   }
 
   private fits(view: CacheBlock[], newTokens: number): boolean {
@@ -340,10 +339,9 @@ export class Turn {
         rows.push({ view: v.writer, tokens: this.writer.pending });
         roles.push('writer');
       }
-      if (!this.thinker.done && this.state !== 'writer_only') {
+      if (!this.thinker.ended && this.state !== 'writer_only') {
         if (!this.fits(v.thinker, this.thinker.pending.length)) {
-          this.thinker.done = true;
-          this.thinker.endedBy = 'context';
+          this.thinker.ended = 'context';
           this.setState('writer_only', 'context limit reached while thinking');
         } else {
           rows.push({ view: v.thinker, tokens: this.thinker.pending });
@@ -383,7 +381,7 @@ export class Turn {
       if (userRow && this.reopenThinker()) this.setState('thinker_only', 'the user said more; thinking resumes');
 
       const thinkerParagraph = sinceProbe > 0 && endsParagraph(tokenizer, this.thinker.produced);
-      if (!this.thinker.done && this.state === 'thinker_only' && !this.userOpen && (sinceProbe >= o.controlEvery || thinkerParagraph)) {
+      if (!this.thinker.ended && this.state === 'thinker_only' && !this.userOpen && (sinceProbe >= o.controlEvery || thinkerParagraph)) {
         sinceProbe = 0;
         if (await this.probe()) this.setState('thinker_and_writer', 'thinker says its thoughts are far enough ahead');
       }
@@ -443,8 +441,7 @@ export class Turn {
   private nextThought(logits: Float32Array, tMs: number): number | null {
     const next = this.sample('thinker', this.thinker, logits);
     if (next === this.thinkEndId || this.thinker.produced.length >= this.engine.options.maxThinkingTokens) {
-      this.thinker.done = true;
-      this.thinker.endedBy = next === this.thinkEndId ? 'model' : 'budget';
+      this.thinker.ended = next === this.thinkEndId ? 'model' : 'budget';
       this.setState('writer_only', next === this.thinkEndId ? 'thinker ended its thoughts' : 'thinking budget spent');
       return null;
     }
@@ -516,16 +513,15 @@ export class Turn {
     this.chunks = this.chunker.push(heardText, this.now());
     this.nextUserMarker = 'interrupts';
     this.reopenThinker();
-    this.setState(this.thinker.done ? 'writer_only' : 'thinker_only', 'user interrupted');
+    this.setState(this.thinker.ended ? 'writer_only' : 'thinker_only', 'user interrupted');
     this.emit({ type: 'interrupted', heardText, keptTokens: keep, trimmedTokens: trimmed, step: this.stepNo, tMs: this.now() });
   }
 
   /** A thinker that ended its own thoughts gets more to think about (the user spoke again): it goes on. */
   private reopenThinker(): boolean {
     const t = this.thinker;
-    if (!t?.done || t.endedBy !== 'model') return false;
-    t.done = false;
-    t.endedBy = undefined;
+    if (t?.ended !== 'model') return false;
+    t.ended = null;
     t.pending = this.ids('\n\n');
     t.pendingProduced = 0;
     return true;
