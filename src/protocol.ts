@@ -40,6 +40,14 @@ export const ClientSchemas = {
 } as const;
 
 export type ClientEvent = keyof typeof ClientSchemas;
+
+/**
+ * Whether a name a client sent is one of ours. Own keys only: `toString`, `constructor` or
+ * `__proto__` are names a hostile client can send too, and `in` would find them on the prototype.
+ */
+export function isClientEvent(name: unknown): name is ClientEvent {
+  return typeof name === 'string' && Object.hasOwn(ClientSchemas, name);
+}
 export type ClientPayload<E extends ClientEvent> = z.infer<(typeof ClientSchemas)[E]>;
 
 /** Timeline stamps of one turn, ms on the server's monotonic clock since the turn's reference. */
@@ -80,6 +88,7 @@ export interface ServerEvents {
 
 /** Validates one incoming payload; the error text is safe to send back. */
 export function validate<E extends ClientEvent>(event: E, payload: unknown): { ok: true; value: ClientPayload<E> } | { ok: false; message: string } {
+  if (!isClientEvent(event)) return { ok: false, message: 'unknown event' };
   const schema = ClientSchemas[event];
   const r = schema.safeParse(payload);
   if (r.success) return { ok: true, value: r.data as ClientPayload<E> };

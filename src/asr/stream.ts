@@ -80,6 +80,8 @@ export class StreamingTranscriber {
   private readonly earlyFinalAfterMs: number;
   /** The first recognition failure not yet reported. */
   private failure: Error | null = null;
+  /** Aborted by close(): nothing queued runs after it, and the pass in flight is cancelled. */
+  private readonly lifetime = new AbortController();
 
   constructor(
     vad: SileroVad,
@@ -108,6 +110,7 @@ export class StreamingTranscriber {
   }
 
   async push(samples: Float32Array): Promise<void> {
+    if (this.lifetime.signal.aborted) return;
     if (this.failure) {
       // A recognition pass failed since the last push: say so now, not at the end of input.
       const e = this.failure;
@@ -175,6 +178,7 @@ export class StreamingTranscriber {
       abort: new AbortController(),
       quiet,
     };
+    this.lifetime.signal.addEventListener('abort', () => pass.abort.abort(), { once: true });
     this.waiting = pass;
     this.passes.push(pass);
     this.enqueue(async () => {
@@ -194,7 +198,7 @@ export class StreamingTranscriber {
         this.running = null;
       }
       settle(t);
-      if (t.text) this.onEvent({ type: 'partial', text: t.text, startMs, atMs: pass.atMs });
+      if (t.text && !this.lifetime.signal.aborted) this.onEvent({ type: 'partial', text: t.text, startMs, atMs: pass.atMs });
     });
   }
 
@@ -208,16 +212,30 @@ export class StreamingTranscriber {
     this.onEvent({ type: 'speech-end', atMs: voicedEndMs });
     const audio = this.slice(startMs, endMs);
     this.enqueue(async () => {
-      const t = (heard && (await heard.result)) || (await this.recognizer.recognize(audio));
+      const t = (heard && (await heard.result)) || (await this.recognizer.recognize(audio, { signal: this.lifetime.signal }));
+      if (this.lifetime.signal.aborted) return;
       const transcript: Transcript = { text: t.text, segments: t.segments.map((s) => ({ ...s, startMs: s.startMs + startMs, endMs: s.endMs + startMs })) };
       this.onEvent({ type: 'final', text: t.text, startMs, endMs, voicedEndMs, transcript });
     });
   }
 
   private enqueue(pass: () => Promise<void>): void {
-    this.recognition = this.recognition.then(pass).catch((e) => {
-      this.failure ??= e as Error;
-    });
+    this.recognition = this.recognition
+      .then(() => (this.lifetime.signal.aborted ? undefined : pass()))
+      .catch((e) => {
+        if (!this.lifetime.signal.aborted) this.failure ??= e as Error;
+      });
+  }
+
+  /**
+   * Stops listening for good: the recognition in flight is cancelled, nothing queued runs, and
+   * no event follows. Resolves once no pass is running. Idempotent.
+   */
+  async close(): Promise<void> {
+    this.lifetime.abort();
+    this.waiting = null;
+    this.passes = [];
+    await this.recognition;
   }
 
   /** End of input: the last utterance is closed and every queued recognition has run. */

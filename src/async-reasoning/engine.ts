@@ -5,6 +5,7 @@ import type { SamplingOptions } from '../llm/sampling.ts';
 import type { Tokenizer } from '../llm/tokenizer.ts';
 import type { Mode } from './events.ts';
 import { promptSetFor, type PromptSet } from './prompts.ts';
+import { StandingPrompts } from './standing-prompts.ts';
 import { Turn } from './turn.ts';
 
 export { Turn } from './turn.ts';
@@ -16,6 +17,11 @@ export interface EngineOptions {
   tokenizer: Tokenizer;
   /** Default: picked from the tokenizer's chat format. */
   prompts?: PromptSet;
+  /**
+   * Standing instructions already encoded (shared by a server's conversations; their prompt set is
+   * used). Default: the engine encodes its own and drops them on close().
+   */
+  standing?: StandingPrompts;
   /** Use the safety-reasoning prompt variant. */
   safety?: boolean;
   /** Ask the control question every this many thinker tokens (and at thinker paragraph ends). */
@@ -53,8 +59,10 @@ export class AsyncReasoningEngine {
   readonly tokenizer: Tokenizer;
   readonly prompts: PromptSet;
   readonly history: HistoryEntry[] = [];
-  /** Each stream's standing instructions, encoded once per conversation (see prompts.ts). */
-  readonly systemBlocks: { writer: CacheBlock; thinker: CacheBlock; plain: CacheBlock };
+  /** Each stream's standing instructions (see standing-prompts.ts). */
+  readonly systemBlocks: StandingPrompts;
+  private readonly ownsStanding: boolean;
+  private closed = false;
   /** The finished exchanges, shared by every view. */
   /** @internal */
   readonly historyBlock: CacheBlock;
@@ -69,19 +77,33 @@ export class AsyncReasoningEngine {
   constructor(opts: EngineOptions) {
     this.lm = opts.lm;
     this.tokenizer = opts.tokenizer;
-    this.prompts = opts.prompts ?? promptSetFor((t) => opts.tokenizer.tokenId(t) !== undefined, { safety: opts.safety });
+    if (opts.standing && opts.standing.lm !== opts.lm) throw new RuntimeUsageError('the standing prompts were encoded for another model');
+    this.prompts = opts.standing?.prompts ?? opts.prompts ?? promptSetFor((t) => opts.tokenizer.tokenId(t) !== undefined, { safety: opts.safety });
     this.opts = { controlEvery: 20, maxThinkingTokens: 512, maxAnswerTokens: 512, ...opts };
     this.historyBlock = this.lm.cache.createBlock('history');
-    const sys = (name: string, text: string) => {
-      const b = this.lm.cache.createBlock(name);
-      const ids = text ? this.tokenizer.encode(text) : [];
-      return { b, ready: ids.length ? this.lm.forward([{ view: [b], tokens: ids }]) : Promise.resolve() };
-    };
-    const w = sys('writer_system', this.prompts.writerSystem);
-    const t = sys('thinker_system', this.prompts.thinkerSystem);
-    const p = sys('plain_system', this.prompts.plainSystem);
-    this.systemBlocks = { writer: w.b, thinker: t.b, plain: p.b };
-    this.historyChain = Promise.all([w.ready, t.ready, p.ready]).then(() => undefined);
+    this.ownsStanding = !opts.standing;
+    this.systemBlocks = opts.standing ?? new StandingPrompts(this.lm, this.tokenizer, this.prompts);
+    this.historyChain = this.systemBlocks.ready;
+  }
+
+  /**
+   * Ends the conversation and gives back everything it holds in the shared cache: a running turn
+   * is aborted (within one step), queued history changes are skipped, and its blocks are dropped.
+   * Idempotent.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const turn = this.active;
+    turn?.abort();
+    await turn?.settled().catch(() => undefined);
+    await this.historyChain;
+    this.historyBlock.drop();
+    if (this.ownsStanding) await this.systemBlocks.drop();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   /** New token budgets, for the turns that start from now on. */
@@ -99,7 +121,7 @@ export class AsyncReasoningEngine {
   }
 
   private onHistory(change: () => Promise<void>): Promise<void> {
-    const done = this.historyChain.then(change);
+    const done = this.historyChain.then(() => (this.closed ? undefined : change()));
     this.historyChain = done.catch(() => undefined);
     return done;
   }
@@ -111,6 +133,7 @@ export class AsyncReasoningEngine {
 
   /** Starts a turn from the user's words so far. One turn at a time. */
   startTurn(userText: string, opts: StartTurnOptions = {}): Turn {
+    if (this.closed) throw new RuntimeUsageError('this conversation is closed');
     if (this.active && !this.active.finished) throw new RuntimeUsageError('a turn is already running; interrupt or abort it first');
     const turn = new Turn(this, userText, opts);
     this.active = turn;

@@ -254,6 +254,7 @@ export class Turn {
   // ───────────────────────────── turn ─────────────────────────────
 
   private async run(): Promise<void> {
+    if (this.abortController.signal.aborted) return this.finish('aborted'); // before it began (its conversation closed)
     const { lm, tokenizer, prompts: p } = this.engine;
     const o = this.engine.options;
     const userIds = tokenizer.encodeText(this.userText);

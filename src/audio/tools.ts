@@ -4,7 +4,7 @@ import { SpeechEngineError } from '../errors.ts';
 /** How to get each external program, for error messages. */
 export const INSTALL_HINTS: Record<string, string> = {
   'espeak-ng': 'install espeak-ng (Debian/Ubuntu: apt-get install espeak-ng; macOS: brew install espeak-ng)',
-  text2wave: 'install festival (Debian/Ubuntu: apt-get install festival)',
+  text2wave: 'install festival and a voice for it (Debian/Ubuntu: apt-get install festival festvox-kallpc16k)',
   pocketsphinx_continuous: 'install pocketsphinx and its English model (Debian/Ubuntu: apt-get install pocketsphinx pocketsphinx-en-us)',
   sox: 'install sox (Debian/Ubuntu: apt-get install sox; macOS: brew install sox)',
   play: 'install sox (Debian/Ubuntu: apt-get install sox)',

@@ -17,6 +17,18 @@ export interface ForwardRow {
   persist?: boolean;
 }
 
+/**
+ * A row as one graph run takes it: `visible[j]` is how many leading tokens of view block j the row
+ * sees (default all). A long row's later pieces see the other blocks as they were when its call
+ * began, so feeding it in pieces changes nothing it computes.
+ */
+interface RunRow extends ForwardRow {
+  visible?: number[];
+}
+
+/** Default longest run of new tokens per row in one graph run (see `maxChunkTokens`). */
+export const DEFAULT_CHUNK_TOKENS = 128;
+
 export interface ForwardResult {
   /** Per row: logits [R_row, V] for the requested positions. */
   logits: Float32Array[];
@@ -36,6 +48,12 @@ export interface StepTimings {
 export class CausalLM {
   readonly cache: KvCache;
   lastStep: StepTimings = { prepareMs: 0, runMs: 0, commitMs: 0 };
+  /**
+   * A row with more new tokens than this is fed in pieces of this size, one graph run each, so a
+   * run's memory (scores and mask grow with S × (C + S)) is bounded by the piece, not the input,
+   * and other callers' steps can run between the pieces.
+   */
+  maxChunkTokens = DEFAULT_CHUNK_TOKENS;
   private scratch = new Map<string, Float32Array | BigInt64Array>();
   private readonly outputNames: string[];
 
@@ -66,8 +84,18 @@ export class CausalLM {
     return b;
   }
 
-  /** One step at a time: steps share scratch buffers and each commits into the cache the next one reads. */
+  /**
+   * One batched step: every row sees the cache as it is when the call begins, plus its own new
+   * tokens. Rows longer than `maxChunkTokens` are fed in pieces (see `forwardInPieces`).
+   */
   forward(rows: ForwardRow[]): Promise<ForwardResult> {
+    const chunk = Math.max(1, Math.floor(this.maxChunkTokens));
+    if (rows.some((r) => r.tokens.length > chunk)) return this.forwardInPieces(rows, chunk);
+    return this.run(rows);
+  }
+
+  /** One graph run at a time: runs share scratch buffers and each commits into the cache the next one reads. */
+  private run(rows: RunRow[]): Promise<ForwardResult> {
     const next = this.queue.then(() => this.step(rows));
     this.queue = next.catch(() => undefined);
     return next;
@@ -75,11 +103,67 @@ export class CausalLM {
 
   private queue: Promise<unknown> = Promise.resolve();
 
-  private async step(rows: ForwardRow[]): Promise<ForwardResult> {
-    const t0 = performance.now();
+  /**
+   * The first piece of every row runs as one batch; the rest of each long row then runs piece by
+   * piece, each piece seeing the other view blocks only as far as they reached when the call
+   * began. So the result equals one run of the whole rows, while no run holds more than `chunk`
+   * new tokens per row. Each piece is queued on its own, so other conversations' steps are not held
+   * up for the whole input.
+   */
+  private async forwardInPieces(rows: ForwardRow[], chunk: number): Promise<ForwardResult> {
+    // The whole call is checked before any piece runs: a bad call leaves no trace.
+    this.checkRows(rows);
+    const wanted = rows.map((r, b) => this.wantedLogits(r, b));
+    const got: Map<number, Float32Array>[] = rows.map(() => new Map());
+    const V = this.vocabSize;
+    const targets = rows.map((r) => r.view[r.view.length - 1]);
+    const before = targets.map((t) => t.length);
+    const piece = (b: number, from: number): RunRow => {
+      const r = rows[b];
+      const tokens = r.tokens.slice(from, from + chunk);
+      const last = from + tokens.length >= r.tokens.length;
+      // A probe's earlier pieces must be in the cache for its later ones; they are trimmed after.
+      const persist = r.persist !== false || !last;
+      const logits = wanted[b].filter((i) => i >= from && i < from + tokens.length).map((i) => i - from);
+      return { ...r, tokens, logits, persist };
+    };
+    const take = async (pieces: { row: number; from: number; run: RunRow }[]) => {
+      const { logits } = await this.run(pieces.map((p) => p.run));
+      pieces.forEach((p, i) => {
+        (p.run.logits as number[]).forEach((k, r) => got[p.row].set(p.from + k, logits[i].subarray(r * V, (r + 1) * V)));
+      });
+    };
+    // What each row may see beyond its own writes: the view as it is before anything is fed.
+    const visible = rows.map((r) => r.view.map((blk) => blk.length));
+    try {
+      await take(rows.map((_, b) => ({ row: b, from: 0, run: piece(b, 0) })));
+      for (let b = 0; b < rows.length; b++) {
+        for (let from = chunk; from < rows[b].tokens.length; from += chunk) {
+          const run = piece(b, from);
+          run.visible = visible[b].map((n, j) => (j === rows[b].view.length - 1 ? targets[b].length : n));
+          await take([{ row: b, from, run }]);
+        }
+      }
+    } catch (e) {
+      // A failed piece: undo the pieces already committed, as one failed run would have left nothing.
+      targets.forEach((t, b) => !t.isDropped && t.trim(before[b]));
+      throw e;
+    }
+    rows.forEach((r, b) => r.persist === false && !targets[b].isDropped && targets[b].trim(before[b]));
+    return {
+      logits: wanted.map((idx, b) => {
+        const out = new Float32Array(idx.length * V);
+        idx.forEach((i, r) => out.set(got[b].get(i)!, r * V));
+        return out;
+      }),
+    };
+  }
+
+  /** Everything about a call that can be wrong before it runs, with a message naming the row. */
+  private checkRows(rows: RunRow[]): void {
     if (rows.length === 0) throw new RuntimeUsageError('forward needs at least one row');
     const targets = new Set<CacheBlock>();
-    const plans = rows.map((row, b) => {
+    rows.forEach((row, b) => {
       if (!row.view.length) throw new RuntimeUsageError(`row ${b}: empty view`);
       if (!row.tokens.length) throw new RuntimeUsageError(`row ${b}: no tokens`);
       const seen = new Set<CacheBlock>();
@@ -97,23 +181,39 @@ export class CausalLM {
         if (targets.has(target)) throw new RuntimeUsageError(`two rows append to block "${target.name}" in one step`);
         targets.add(target);
       }
-      const offsets: number[] = [];
-      let o = 0;
-      for (const blk of row.view) {
-        offsets.push(o);
-        o += blk.length;
-      }
-      const end = o + row.tokens.length;
+      const end = row.view.reduce((a, blk, j) => a + (j === row.view.length - 1 ? blk.length : Math.min(blk.length, row.visible?.[j] ?? blk.length)), 0) + row.tokens.length;
       if (end > this.maxPositions) {
         throw new RuntimeUsageError(`row ${b}: view would reach position ${end}, beyond this model's ${this.maxPositions}-position limit`);
       }
-      let want: number[];
-      if (row.logits === 'all') want = row.tokens.map((_, i) => i);
-      else if (Array.isArray(row.logits)) {
-        want = row.logits;
-        for (const i of want) if (!Number.isInteger(i) || i < 0 || i >= row.tokens.length) throw new RuntimeUsageError(`row ${b}: logits index ${i} out of range`);
-      } else want = [row.tokens.length - 1];
-      return { row, target, offsets, writeOffset: offsets[offsets.length - 1], want };
+      this.wantedLogits(row, b);
+    });
+  }
+
+  private wantedLogits(row: ForwardRow, b: number): number[] {
+    if (row.logits === 'all') return row.tokens.map((_, i) => i);
+    if (Array.isArray(row.logits)) {
+      for (const i of row.logits) if (!Number.isInteger(i) || i < 0 || i >= row.tokens.length) throw new RuntimeUsageError(`row ${b}: logits index ${i} out of range`);
+      return row.logits;
+    }
+    return [row.tokens.length - 1];
+  }
+
+  private async step(rows: RunRow[]): Promise<ForwardResult> {
+    const t0 = performance.now();
+    // Between runs nothing reads the arena: the moment to give back what dropped blocks held.
+    this.cache.shrinkToFit();
+    this.checkRows(rows);
+    const plans = rows.map((row, b) => {
+      const target = row.view[row.view.length - 1];
+      const lengths = row.view.map((blk, j) => Math.min(blk.length, row.visible?.[j] ?? blk.length));
+      const offsets: number[] = [];
+      let o = 0;
+      for (const n of lengths) {
+        offsets.push(o);
+        o += n;
+      }
+      const want = this.wantedLogits(row, b);
+      return { row, target, offsets, lengths, writeOffset: offsets[offsets.length - 1], want };
     });
 
     const B = rows.length;
@@ -145,7 +245,8 @@ export class CausalLM {
       p.row.view.forEach((blk, j) => {
         delta[b * NS + j] = BigInt(p.writeOffset - p.offsets[j]);
         const slots = blk.slots;
-        for (let i = 0; i < slots.length; i++) {
+        const n = j === p.row.view.length - 1 ? slots.length : p.lengths[j];
+        for (let i = 0; i < n; i++) {
           keyIndex[b * C + slots[i]] = BigInt(rotateQuery ? j : p.offsets[j] + i);
           visible[slots[i]] = 0;
         }
@@ -181,7 +282,8 @@ export class CausalLM {
 
     // Commit the new tokens' K/V into their blocks (only now: a failed run leaves no trace).
     plans.forEach((p, b) => {
-      if (p.row.persist === false) return;
+      // A block dropped while the run was in flight (its conversation left) takes nothing.
+      if (p.row.persist === false || p.target.isDropped) return;
       const n = p.row.tokens.length;
       const slots = this.cache.allocate(n);
       for (let l = 0; l < this.config.numLayers; l++) {

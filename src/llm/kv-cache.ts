@@ -22,7 +22,7 @@ export class KvCache {
     readonly numLayers: number,
     readonly kvHeads: number,
     readonly headDim: number,
-    initialCapacity = 64,
+    readonly initialCapacity = 64,
   ) {
     this._capacity = initialCapacity;
     for (let l = 0; l < numLayers; l++) {
@@ -47,6 +47,11 @@ export class KvCache {
 
   get usedSlots(): number {
     return this._capacity - this.free.length;
+  }
+
+  /** Live blocks (created and not dropped). */
+  get blockCount(): number {
+    return this.blocks.size;
   }
 
   createBlock(name: string): CacheBlock {
@@ -95,6 +100,46 @@ export class KvCache {
     }
     for (let s = cap - 1; s >= old; s--) this.free.unshift(s);
     this._capacity = cap;
+  }
+
+  /**
+   * Gives memory back after blocks were dropped: while at most a quarter of the arena is used,
+   * the used slots move to its low half and the arena halves (a step reads the whole capacity, so
+   * a long-running server must not keep paying for conversations that left). The quarter, not
+   * the half, leaves room to grow again before the next doubling. Returns whether it shrank.
+   * Call only between graph runs: it moves slots under every block.
+   */
+  shrinkToFit(): boolean {
+    const used = this.usedSlots;
+    let cap = this._capacity;
+    while (cap > this.initialCapacity && used <= cap / 4) cap /= 2;
+    if (cap === this._capacity) return false;
+    // Free slots below the new end, lowest last so pop() hands out the lowest first.
+    const low = this.free.filter((s) => s < cap).sort((a, b) => b - a);
+    for (const blk of this.blocks.values()) {
+      const slots = blk.slots;
+      for (let i = 0; i < slots.length; i++) {
+        if (slots[i] < cap) continue;
+        const to = low.pop()!;
+        this.copySlot(slots[i], to);
+        slots[i] = to;
+      }
+    }
+    const old = this._capacity;
+    const { kvHeads: K, headDim: D } = this;
+    for (let l = 0; l < this.numLayers; l++) {
+      const k = new Float32Array(K * D * cap);
+      const src = this.keys[l];
+      for (let row = 0; row < K * D; row++) k.set(src.subarray(row * old, row * old + cap), row * cap);
+      this.keys[l] = k;
+      const v = new Float32Array(K * cap * D);
+      const vs = this.values[l];
+      for (let h = 0; h < K; h++) v.set(vs.subarray(h * old * D, h * old * D + cap * D), h * cap * D);
+      this.values[l] = v;
+    }
+    this.free = low;
+    this._capacity = cap;
+    return true;
   }
 
   /**

@@ -353,12 +353,19 @@ export class Conversation {
     const words = speakable(raw);
     if (!words) return;
     const epoch = this.speechEpoch;
+    const signal = this.ttsAbort.signal;
     const current = () => this.turnId === turnId && this.speechEpoch === epoch;
     this.ttsChain = this.ttsChain
       .then(async () => {
         if (!current()) return;
-        const audio = await this.o.tts.synthesize(words);
-        if (!current()) return;
+        let audio;
+        try {
+          audio = await this.o.tts.synthesize(words, { signal });
+        } catch (e) {
+          if (!current() || this.closed) return; // cancelled by a barge-in or the client leaving
+          throw e;
+        }
+        if (!current() || this.closed) return;
         const readyMs = this.now();
         const chunkId = this.chunkSeq++;
         obs.stamp('firstChunkReady', readyMs);
@@ -371,6 +378,14 @@ export class Conversation {
 
   /** Bumped by every barge-in: chunks queued before it are never sent. */
   private speechEpoch = 0;
+  /** Cancels the synthesis of chunks queued before a barge-in (or before the client left). */
+  private ttsAbort = new AbortController();
+
+  private cancelSpeech(): void {
+    this.speechEpoch++;
+    this.ttsAbort.abort();
+    this.ttsAbort = new AbortController();
+  }
 
   /** Stops speech at once; the engine keeps exactly what was heard. */
   private bargeIn(): void {
@@ -380,7 +395,7 @@ export class Conversation {
     if (!turn || !obs) return;
     this.o.emit('stop-audio', { turnId: obs.turnId });
     this.speaking = false;
-    this.speechEpoch++;
+    this.cancelSpeech();
     // Heard = every chunk that finished playing, plus what the client said it heard of the one cut.
     const heard = obs.chunks.filter((c) => c.audioEndMs !== undefined && c.audioStartMs !== undefined).reduce((a, c) => a + c.text.length, 0) + this.heardInStopped;
     this.heardInStopped = 0;
@@ -393,10 +408,24 @@ export class Conversation {
     this.o.emit('error', { event: where, message: (e as Error).message ?? String(e) });
   }
 
+  /**
+   * The client left: everything this conversation holds is given back — its turn and cache
+   * blocks (through the engine), the recognition and synthesis in flight, its timers. Resolves
+   * once the VAD it was given is idle, so it can serve another client. Idempotent.
+   */
   async close(): Promise<void> {
+    if (this.closed) return this.closing;
     this.closed = true;
-    this.clearBargeCandidate();
-    this.turn?.abort();
-    await this.turn?.settled().catch(() => undefined);
+    this.closing = (async () => {
+      this.clearBargeCandidate();
+      this.cancelSpeech();
+      await this.transcriber.close();
+      await this.o.engine.close();
+      await this.audioChain.catch(() => undefined);
+      await this.ttsChain.catch(() => undefined);
+    })();
+    return this.closing;
   }
+
+  private closing: Promise<void> = Promise.resolve();
 }

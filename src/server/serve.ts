@@ -1,4 +1,4 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
@@ -6,33 +6,31 @@ import type { AddressInfo } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Server, type Socket } from 'socket.io';
-import { AsyncReasoningEngine, type EngineOptions } from '../async-reasoning/engine.ts';
 import type { Mode } from '../async-reasoning/events.ts';
-import type { Recognizer } from '../asr/recognizer.ts';
-import { SileroVad } from '../asr/vad.ts';
-import type { CausalLM } from '../llm/causal-lm.ts';
-import type { Tokenizer } from '../llm/tokenizer.ts';
-import { Conversation } from '../pipeline/conversation.ts';
-import { ClientSchemas, LIMITS, validate, type ClientEvent, type ServerEvents } from '../protocol.ts';
-import type { TtsEngine } from '../tts/engine.ts';
+import { promptSetFor } from '../async-reasoning/prompts.ts';
+import { StandingPrompts } from '../async-reasoning/standing-prompts.ts';
+import { LIMITS, type ServerEvents } from '../protocol.ts';
+import { accessPolicy, isLoopback, tokenMatches, type AccessPolicy } from './access.ts';
+import { ClientLink, VadPool, type Components, type EngineSettings } from './client-link.ts';
 
-/** Messages held per client while the model loads (50 audio frames = 5 s of speech). */
-const MAX_QUEUED_WHILE_LOADING = 50;
+export { isLoopback } from './access.ts';
+export type { Components } from './client-link.ts';
 
 const RENDERER_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../renderer');
 
-/** Content Security Policy for the renderer: nothing from anywhere but this server. */
+/** The product's version, from package.json (what `hello` tells the page). */
+export const VERSION: string = (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+
+/**
+ * Content Security Policy for the renderer: nothing from anywhere but this server. `'self'`
+ * covers the page's own WebSocket (CSP level 3), so no other host can be reached from it.
+ */
 export const CSP =
   "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; " +
-  "connect-src 'self' ws: wss:; worker-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
+  "connect-src 'self'; worker-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
 
-/** What a conversation needs; may still be loading when the server starts. */
-export interface Components {
-  lm: CausalLM;
-  tokenizer: Tokenizer;
-  recognizer: Recognizer;
-  tts: TtsEngine;
-}
+/** Conversations served at once by default: each holds its turn's cache (see docs/architecture.md). */
+export const DEFAULT_MAX_CONVERSATIONS = 4;
 
 export interface ServeOptions extends Partial<Components> {
   host?: string;
@@ -43,20 +41,22 @@ export interface ServeOptions extends Partial<Components> {
   components?: Promise<Components>;
   modelName: string;
   mode?: Mode;
-  engine?: Partial<Pick<EngineOptions, 'maxThinkingTokens' | 'maxAnswerTokens' | 'controlEvery' | 'safety' | 'sampling'>>;
+  engine?: EngineSettings;
+  /** Clients connected at once; one more is refused with a clear message. */
+  maxConversations?: number;
+  /** Further host names (e.g. the machine's DNS name) pages may use to reach a non-loopback bind. */
+  allowedHosts?: string[];
 }
 
 export interface RunningServer {
   url: string;
   token: string | null;
   port: number;
+  /** Conversations open now. */
+  readonly connections: number;
   /** Tells every page (and later ones) how loading goes. */
   progress(p: ServerEvents['progress']): void;
   close(): Promise<void>;
-}
-
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
 /** Every file the renderer needs, by URL path (nothing else is ever served). */
@@ -78,115 +78,94 @@ export function staticFiles(): Record<string, { file: string; type: string }> {
 
 /**
  * The core service: serves the renderer and speaks the protocol over socket.io. Loopback by
- * default; any other address needs the token. Every incoming payload is validated; a bad one gets
- * an `error` event and the connection goes on.
+ * default; any other address needs the token. Requests must name this server (Host) and come from
+ * its own pages (Origin). Every incoming payload is validated; a bad one gets an `error` event and
+ * the connection goes on; a client's departure releases all it held.
  */
 export async function serve(o: ServeOptions): Promise<RunningServer> {
   const host = o.host ?? '127.0.0.1';
-  const components: Promise<Components> =
+  const maxConversations = o.maxConversations ?? DEFAULT_MAX_CONVERSATIONS;
+  const loaded: Promise<Components> =
     o.components ?? Promise.resolve({ lm: o.lm!, tokenizer: o.tokenizer!, recognizer: o.recognizer!, tts: o.tts! });
+  // The standing prompts are encoded once, for every conversation this server will hold.
+  const components = loaded.then(async (c) => {
+    const prompts = promptSetFor((t) => c.tokenizer.tokenId(t) !== undefined, { safety: o.engine?.safety });
+    const standing = new StandingPrompts(c.lm, c.tokenizer, prompts);
+    await standing.ready;
+    return { ...c, standing };
+  });
   components.catch(() => undefined);
   let lastProgress: ServerEvents['progress'] | null = null;
   const token = isLoopback(host) ? (o.token ?? null) : (o.token ?? randomBytes(18).toString('base64url'));
   const files = staticFiles();
+  let access: AccessPolicy | null = null; // known once the port is
 
   const http: HttpServer = createServer(async (req: IncomingMessage, res: ServerResponse) => {
+    if (!access?.allowsHost(req.headers.host)) {
+      res.writeHead(421, { 'Content-Type': 'text/plain' }).end('this server does not answer to that host name');
+      return;
+    }
     const path = new URL(req.url ?? '/', 'http://x').pathname;
-    const entry = files[path];
+    const entry = Object.hasOwn(files, path) ? files[path] : undefined;
     if (path === '/favicon.ico') {
       res.writeHead(204).end();
       return;
     }
-    if (req.method !== 'GET' || !entry) {
+    const head = req.method === 'HEAD';
+    if ((req.method !== 'GET' && !head) || !entry) {
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found');
       return;
     }
     try {
       const body = await readFile(entry.file);
-      res.writeHead(200, { 'Content-Type': entry.type, 'Content-Security-Policy': CSP, 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-store' });
-      res.end(body);
+      res.writeHead(200, {
+        'Content-Type': entry.type,
+        'Content-Length': body.byteLength,
+        'Content-Security-Policy': CSP,
+        'X-Content-Type-Options': 'nosniff',
+        'Cache-Control': 'no-store',
+      });
+      res.end(head ? undefined : body);
     } catch {
       res.writeHead(500).end();
     }
   });
+  http.on('clientError', (_e, sock) => sock.destroy());
 
   const io = new Server(http, {
     maxHttpBufferSize: LIMITS.maxHttpBufferSize,
     serveClient: true,
-    // Only pages this server served may connect (a hostile web page cannot drive the assistant).
-    allowRequest: (req, cb) => {
-      const origin = req.headers.origin;
-      const hostHeader = req.headers.host;
-      cb(null, !origin || origin === `http://${hostHeader}`);
-    },
+    // Only this server's own pages, reaching it by one of its own names, may connect.
+    allowRequest: (req, cb) => cb(null, access?.allows(req.headers.host, req.headers.origin) ?? false),
   });
 
+  const links = new Set<ClientLink>();
   io.use((socket, next) => {
-    if (!token) return next();
-    const given = String((socket.handshake.auth as { token?: unknown })?.token ?? '');
-    const ok = given.length === token.length && timingSafeEqual(Buffer.from(given), Buffer.from(token));
-    next(ok ? undefined : new Error('unauthorized: this server needs its access token'));
+    try {
+      if (token && !tokenMatches((socket.handshake.auth as { token?: unknown } | undefined)?.token, token)) {
+        return next(new Error('unauthorized: this server needs its access token'));
+      }
+      if (links.size >= maxConversations) {
+        return next(new Error(`busy: this server holds ${maxConversations} conversations already (its --max-clients); try again when one ends`));
+      }
+      next();
+    } catch {
+      next(new Error('unauthorized: malformed handshake'));
+    }
   });
 
-  const vadPool: SileroVad[] = [];
-  io.on('connection', async (socket: Socket) => {
-    const emit = <E extends keyof ServerEvents>(event: E, payload: ServerEvents[E]) => socket.emit(event, payload);
-    let conversation: Conversation | null = null;
-    const queued: [ClientEvent, unknown][] = [];
-    const handle = (event: ClientEvent, payload: unknown) => {
-      const v = validate(event, payload);
-      if (!v.ok) return emit('error', { event, message: v.message });
-      if (!conversation) {
-        // The model is still loading: keep a few seconds, not an unbounded backlog.
-        if (queued.length >= MAX_QUEUED_WHILE_LOADING) queued.shift();
-        return queued.push([event, v.value]);
-      }
-      const c = conversation;
-      const value = v.value as never;
-      switch (event) {
-        case 'audio':
-          void c.pushAudio(value);
-          break;
-        case 'text':
-          c.text((value as { text: string }).text);
-          break;
-        case 'ptt-down':
-          c.pttDown();
-          break;
-        case 'ptt-up':
-          void c.pttUp();
-          break;
-        case 'interrupt':
-          c.interrupt();
-          break;
-        case 'settings':
-          c.settings(value);
-          break;
-        case 'playback':
-          c.playback(value);
-          break;
-      }
-    };
-    socket.onAny((event: string, payload: unknown) => {
-      if (!(event in ClientSchemas)) emit('error', { event: String(event).slice(0, 40), message: 'unknown event' });
-      else handle(event as ClientEvent, payload);
-    });
-    try {
-      if (lastProgress) emit('progress', lastProgress);
-      const c = await components;
-      const vad = vadPool.pop() ?? (await SileroVad.load());
-      vad.reset();
-      const engine = new AsyncReasoningEngine({ lm: c.lm, tokenizer: c.tokenizer, ...o.engine });
-      conversation = new Conversation({ engine, vad, recognizer: c.recognizer, tts: c.tts, emit, mode: o.mode ?? 'async' });
-      emit('hello', { version: '0.1.0', model: o.modelName, mode: o.mode ?? 'async', handsFree: true });
-      for (const [e, p] of queued.splice(0)) handle(e, p);
-      socket.on('disconnect', async () => {
-        await conversation?.close();
-        vadPool.push(vad);
-      });
-    } catch (e) {
-      emit('error', { event: 'connection', message: (e as Error).message });
+  const vads = new VadPool();
+  const ctx = { components, vads, modelName: o.modelName, version: VERSION, mode: o.mode ?? 'async', engine: o.engine ?? {}, lastProgress: () => lastProgress };
+  io.on('connection', (socket: Socket) => {
+    if (links.size >= maxConversations) {
+      // Handshakes that passed the check together: the later ones are turned away here.
+      socket.emit('error', { event: 'connection', message: `busy: this server holds ${maxConversations} conversations already; try again when one ends` });
+      socket.disconnect(true);
+      return;
     }
+    const link = new ClientLink(socket, ctx);
+    links.add(link);
+    void link.released.then(() => links.delete(link));
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -194,19 +173,26 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
     http.listen(o.port ?? 0, host, () => resolve());
   });
   const port = (http.address() as AddressInfo).port;
+  access = accessPolicy(host, port, o.allowedHosts);
   const shownHost = host.includes(':') ? `[${host}]` : host;
   return {
     url: `http://${shownHost}:${port}/${token ? `#token=${token}` : ''}`,
     token,
     port,
+    get connections() {
+      return links.size;
+    },
     progress: (p) => {
       lastProgress = p;
       io.emit('progress', p);
     },
     close: async () => {
       io.close();
+      await Promise.all([...links].map((l) => l.close()));
       await new Promise<void>((r) => http.close(() => r()));
-      for (const v of vadPool) await v.close();
+      await vads.close();
+      const c = await components.catch(() => null);
+      await c?.standing.drop();
     },
   };
 }

@@ -58,8 +58,16 @@ export class FestivalEngine implements TtsEngine {
     const dir = await mkdtemp(join(tmpdir(), 'asyncvoice-tts-'));
     try {
       const out = join(dir, 'speech.wav');
-      await runTool('text2wave', ['-o', out], { input: checkText(text), signal, timeoutMs: 60_000 });
-      return fromWavBytes(await readFile(out), 'text2wave');
+      const { stderr } = await runTool('text2wave', ['-o', out], { input: checkText(text), signal, timeoutMs: 60_000 });
+      const bytes = await readFile(out).catch(() => new Uint8Array(0));
+      // Festival without a voice still exits 0, leaving an empty file: that is a missing package.
+      if (bytes.byteLength === 0) {
+        throw new SpeechEngineError(
+          `festival has no voice installed (text2wave wrote no audio${stderr.trim() ? `: ${stderr.trim().split('\n')[0].slice(0, 120)}` : ''}); ` +
+            'install one: apt-get install festvox-kallpc16k',
+        );
+      }
+      return fromWavBytes(bytes, 'text2wave');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -32,6 +32,7 @@ export function scriptedEngine() {
     }),
     truncateAnswer: vi.fn(async () => undefined),
     setBudgets: () => undefined,
+    close: vi.fn(async () => undefined),
   };
   return { engine, turns };
 }

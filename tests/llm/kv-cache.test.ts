@@ -97,4 +97,79 @@ describe('KvCache arena', () => {
     a.drop();
     expect(() => a.fork('x')).toThrow(/dropped/);
   });
+
+  it('a long row fed in pieces computes exactly what one run computes, rows of its call included', async () => {
+    const chunkWas = lm.maxChunkTokens;
+    const setup = async () => {
+      const x = lm.cache.createBlock('x');
+      const y = lm.cache.createBlock('y');
+      await lm.forward([{ view: [x], tokens: seq(5, 2000) }]);
+      await lm.forward([{ view: [x, y], tokens: seq(3, 2500) }]);
+      return { x, y };
+    };
+    // Row 0 is long and sees y; row 1 writes into y and sees x: neither may see the other's new tokens.
+    const call = (x: ReturnType<typeof lm.cache.createBlock>, y: typeof x) =>
+      lm.forward([
+        { view: [y, x], tokens: seq(40, 100), logits: 'all' },
+        { view: [x, y], tokens: seq(2, 3000) },
+      ]);
+    try {
+      lm.maxChunkTokens = 1000;
+      const whole = await setup();
+      const a = await call(whole.x, whole.y);
+      lm.maxChunkTokens = 7;
+      const pieces = await setup();
+      const b = await call(pieces.x, pieces.y);
+      expect(b.logits[0].length).toBe(40 * lm.vocabSize);
+      expect(maxAbsDiff(a.logits[0], b.logits[0])).toBeLessThanOrEqual(TOL);
+      expect(maxAbsDiff(a.logits[1], b.logits[1])).toBeLessThanOrEqual(TOL);
+      // The K/V the pieces left behind are the same too.
+      expect(maxAbsDiff(await lastLogits([whole.y, whole.x], [9]), await lastLogits([pieces.y, pieces.x], [9]))).toBeLessThanOrEqual(TOL);
+      // A probe row in pieces leaves no trace.
+      const len = pieces.x.length;
+      await lm.forward([{ view: [pieces.y, pieces.x], tokens: seq(20, 700), persist: false }]);
+      expect(pieces.x.length).toBe(len);
+      for (const blk of [whole.x, whole.y, pieces.x, pieces.y]) blk.drop();
+    } finally {
+      lm.maxChunkTokens = chunkWas;
+    }
+  });
+
+  it('memory of a long input is bounded by the piece: the mask of one run never holds the whole input', async () => {
+    const blk = lm.cache.createBlock('long-input');
+    const chunkWas = lm.maxChunkTokens;
+    lm.maxChunkTokens = 16;
+    const inputs: number[] = [];
+    const session = (lm as unknown as { session: { run: (f: Record<string, { dims: number[] }>, o: string[]) => unknown } }).session;
+    const run = session.run.bind(session);
+    session.run = (feeds, outs) => {
+      inputs.push(feeds.input_ids.dims[1]);
+      return run(feeds, outs);
+    };
+    try {
+      await lm.forward([{ view: [blk], tokens: seq(100) }]);
+      expect(blk.length).toBe(100);
+      expect(Math.max(...inputs)).toBe(16);
+      expect(inputs.length).toBe(7);
+    } finally {
+      session.run = run;
+      lm.maxChunkTokens = chunkWas;
+      blk.drop();
+    }
+  });
+
+  it('gives memory back: after blocks are dropped the arena shrinks, and what is left stays exact', async () => {
+    const keep = lm.cache.createBlock('keep');
+    await lm.forward([{ view: [keep], tokens: seq(12) }]);
+    const expected = await lastLogits([keep], [5]);
+    const base = lm.cache.capacity;
+    const big = lm.cache.createBlock('big');
+    await lm.forward([{ view: [big], tokens: seq(600, 50) }]);
+    expect(lm.cache.capacity).toBeGreaterThanOrEqual(4 * base);
+    big.drop();
+    // The next run compacts before it reads the arena.
+    expect(maxAbsDiff(await lastLogits([keep], [5]), expected)).toBeLessThanOrEqual(TOL);
+    expect(lm.cache.capacity).toBeLessThanOrEqual(Math.max(base, lm.cache.initialCapacity * 2));
+    keep.drop();
+  });
 });
