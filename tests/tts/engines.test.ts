@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PocketsphinxRecognizer } from '../../src/asr/pocketsphinx.ts';
@@ -29,6 +29,21 @@ describe('TTS engines', () => {
       expect(rms(out.pcm), name).toBeGreaterThan(0.01);
     }
   }, 60_000);
+
+  it('festival without a voice is an error naming the package, not silent audio', async () => {
+    // What text2wave does on a machine with festival but no voice package: exit 0, empty file.
+    const bin = mkdtempSync(join(tmpdir(), 'asyncvoice-novoice-'));
+    writeFileSync(join(bin, 'text2wave'), '#!/bin/sh\n# festival with no voice: complains, exits 0, writes nothing\nwhile [ $# -gt 0 ]; do [ "$1" = -o ] && : > "$2"; shift; done\necho "SIOD ERROR: unbound variable : voice_kal_diphone" >&2\nexit 0\n');
+    chmodSync(join(bin, 'text2wave'), 0o755);
+    const path = process.env.PATH;
+    process.env.PATH = `${bin}:${path}`;
+    try {
+      await expect(createTtsEngine('festival').synthesize('Hello there.')).rejects.toThrow(/no voice.*festvox-kallpc16k/);
+    } finally {
+      process.env.PATH = path;
+      rmSync(bin, { recursive: true, force: true });
+    }
+  });
 
   it('refuses empty text clearly', async () => {
     for (const name of engines) await expect(createTtsEngine(name).synthesize('  \n ')).rejects.toThrow(SpeechEngineError);
