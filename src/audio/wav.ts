@@ -38,11 +38,14 @@ export function parseWav(buf: Uint8Array, name = 'audio'): PcmAudio {
       // Streams written before their length was known say 0 or 0xFFFFFFFF: take what is there.
       const length = size === 0 || size === 0xffffffff || body + size > buf.byteLength ? buf.byteLength - body : size;
       data = { offset: body, length };
-      break;
+      if (fmt) break;
+      // Chunks may come in any order: a fmt chunk may still follow the data.
+      o = body + length + (length & 1);
+      continue;
     }
     o = body + size + (size & 1);
   }
-  if (!fmt) throw new AudioError(`${name}: no fmt chunk (truncated or not a WAV header)`);
+  if (!fmt) throw new AudioError(`${name}: no fmt chunk anywhere in the file (truncated, or not a WAV file)`);
   if (!data) throw new AudioError(`${name}: no data chunk (truncated WAV)`);
   const { format, channels, rate, bits } = fmt;
   if (channels < 1 || channels > 32) throw new AudioError(`${name}: ${channels} channels is not plausible`);
@@ -65,6 +68,7 @@ export function parseWav(buf: Uint8Array, name = 'audio'): PcmAudio {
       else if (bits === 16) v = dv.getInt16(p, true) / 32768;
       else if (bits === 24) v = ((buf[p] | (buf[p + 1] << 8) | (buf[p + 2] << 16)) << 8 >> 8) / 8388608;
       else v = dv.getInt32(p, true) / 2147483648;
+      if (!Number.isFinite(v)) throw new AudioError(`${name}: sample ${i} of channel ${c + 1} is not a number (NaN or ∞); refusing to guess`);
       out[c][i] = v;
     }
   }

@@ -3,7 +3,7 @@ import { Option, type Command } from 'commander';
 import { AsyncReasoningEngine } from '../async-reasoning/engine.ts';
 import type { EngineEvent, Mode } from '../async-reasoning/events.ts';
 import { Tokenizer } from '../llm/tokenizer.ts';
-import { floatArg, intArg } from './main.ts';
+import { floatArg, intArg } from './options.ts';
 import { addModelOptions, loadModelWithProgress, type ModelCliOptions } from './load-model.ts';
 
 /** The reasoning engine's settings, shared by every command that runs it (ask, chat, serve). */
@@ -24,13 +24,13 @@ interface AskCliOptions extends EngineCliOptions {
 const MODES: Mode[] = ['async', 'think', 'nothink'];
 
 export function addEngineOptions(cmd: Command): Command {
-  return addModelOptions(cmd, intArg)
+  return addModelOptions(cmd)
     .addOption(new Option('--mode <mode>', 'async: think and answer at once; think: think, then answer; nothink: answer at once').choices(MODES).default('async'))
     .option('--max-thinking <n>', 'most thinking tokens per turn', intArg('--max-thinking', 1), 512)
     .option('--max-answer <n>', 'most answer tokens per turn', intArg('--max-answer', 1), 512)
     .option('--control-every <n>', 'ask the thinker every n tokens whether the writer may go on', intArg('--control-every', 1), 20)
     .option('--safety', 'safety-reasoning prompts: the writer waits until the thinker judged the request', false)
-    .option('--temperature <t>', '0 = greedy', floatArg('--temperature'), 0)
+    .option('--temperature <t>', '0 = greedy', floatArg('--temperature', 0), 0)
     .option('--seed <n>', 'sampling seed', intArg('--seed'), 0);
 }
 

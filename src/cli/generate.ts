@@ -5,7 +5,7 @@ import { readJson } from '../llm/load.ts';
 import { Tokenizer } from '../llm/tokenizer.ts';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { floatArg, intArg } from './main.ts';
+import { floatArg, intArg } from './options.ts';
 import { addModelOptions, loadModelWithProgress, type ModelCliOptions } from './load-model.ts';
 
 interface GenerateCliOptions extends ModelCliOptions {
@@ -50,16 +50,16 @@ export function registerGenerate(program: Command): void {
   const cmd = program
     .command('generate')
     .description('generate text from a prompt (greedy by default), streaming it as it is written');
-  addModelOptions(cmd, intArg)
+  addModelOptions(cmd)
     .requiredOption('--prompt <text>', 'the prompt')
     .option('--chat', "wrap the prompt as a user turn with the model's chat template", false)
     .option('--no-think', 'with --chat on Qwen3: ask the template to skip thinking')
     .option('--max-tokens <n>', 'most tokens to generate', intArg('--max-tokens', 1), 64)
     .option('--json', 'print one JSON object at the end instead of streaming text', false)
-    .option('--temperature <t>', '0 = greedy', floatArg('--temperature'), 0)
+    .option('--temperature <t>', '0 = greedy', floatArg('--temperature', 0), 0)
     .option('--top-k <k>', 'keep the k most likely tokens (0 = all)', intArg('--top-k'), 0)
-    .option('--top-p <p>', 'nucleus sampling mass', floatArg('--top-p'), 1)
-    .option('--repetition-penalty <r>', 'penalise repeated tokens (1 = off)', floatArg('--repetition-penalty'), 1)
+    .option('--top-p <p>', 'nucleus sampling mass', floatArg('--top-p', 0, 1, { minExclusive: true }), 1)
+    .option('--repetition-penalty <r>', 'penalise repeated tokens (1 = off)', floatArg('--repetition-penalty', 0, Infinity, { minExclusive: true }), 1)
     .option('--seed <n>', 'sampling seed', intArg('--seed'), 0)
     .action(async (o: GenerateCliOptions) => {
       const model = await loadModelWithProgress(o, o.json);

@@ -1,3 +1,4 @@
+import { intArg } from './options.ts';
 import { Option, type Command } from 'commander';
 import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../backend/onnx.ts';
 import { loadCausalLM, type LoadedModel } from '../llm/load.ts';
@@ -14,7 +15,7 @@ export interface ModelCliOptions {
 }
 
 /** --model, --offline, --device, --threads, --max-context: shared by every command that runs the LLM. */
-export function addModelOptions(cmd: Command, intArg: (n: string, min?: number) => (v: string) => number): Command {
+export function addModelOptions(cmd: Command): Command {
   return cmd
     .requiredOption('--model <dir|hf:Org/Name>', 'a Hugging Face model folder, or a Hub id such as hf:Qwen/Qwen3-0.6B')
     .option('--offline', 'never use the network; Hub ids must already be in the Hugging Face cache', false)

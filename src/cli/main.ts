@@ -1,26 +1,15 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { AsyncVoiceError } from '../errors.ts';
 import { registerAsk } from './ask.ts';
+import { registerDoctor } from './doctor.ts';
 import { registerGenerate } from './generate.ts';
 import { registerModel } from './model.ts';
 import { registerServe } from './serve.ts';
 import { registerSpeech } from './speech.ts';
 
-export function intArg(name: string, min = 0) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
-    return n;
-  };
-}
-
-export function floatArg(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number`);
-    return n;
-  };
-}
+/** Exit codes: bad input (a flag, a file, a value) is 2; a failure that may pass if retried is 75. */
+export const EXIT_BAD_INPUT = 2;
+export const EXIT_RETRYABLE = 75;
 
 // A closed pipe (`asyncvoice … | head`) is not an error worth a stack trace.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -28,21 +17,45 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   throw e;
 });
 
+const debug = process.argv.includes('--debug');
 const program = new Command('asyncvoice')
   .description('A voice assistant that thinks while it listens and keeps thinking while it speaks.')
-  .showHelpAfterError();
+  .option('--debug', 'show stack traces of failures')
+  .showHelpAfterError()
+  // Commander's own errors (unknown flag, bad value) come back here so they exit 2, not 1.
+  .exitOverride();
 registerGenerate(program);
 registerModel(program);
 registerAsk(program);
 registerSpeech(program);
 registerServe(program);
+registerDoctor(program);
+
+/** Operating-system errors a user causes with a path or an address: their input, said in one line. */
+const INPUT_ERRNO = new Set(['ENOENT', 'EISDIR', 'ENOTDIR', 'EACCES', 'EPERM', 'EEXIST', 'ENAMETOOLONG', 'EROFS']);
+
+function fail(e: unknown): never {
+  if (e instanceof CommanderError) {
+    // Help and version are not failures; commander has already printed its message.
+    process.exit(e.exitCode === 0 ? 0 : EXIT_BAD_INPUT);
+  }
+  if (debug && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+  if (e instanceof AsyncVoiceError) {
+    process.stderr.write(`asyncvoice: ${e.message}\n`);
+    process.exit(e.retryable ? EXIT_RETRYABLE : EXIT_BAD_INPUT);
+  }
+  const err = e as NodeJS.ErrnoException;
+  const where = err?.path ? ` (${err.path})` : '';
+  if (err?.code && INPUT_ERRNO.has(err.code)) {
+    process.stderr.write(`asyncvoice: ${err.message ?? err.code}${err.message?.includes(err.path ?? '\0') ? '' : where}\n`);
+    process.exit(EXIT_BAD_INPUT);
+  }
+  process.stderr.write(`asyncvoice: ${err?.message ?? String(e)}${debug ? '' : ' (run with --debug for details)'}\n`);
+  process.exit(1);
+}
 
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
-  if (e instanceof AsyncVoiceError) {
-    process.stderr.write(`asyncvoice: ${e.message}\n`);
-    process.exit(e.retryable ? 75 : 2);
-  }
-  throw e;
+  fail(e);
 }

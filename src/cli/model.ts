@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { PRESETS, makeTestModel } from '../llm/test-model.ts';
 import { cacheRoot, listGraphs, pruneGraphs } from '../llm/graph-cache.ts';
 import { formatBytes } from './progress.ts';
-import { intArg } from './main.ts';
+import { intArg } from './options.ts';
 import { ProgressBar } from './progress.ts';
 
 interface MakeTestCliOptions {

@@ -1,12 +1,15 @@
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { PocketsphinxRecognizer } from '../asr/pocketsphinx.ts';
 import { WhisperRecognizer } from '../asr/whisper.ts';
 import { Tokenizer } from '../llm/tokenizer.ts';
-import { serve, type RunningServer } from '../server/serve.ts';
+import { DEFAULT_MAX_CONVERSATIONS, serve, type RunningServer } from '../server/serve.ts';
 import { createTtsEngine, defaultTtsEngine, TTS_ENGINES, type TtsEngineName } from '../tts/engine.ts';
 import { loadMathSpeech } from '../tts/speakable.ts';
 import { addEngineOptions, engineSettings, type EngineCliOptions } from './ask.ts';
-import { intArg } from './main.ts';
+import { isIP } from 'node:net';
+import { checkSpeechEngines } from '../doctor/checks.ts';
+import { AsyncVoiceError, SpeechEngineError } from '../errors.ts';
+import { intArg, portArg } from './options.ts';
 import { loadModelWithProgress } from './load-model.ts';
 
 interface ServeCliOptions extends EngineCliOptions {
@@ -16,13 +19,43 @@ interface ServeCliOptions extends EngineCliOptions {
   tts: TtsEngineName;
   voice?: string;
   asr: 'pocketsphinx' | 'whisper';
+  maxClients: number;
+  allowHost: string[];
+}
+
+/** A bind address: an IP literal or a plain host name (checked before anything loads). */
+function hostArg(v: string): string {
+  const bare = v.replace(/^\[(.*)\]$/, '$1');
+  if (isIP(bare)) return bare;
+  // Digits and dots that are not an IPv4 address would otherwise pass as a host name.
+  if (/^[\d.]+$/.test(bare)) throw new InvalidArgumentError(`--host "${v}" is not an IPv4 address`);
+  if (/^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i.test(bare)) return bare;
+  throw new InvalidArgumentError(`--host "${v}" is not an IP address or host name`);
+}
+
+/** What a failed bind means for the person who typed the flags. */
+function listenError(e: NodeJS.ErrnoException, host: string, port: number): AsyncVoiceError {
+  switch (e.code) {
+    case 'EADDRINUSE':
+      return new AsyncVoiceError(`port ${port} on ${host} is in use (another asyncvoice serve?); stop it, or choose another with --port N (0 = any free one)`, { retryable: true });
+    case 'EACCES':
+      return new AsyncVoiceError(`not allowed to listen on port ${port}; ports below 1024 need privileges: choose --port 1024 or above`);
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new AsyncVoiceError(`--host ${host} is not an address of this machine`, { retryable: e.code === 'EAI_AGAIN' });
+    default:
+      return new AsyncVoiceError(`cannot listen on ${host}:${port}: ${e.message}`);
+  }
 }
 
 export function registerServe(program: Command): void {
   const cmd = program.command('serve').description('run the core service: the renderer in a browser, speech and reasoning over socket.io');
   addEngineOptions(cmd)
-    .option('--host <addr>', 'bind address (anything but loopback requires the printed token)', '127.0.0.1')
-    .option('--port <n>', 'port (0 = any free one)', intArg('--port'), 8765)
+    .option('--host <addr>', 'bind address (anything but loopback requires the printed token)', hostArg, '127.0.0.1')
+    .option('--max-clients <n>', 'conversations served at once (each holds its own cache)', intArg('--max-clients', 1, 64), DEFAULT_MAX_CONVERSATIONS)
+    .option('--allow-host <name...>', "further names of this machine that pages may use to reach it (non-loopback binds)", [])
+    .option('--port <n>', 'port (0 = any free one)', portArg, 8765)
     .option('--token <secret>', 'access token for non-loopback binds (default: generated)')
     .addOption(new Option('--tts <engine>', 'speech engine').choices([...TTS_ENGINES]).default(defaultTtsEngine()))
     .option('--voice <name>', 'speech voice')
@@ -30,14 +63,31 @@ export function registerServe(program: Command): void {
     .action(async (o: ServeCliOptions) => {
       // The service listens at once; pages show the model loading (download, graph build) as it goes.
       const hub: { server?: RunningServer } = {};
+      const tts = createTtsEngine(o.tts, { voice: o.voice, offline: o.offline });
+      // The model loads while the speech engines are checked; a voice assistant that cannot speak
+      // or hear is not worth serving, so a failed check ends it before it takes a client.
       const loading = (async () => {
         const model = await loadModelWithProgress(o, false, (p) => hub.server?.progress(p));
         const tokenizer = await Tokenizer.fromFolder(model.dir);
         await loadMathSpeech();
         const recognizer = o.asr === 'whisper' ? await WhisperRecognizer.load({ offline: o.offline }) : new PocketsphinxRecognizer();
-        hub.server?.progress({ what: 'ready', done: 1, total: 1 });
-        return { lm: model.lm, tokenizer, recognizer, tts: createTtsEngine(o.tts, { voice: o.voice, offline: o.offline }) };
+        hub.server?.progress({ what: 'encoding the standing prompts', done: 0, total: null });
+        return { lm: model.lm, tokenizer, recognizer, tts };
       })();
+      loading.catch(() => undefined);
+      const speechCheck = (async () => {
+        const rec = o.asr === 'whisper' ? await WhisperRecognizer.load({ offline: o.offline }) : new PocketsphinxRecognizer();
+        try {
+          await checkSpeechEngines(tts, rec);
+        } finally {
+          await rec.close();
+        }
+      })();
+      try {
+        await speechCheck;
+      } catch (e) {
+        throw e instanceof SpeechEngineError ? new SpeechEngineError(`not serving: ${e.message}`, { retryable: e.retryable }) : e;
+      }
       const server = await serve({
         host: o.host,
         port: o.port,
@@ -46,6 +96,10 @@ export function registerServe(program: Command): void {
         modelName: o.model,
         mode: o.mode,
         engine: engineSettings(o),
+        maxConversations: o.maxClients,
+        allowedHosts: o.allowHost,
+      }).catch((e: NodeJS.ErrnoException) => {
+        throw e?.code ? listenError(e, o.host, o.port) : e;
       });
       hub.server = server;
       // The URL first: a page opened now shows the model loading; it talks once the model is ready.

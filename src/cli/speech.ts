@@ -1,4 +1,5 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { Player, ProcessSink } from '../audio/player.ts';
 import { ASR_SAMPLE_RATE, toAsrInput } from '../audio/resample.ts';
@@ -13,6 +14,7 @@ import { AudioError, SpeechEngineError } from '../errors.ts';
 import { SpeechChunker } from '../tts/chunker.ts';
 import { createTtsEngine, defaultTtsEngine, TTS_ENGINES, type TtsEngineName } from '../tts/engine.ts';
 import { loadMathSpeech, speakable } from '../tts/speakable.ts';
+import { intArg } from './options.ts';
 import { ProgressBar, formatBytes } from './progress.ts';
 
 type AsrEngine = 'pocketsphinx' | 'whisper';
@@ -27,6 +29,14 @@ async function makeRecognizer(engine: AsrEngine, o: { offline?: boolean; whisper
   });
   bar.done();
   return r;
+}
+
+/** Fails before any work when --out cannot be written: a folder, or in a folder that does not exist. */
+function checkWritable(path: string): void {
+  if (existsSync(path) && statSync(path).isDirectory()) throw new AudioError(`--out ${path} is a folder; give a file name such as ${join(path, 'speech.wav')}`);
+  const dir = dirname(resolve(path));
+  if (!existsSync(dir)) throw new AudioError(`--out ${path}: the folder ${dir} does not exist`);
+  if (!statSync(dir).isDirectory()) throw new AudioError(`--out ${path}: ${dir} is not a folder`);
 }
 
 function readWav(path: string) {
@@ -48,6 +58,7 @@ export function registerSpeech(program: Command): void {
     .option('--voice <name>', 'engine voice (espeak-ng: en-us, en-us+klatt, …)')
     .option('--out <file.wav>', 'write a WAV file instead of playing')
     .action(async (text: string, o: { engine: TtsEngineName; voice?: string; out?: string }) => {
+      if (o.out) checkWritable(o.out);
       await loadMathSpeech();
       const tts = createTtsEngine(o.engine, { voice: o.voice });
       const chunker = new SpeechChunker();
@@ -57,6 +68,7 @@ export function registerSpeech(program: Command): void {
         const words = speakable(c.raw);
         if (words) audio.push({ text: c.raw, speech: await tts.synthesize(words) });
       }
+      if (!audio.length) throw new SpeechEngineError(`nothing to say: ${text.trim() ? 'the text has no speakable words' : 'the text is empty'}`);
       if (o.out) {
         const rate = audio[0]?.speech.sampleRate ?? 22050;
         const all = new Float32Array(audio.reduce((a, x) => a + x.speech.pcm.length, 0));
@@ -65,7 +77,11 @@ export function registerSpeech(program: Command): void {
           all.set(x.speech.pcm, p);
           p += x.speech.pcm.length;
         }
-        writeFileSync(o.out, encodeWav({ sampleRate: rate, channels: [all] }));
+        try {
+          writeFileSync(o.out, encodeWav({ sampleRate: rate, channels: [all] }));
+        } catch (e) {
+          throw new AudioError(`cannot write ${o.out}: ${(e as Error).message}`);
+        }
         process.stdout.write(`${o.out}: ${(all.length / rate).toFixed(2)} s, ${audio.length} chunk(s)\n`);
         return;
       }
@@ -107,7 +123,7 @@ export function registerSpeech(program: Command): void {
     .addOption(new Option('--engine <name>', 'recogniser').choices(['pocketsphinx', 'whisper']).default('pocketsphinx'))
     .option('--file <file.wav>', 'feed this recording in real time instead of the microphone')
     .option('--offline', 'never download', false)
-    .option('--silence-ms <n>', 'silence that ends an utterance', (v) => Number(v), 600)
+    .option('--silence-ms <n>', 'silence that ends an utterance', intArg('--silence-ms', 100, 10_000), 600)
     .action(async (o: { engine: AsrEngine; file?: string; offline: boolean; silenceMs: number }) => {
       const vad = await SileroVad.load();
       const rec = await makeRecognizer(o.engine, o);

@@ -36,8 +36,9 @@ export function parseHubId(source: string): { repo: string; revision: string } |
 
 /** Checks that a folder holds a usable Hugging Face model; names each missing file. */
 export function checkModelFolder(dir: string, howToGet: string): void {
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw new ModelSourceError(`model folder ${dir} does not exist. ${howToGet}`);
+  if (!existsSync(dir)) throw new ModelSourceError(`model folder ${dir} does not exist. ${howToGet}`);
+  if (!statSync(dir).isDirectory()) {
+    throw new ModelSourceError(`${dir} is a file, not a model folder: --model takes the folder that holds config.json and the weights. ${howToGet}`);
   }
   const missing = REQUIRED.filter((f) => !existsSync(join(dir, f)));
   const hasWeights = existsSync(join(dir, 'model.safetensors')) || existsSync(join(dir, 'model.safetensors.index.json'));

@@ -1,3 +1,4 @@
+import { ModelSourceError } from '../errors.ts';
 import { Rng } from './random.ts';
 
 export interface SamplingOptions {
@@ -22,6 +23,7 @@ export class Sampler {
 
   sample(logits: Float32Array, history: readonly number[] = [], forbidden?: ReadonlySet<number>): number {
     const V = logits.length;
+    checkFinite(logits);
     const scores = Float32Array.from(logits);
     const penalty = this.opts.repetitionPenalty ?? 1;
     if (penalty !== 1) {
@@ -62,6 +64,18 @@ export class Sampler {
       if (r < 0) return cand[i];
     }
     return cand[cand.length - 1];
+  }
+}
+
+/**
+ * Logits that are not numbers come from broken weights (NaN or ∞ in the checkpoint, or an
+ * overflow); no token can be chosen from them, and the fault is the model's, not the settings'.
+ */
+export function checkFinite(logits: Float32Array): void {
+  for (let i = 0; i < logits.length; i++) {
+    if (!Number.isFinite(logits[i]) && logits[i] !== -Infinity) {
+      throw new ModelSourceError(`the model produced ${Number.isNaN(logits[i]) ? 'NaN' : '∞'} logits (token ${i}): its weights hold NaN or ∞ values, or overflow; check the checkpoint`);
+    }
   }
 }
 
