@@ -68,7 +68,7 @@ export function parseWav(buf: Uint8Array, name = 'audio'): PcmAudio {
       else if (bits === 16) v = dv.getInt16(p, true) / 32768;
       else if (bits === 24) v = ((buf[p] | (buf[p + 1] << 8) | (buf[p + 2] << 16)) << 8 >> 8) / 8388608;
       else v = dv.getInt32(p, true) / 2147483648;
-      if (!Number.isFinite(v)) throw new AudioError(`${name}: sample ${i} of channel ${c + 1} is not a number (NaN or ∞); refusing to guess`);
+      if (!Number.isFinite(v)) throw new AudioError(`${name}: non-finite sample (NaN or ∞) at sample ${i} of channel ${c + 1}; refusing to guess`);
       out[c][i] = v;
     }
   }

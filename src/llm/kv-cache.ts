@@ -83,22 +83,28 @@ export class KvCache {
     this.blocks.delete(block.id);
   }
 
-  /** Doubles the arena, copying the strided key layout (the only re-layout the cache ever does). */
+  /** Doubles the arena (the only growth it ever does). */
   private grow(): void {
     const old = this._capacity;
-    const cap = old * 2;
+    this.resize(old * 2);
+    for (let s = old * 2 - 1; s >= old; s--) this.free.unshift(s);
+  }
+
+  /** A new arena of `cap` slots holding the first min(old, cap) slots of the old one, strided layouts kept. */
+  private resize(cap: number): void {
+    const old = this._capacity;
+    const n = Math.min(old, cap);
     const { kvHeads: K, headDim: D } = this;
     for (let l = 0; l < this.numLayers; l++) {
       const k = new Float32Array(K * D * cap);
-      const src = this.keys[l];
-      for (let row = 0; row < K * D; row++) k.set(src.subarray(row * old, row * old + old), row * cap);
+      const ks = this.keys[l];
+      for (let row = 0; row < K * D; row++) k.set(ks.subarray(row * old, row * old + n), row * cap);
       this.keys[l] = k;
       const v = new Float32Array(K * cap * D);
       const vs = this.values[l];
-      for (let h = 0; h < K; h++) v.set(vs.subarray(h * old * D, (h + 1) * old * D), h * cap * D);
+      for (let h = 0; h < K; h++) v.set(vs.subarray(h * old * D, (h * old + n) * D), h * cap * D);
       this.values[l] = v;
     }
-    for (let s = cap - 1; s >= old; s--) this.free.unshift(s);
     this._capacity = cap;
   }
 
@@ -125,20 +131,8 @@ export class KvCache {
         slots[i] = to;
       }
     }
-    const old = this._capacity;
-    const { kvHeads: K, headDim: D } = this;
-    for (let l = 0; l < this.numLayers; l++) {
-      const k = new Float32Array(K * D * cap);
-      const src = this.keys[l];
-      for (let row = 0; row < K * D; row++) k.set(src.subarray(row * old, row * old + cap), row * cap);
-      this.keys[l] = k;
-      const v = new Float32Array(K * cap * D);
-      const vs = this.values[l];
-      for (let h = 0; h < K; h++) v.set(vs.subarray(h * old * D, h * old * D + cap * D), h * cap * D);
-      this.values[l] = v;
-    }
+    this.resize(cap);
     this.free = low;
-    this._capacity = cap;
     return true;
   }
 

@@ -115,7 +115,7 @@ describe('CLI failures are one clear line with the right exit code', () => {
     const samples = Buffer.alloc(4 * 1600);
     samples.writeUInt32LE(0x7fc00000, 400);
     writeFileSync(nan, wavWithChunks([['fmt ', fmtChunk(3, 32)], ['data', samples]]));
-    expectOneLine(await cli(['transcribe', nan]), 2, new RegExp(`${nan}: sample 100 of channel 1 is not a number`));
+    expectOneLine(await cli(['transcribe', nan]), 2, new RegExp(`${nan}: non-finite sample \\(NaN or ∞\\) at sample 100 of channel 1`));
 
     const speech = encodeWav({ sampleRate: 16000, channels: [new Float32Array(16000)] });
     const data = Buffer.from(speech.subarray(44));

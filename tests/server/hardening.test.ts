@@ -9,6 +9,7 @@ import { CSP, serve, type RunningServer, type ServeOptions } from '../../src/ser
 import { EspeakNgEngine } from '../../src/tts/engine.ts';
 import { loadMathSpeech } from '../../src/tts/speakable.ts';
 import { makeAndLoad, scratchDir } from '../helpers/models.ts';
+import { next } from '../helpers/socket.ts';
 import { needTools } from '../helpers/tools.ts';
 
 /**
@@ -57,15 +58,6 @@ function client(port: number, opts: Parameters<typeof connect>[1] = {}): Socket 
   sockets.push(s);
   return s;
 }
-
-const next = <T>(s: Socket, event: string, ms = 20_000) =>
-  new Promise<T>((res, rej) => {
-    const t = setTimeout(() => rej(new Error(`no ${event} within ${ms} ms`)), ms);
-    s.once(event, (p: T) => {
-      clearTimeout(t);
-      res(p);
-    });
-  });
 
 async function waitFor(what: string, cond: () => boolean, ms = 30_000): Promise<void> {
   const until = Date.now() + ms;

@@ -7,6 +7,7 @@ import { serve, type RunningServer } from '../../src/server/serve.ts';
 import { EspeakNgEngine } from '../../src/tts/engine.ts';
 import { loadMathSpeech } from '../../src/tts/speakable.ts';
 import { makeAndLoad, scratchDir } from '../helpers/models.ts';
+import { next } from '../helpers/socket.ts';
 import { needTools } from '../helpers/tools.ts';
 import type { CausalLM } from '../../src/llm/causal-lm.ts';
 
@@ -50,15 +51,6 @@ function client(port: number, opts: Parameters<typeof connect>[1] = {}): Socket 
   sockets.push(s);
   return s;
 }
-
-const next = <T>(s: Socket, event: string, ms = 20_000) =>
-  new Promise<T>((res, rej) => {
-    const t = setTimeout(() => rej(new Error(`no ${event} within ${ms} ms`)), ms);
-    s.once(event, (p: T) => {
-      clearTimeout(t);
-      res(p);
-    });
-  });
 
 describe('protocol', () => {
   it('rejects malformed, wrong-typed and oversized payloads with an error event, and keeps serving', async () => {
