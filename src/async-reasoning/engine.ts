@@ -102,10 +102,6 @@ export class AsyncReasoningEngine {
     if (this.ownsStanding) await this.systemBlocks.drop();
   }
 
-  get isClosed(): boolean {
-    return this.closed;
-  }
-
   /** New token budgets, for the turns that start from now on. */
   setBudgets(b: { maxThinkingTokens?: number; maxAnswerTokens?: number }): void {
     for (const [k, v] of Object.entries(b)) {

@@ -36,11 +36,6 @@ export class StandingPrompts {
     this.ready.catch(() => undefined);
   }
 
-  /** Tokens held in the cache. */
-  get tokens(): number {
-    return this.writer.length + this.thinker.length + this.plain.length;
-  }
-
   /** Frees the three blocks (after any encoding still in flight has landed). */
   async drop(): Promise<void> {
     await this.ready.catch(() => undefined);

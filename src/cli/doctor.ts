@@ -3,6 +3,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { installHint } from '../audio/tools.ts';
 import { PocketsphinxRecognizer } from '../asr/pocketsphinx.ts';
 import { SileroVad, VAD_WINDOW } from '../asr/vad.ts';
 import { WhisperRecognizer } from '../asr/whisper.ts';
@@ -41,7 +42,7 @@ export async function runDoctor(): Promise<CheckResult[]> {
           return 'neural voice cached and speaking';
         }
         if (!present.includes(name)) {
-          throw new Error(name === 'say' ? 'only on macOS and Windows' : `not installed: ${name === 'festival' ? 'apt-get install festival festvox-kallpc16k' : 'apt-get install espeak-ng'}`);
+          throw new Error(name === 'say' ? 'only on macOS and Windows' : `not installed: ${installHint(name === 'festival' ? 'text2wave' : name)}`);
         }
         const out = await checkTts(createTtsEngine(name, { voice: name === 'espeak-ng' ? 'en-us+klatt' : undefined }));
         speech ??= out;
@@ -91,8 +92,7 @@ export async function runDoctor(): Promise<CheckResult[]> {
   for (const ep of EXECUTION_PROVIDERS) {
     results.push(
       await check(`device ${ep}`, async () => {
-        const name = ep === 'dml' ? 'dml' : ep;
-        const b = backends.get(name);
+        const b = backends.get(ep);
         if (!b) throw new Error(`not in this onnxruntime-node build (${process.platform}/${process.arch})`);
         if (!b.bundled && !cudaLibraryPresent()) throw new Error('its libraries are not installed: ONNXRUNTIME_NODE_INSTALL=cuda12 npm ci (see README "GPU")');
         return ep === 'cpu' ? 'available (the default)' : 'available';

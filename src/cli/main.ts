@@ -45,9 +45,10 @@ function fail(e: unknown): never {
     process.exit(e.retryable ? EXIT_RETRYABLE : EXIT_BAD_INPUT);
   }
   const err = e as NodeJS.ErrnoException;
-  const where = err?.path ? ` (${err.path})` : '';
   if (err?.code && INPUT_ERRNO.has(err.code)) {
-    process.stderr.write(`asyncvoice: ${err.message ?? err.code}${err.message?.includes(err.path ?? '\0') ? '' : where}\n`);
+    // Node's own message names the path; say it when it does not.
+    const msg = err.message ?? err.code;
+    process.stderr.write(`asyncvoice: ${err.path && !msg.includes(err.path) ? `${msg} (${err.path})` : msg}\n`);
     process.exit(EXIT_BAD_INPUT);
   }
   process.stderr.write(`asyncvoice: ${err?.message ?? String(e)}${debug ? '' : ' (run with --debug for details)'}\n`);

@@ -66,25 +66,18 @@ export function registerServe(program: Command): void {
       const tts = createTtsEngine(o.tts, { voice: o.voice, offline: o.offline });
       // The model loads while the speech engines are checked; a voice assistant that cannot speak
       // or hear is not worth serving, so a failed check ends it before it takes a client.
+      // One recogniser, loaded once: checked here, then serving every conversation.
+      const recognizer = o.asr === 'whisper' ? WhisperRecognizer.load({ offline: o.offline }) : Promise.resolve(new PocketsphinxRecognizer());
+      recognizer.catch(() => undefined);
       const loading = (async () => {
         const model = await loadModelWithProgress(o, false, (p) => hub.server?.progress(p));
         const tokenizer = await Tokenizer.fromFolder(model.dir);
         await loadMathSpeech();
-        const recognizer = o.asr === 'whisper' ? await WhisperRecognizer.load({ offline: o.offline }) : new PocketsphinxRecognizer();
-        hub.server?.progress({ what: 'encoding the standing prompts', done: 0, total: null });
-        return { lm: model.lm, tokenizer, recognizer, tts };
+        return { lm: model.lm, tokenizer, recognizer: await recognizer, tts };
       })();
       loading.catch(() => undefined);
-      const speechCheck = (async () => {
-        const rec = o.asr === 'whisper' ? await WhisperRecognizer.load({ offline: o.offline }) : new PocketsphinxRecognizer();
-        try {
-          await checkSpeechEngines(tts, rec);
-        } finally {
-          await rec.close();
-        }
-      })();
       try {
-        await speechCheck;
+        await checkSpeechEngines(tts, await recognizer);
       } catch (e) {
         throw e instanceof SpeechEngineError ? new SpeechEngineError(`not serving: ${e.message}`, { retryable: e.retryable }) : e;
       }

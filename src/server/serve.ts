@@ -88,14 +88,21 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   const loaded: Promise<Components> =
     o.components ?? Promise.resolve({ lm: o.lm!, tokenizer: o.tokenizer!, recognizer: o.recognizer!, tts: o.tts! });
   // The standing prompts are encoded once, for every conversation this server will hold.
+  let lastProgress: ServerEvents['progress'] | null = null;
+  // Called only once `io` exists: `loaded` settles no earlier than the next microtask.
+  const progress = (p: ServerEvents['progress']) => {
+    lastProgress = p;
+    io.emit('progress', p);
+  };
   const components = loaded.then(async (c) => {
+    progress({ what: 'encoding the standing prompts', done: 0, total: null });
     const prompts = promptSetFor((t) => c.tokenizer.tokenId(t) !== undefined, { safety: o.engine?.safety });
     const standing = new StandingPrompts(c.lm, c.tokenizer, prompts);
     await standing.ready;
+    progress({ what: 'ready', done: 1, total: 1 });
     return { ...c, standing };
   });
   components.catch(() => undefined);
-  let lastProgress: ServerEvents['progress'] | null = null;
   const token = isLoopback(host) ? (o.token ?? null) : (o.token ?? randomBytes(18).toString('base64url'));
   const files = staticFiles();
   let access: AccessPolicy | null = null; // known once the port is
@@ -182,10 +189,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
     get connections() {
       return links.size;
     },
-    progress: (p) => {
-      lastProgress = p;
-      io.emit('progress', p);
-    },
+    progress,
     close: async () => {
       io.close();
       await Promise.all([...links].map((l) => l.close()));

@@ -1,63 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rmSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
 import { request } from 'node:http';
-import { io as connect, type Socket } from 'socket.io-client';
-import { PocketsphinxRecognizer } from '../../src/asr/pocketsphinx.ts';
-import type { CausalLM } from '../../src/llm/causal-lm.ts';
-import { Tokenizer } from '../../src/llm/tokenizer.ts';
-import { CSP, serve, type RunningServer, type ServeOptions } from '../../src/server/serve.ts';
-import { EspeakNgEngine } from '../../src/tts/engine.ts';
-import { loadMathSpeech } from '../../src/tts/speakable.ts';
-import { makeAndLoad, scratchDir } from '../helpers/models.ts';
+import type { Socket } from 'socket.io-client';
+import { CSP, type RunningServer } from '../../src/server/serve.ts';
+import { serverFixture } from '../helpers/server.ts';
 import { next } from '../helpers/socket.ts';
-import { needTools } from '../helpers/tools.ts';
 
 /**
  * The core service as an attacker or a careless client meets it: every message a client can send,
  * every handshake, every way of leaving. One message must never stop the server, and whatever a
  * client caused must be given back when it leaves.
  */
-const root = scratchDir('asyncvoice-hard-');
-let lm: CausalLM;
-let tokenizer: Tokenizer;
-const servers: RunningServer[] = [];
-const sockets: Socket[] = [];
-
-beforeAll(async () => {
-  await needTools('espeak-ng', 'pocketsphinx_continuous');
-  // Room for a 4000-token input plus the budgets.
-  const m = await makeAndLoad('gqa-tied-fp32', root, 8192);
-  lm = m.lm;
-  tokenizer = await Tokenizer.fromFolder(m.dir);
-  await loadMathSpeech();
-}, 120_000);
-afterAll(async () => {
-  for (const s of sockets) s.close();
-  for (const s of servers) await s.close();
-  await lm.close();
-  rmSync(root, { recursive: true, force: true });
-});
-
-async function start(o: Partial<ServeOptions> = {}): Promise<RunningServer> {
-  const s = await serve({
-    port: 0,
-    lm,
-    tokenizer,
-    recognizer: new PocketsphinxRecognizer(),
-    tts: new EspeakNgEngine(),
-    modelName: 'test',
-    engine: { maxThinkingTokens: 16, maxAnswerTokens: 8 },
-    ...o,
-  });
-  servers.push(s);
-  return s;
-}
-
-function client(port: number, opts: Parameters<typeof connect>[1] = {}): Socket {
-  const s = connect(`http://127.0.0.1:${port}`, { transports: ['websocket'], reconnection: false, forceNew: true, ...opts });
-  sockets.push(s);
-  return s;
-}
+const fx = serverFixture('asyncvoice-hard-', 8192); // room for a 4000-token input plus the budgets
+const { start, client } = fx;
 
 async function waitFor(what: string, cond: () => boolean, ms = 30_000): Promise<void> {
   const until = Date.now() + ms;
@@ -65,6 +19,16 @@ async function waitFor(what: string, cond: () => boolean, ms = 30_000): Promise<
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * The fastest of `n` turns: the machine is shared with other test files, and the least-disturbed
+ * turn is what reflects the server's own cost.
+ */
+async function fastestTurn(srv: RunningServer, n = 5): Promise<number> {
+  let best = Infinity;
+  for (let i = 0; i < n; i++) best = Math.min(best, await oneTurn(srv));
+  return best;
 }
 
 /** One typed turn on a fresh connection, start to finished metrics, then the client leaves; ms. */
@@ -159,12 +123,12 @@ describe('the core service under hostile and careless clients', () => {
     const srv = await start({ maxConversations: 64 });
     await oneTurn(srv); // the standing prompts are encoded once, with the first conversation
     await waitFor('the first client to be released', () => srv.connections === 0);
-    const tokens0 = lm.cache.usedSlots;
-    const blocks0 = lm.cache.blockCount;
-    const before = Math.min(await oneTurn(srv), await oneTurn(srv), await oneTurn(srv));
+    const tokens0 = fx.lm.cache.usedSlots;
+    const blocks0 = fx.lm.cache.blockCount;
+    const before = await fastestTurn(srv);
     await waitFor('clients to be released', () => srv.connections === 0);
-    expect(lm.cache.usedSlots).toBe(tokens0);
-    const cap0 = lm.cache.capacity;
+    expect(fx.lm.cache.usedSlots).toBe(tokens0);
+    const cap0 = fx.lm.cache.capacity;
     for (let i = 0; i < 200; i++) {
       const c = client(srv.port);
       if (i % 2) {
@@ -177,13 +141,13 @@ describe('the core service under hostile and careless clients', () => {
       c.close();
     }
     await waitFor('every churned client to be released', () => srv.connections === 0);
-    expect(lm.cache.usedSlots).toBe(tokens0);
-    expect(lm.cache.blockCount).toBe(blocks0);
-    const after = Math.min(await oneTurn(srv), await oneTurn(srv), await oneTurn(srv));
+    expect(fx.lm.cache.usedSlots).toBe(tokens0);
+    expect(fx.lm.cache.blockCount).toBe(blocks0);
+    const after = await fastestTurn(srv);
     await waitFor('clients to be released', () => srv.connections === 0);
     console.log(`turn before churn ${before.toFixed(0)} ms, after 200 connections ${after.toFixed(0)} ms; cache ${cap0} slots`);
     // The step reads the whole arena: it must have shrunk back to what the live blocks need.
-    expect(lm.cache.capacity).toBeLessThanOrEqual(cap0);
+    expect(fx.lm.cache.capacity).toBeLessThanOrEqual(cap0);
     expect(after).toBeLessThanOrEqual(1.2 * before);
   }, 240_000);
 
@@ -204,7 +168,6 @@ describe('the core service under hostile and careless clients', () => {
     const big = client(srv.port);
     const other = client(srv.port);
     await Promise.all([next(big, 'hello'), next(other, 'hello')]);
-    global.gc?.();
     const rss0 = process.memoryUsage().rss;
     let peak = rss0;
     const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 10);
@@ -225,9 +188,8 @@ describe('the core service under hostile and careless clients', () => {
     const srv = await start({ maxConversations: 8 });
     await oneTurn(srv);
     await waitFor('the first client to be released', () => srv.connections === 0);
-    const tokens0 = lm.cache.usedSlots;
-    const blocks0 = lm.cache.blockCount;
-    global.gc?.();
+    const tokens0 = fx.lm.cache.usedSlots;
+    const blocks0 = fx.lm.cache.blockCount;
     const rss0 = process.memoryUsage().rss;
 
     let seed = 1234567;
@@ -310,9 +272,8 @@ describe('the core service under hostile and careless clients', () => {
     // The server still does its job.
     await oneTurn(srv, 'Are you still there?');
     await waitFor('the last client to be released', () => srv.connections === 0);
-    expect(lm.cache.usedSlots).toBe(tokens0);
-    expect(lm.cache.blockCount).toBe(blocks0);
-    global.gc?.();
+    expect(fx.lm.cache.usedSlots).toBe(tokens0);
+    expect(fx.lm.cache.blockCount).toBe(blocks0);
     const growthMb = (process.memoryUsage().rss - rss0) / 2 ** 20;
     console.log(`fuzz: ${sent} messages, ${answered} error events back, ${dropped} clients dropped by the server; RSS growth after ${growthMb.toFixed(0)} MB`);
     expect(answered).toBeGreaterThan(300); // the messages reached the server and were refused one by one

@@ -1,56 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rmSync } from 'node:fs';
-import { io as connect, type Socket } from 'socket.io-client';
+import { describe, expect, it } from 'vitest';
 import { PocketsphinxRecognizer } from '../../src/asr/pocketsphinx.ts';
-import { Tokenizer } from '../../src/llm/tokenizer.ts';
-import { serve, type RunningServer } from '../../src/server/serve.ts';
+import { serve } from '../../src/server/serve.ts';
 import { EspeakNgEngine } from '../../src/tts/engine.ts';
-import { loadMathSpeech } from '../../src/tts/speakable.ts';
-import { makeAndLoad, scratchDir } from '../helpers/models.ts';
+import { serverFixture } from '../helpers/server.ts';
 import { next } from '../helpers/socket.ts';
-import { needTools } from '../helpers/tools.ts';
-import type { CausalLM } from '../../src/llm/causal-lm.ts';
 
-const root = scratchDir('asyncvoice-proto-');
-let lm: CausalLM;
-let tokenizer: Tokenizer;
-const servers: RunningServer[] = [];
-const sockets: Socket[] = [];
-
-beforeAll(async () => {
-  await needTools('espeak-ng');
-  const m = await makeAndLoad('gqa-tied-fp32', root, 2048);
-  lm = m.lm;
-  tokenizer = await Tokenizer.fromFolder(m.dir);
-  await loadMathSpeech();
-}, 120_000);
-afterAll(async () => {
-  for (const s of sockets) s.close();
-  for (const s of servers) await s.close();
-  await lm.close();
-  rmSync(root, { recursive: true, force: true });
-});
-
-async function start(host = '127.0.0.1'): Promise<RunningServer> {
-  const s = await serve({
-    host,
-    port: 0,
-    lm,
-    tokenizer,
-    recognizer: new PocketsphinxRecognizer(),
-    tts: new EspeakNgEngine(),
-    modelName: 'test',
-    engine: { maxThinkingTokens: 16, maxAnswerTokens: 8 },
-  });
-  servers.push(s);
-  return s;
-}
-
-function client(port: number, opts: Parameters<typeof connect>[1] = {}): Socket {
-  const s = connect(`http://127.0.0.1:${port}`, { transports: ['websocket'], reconnection: false, ...opts });
-  sockets.push(s);
-  return s;
-}
+const fx = serverFixture('asyncvoice-proto-', 2048);
+const start = (host = '127.0.0.1') => fx.start({ host });
+const client = fx.client;
 
 describe('protocol', () => {
   it('rejects malformed, wrong-typed and oversized payloads with an error event, and keeps serving', async () => {
@@ -137,10 +94,10 @@ describe('protocol', () => {
     const srv = await serve({
       port: 0,
       modelName: 'later',
-      components: gate.then(() => ({ lm, tokenizer, recognizer: new PocketsphinxRecognizer(), tts: new EspeakNgEngine() })),
+      components: gate.then(() => ({ lm: fx.lm, tokenizer: fx.tokenizer, recognizer: new PocketsphinxRecognizer(), tts: new EspeakNgEngine() })),
       engine: { maxThinkingTokens: 8, maxAnswerTokens: 4 },
     });
-    servers.push(srv);
+    fx.own(srv);
     const c = client(srv.port);
     await next(c, 'connect');
     const progress = next<{ what: string; done: number; total: number }>(c, 'progress');
