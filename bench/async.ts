@@ -9,6 +9,7 @@
  */
 import { parseArgs } from 'node:util';
 import { AsyncReasoningEngine } from '../src/async-reasoning/engine.ts';
+import { SpeechDelayObserver } from '../src/async-reasoning/speech-delay.ts';
 import { asyncViews, encodeSeparators, viewUpTo, type AsyncBlocks } from '../src/async-reasoning/layout.ts';
 import { promptSetFor } from '../src/async-reasoning/prompts.ts';
 import type { CacheBlock } from '../src/llm/kv-cache.ts';
@@ -84,15 +85,17 @@ const ctx = views.thinker.reduce((a, b) => a + b.length, 0);
 for (const b of Object.values(blocks)) b.drop();
 
 // 3: whole turns.
-const results: Record<Mode, TurnResult[]> = { async: [], think: [], nothink: [] };
+type Run = TurnResult & { totalDelayMs: number };
+const results: Record<Mode, Run[]> = { async: [], think: [], nothink: [] };
 for (const q of QUESTIONS) {
   for (const mode of ['async', 'think', 'nothink'] as Mode[]) {
     process.stderr.write(`turn: ${mode} — ${q}\n`);
     const e = new AsyncReasoningEngine({ lm, tokenizer, maxThinkingTokens: Number(args['max-thinking']), maxAnswerTokens: Number(args['max-answer']) });
     await e.ready(); // standing prompts are encoded at start-up, not in the turn
     const turn = e.startTurn(q, { mode });
-    for await (const _ of turn.events);
-    results[mode].push(await turn.result);
+    const speech = new SpeechDelayObserver();
+    for await (const ev of turn.events) speech.observe(ev);
+    results[mode].push({ ...(await turn.result), totalDelayMs: speech.totalDelayMs });
     await turn.settled();
   }
 }
@@ -105,15 +108,16 @@ console.log(`\n3. turns (max ${args['max-thinking']} thinking / ${args['max-answ
 console.log('   question                                      mode     first answer ms (step)   total delay ms   thinking tok   probes');
 for (let i = 0; i < QUESTIONS.length; i++) {
   for (const mode of ['async', 'think', 'nothink'] as Mode[]) {
-    const m = results[mode][i].metrics;
+    const r = results[mode][i];
+    const m = r.metrics;
     console.log(
-      `   ${QUESTIONS[i].slice(0, 44).padEnd(44)}  ${mode.padEnd(7)}  ${`${fmt(m.firstAnswerTokenMs ?? NaN, 0)} (${m.firstAnswerTokenStep})`.padStart(22)}  ${fmt(m.totalDelayMs, 0).padStart(15)}  ${String(m.thinkingTokens).padStart(13)}  ${String(m.controlProbes).padStart(7)}`,
+      `   ${QUESTIONS[i].slice(0, 44).padEnd(44)}  ${mode.padEnd(7)}  ${`${fmt(m.firstAnswerTokenMs ?? NaN, 0)} (${m.firstAnswerTokenStep})`.padStart(22)}  ${fmt(r.totalDelayMs, 0).padStart(15)}  ${String(m.thinkingTokens).padStart(13)}  ${String(m.controlProbes).padStart(7)}`,
     );
   }
 }
-const avg = (mode: Mode, f: (r: TurnResult) => number) => results[mode].reduce((a, r) => a + f(r), 0) / results[mode].length;
-const fat = (r: TurnResult) => r.metrics.firstAnswerTokenMs ?? NaN;
-const del = (r: TurnResult) => r.metrics.totalDelayMs;
+const avg = (mode: Mode, f: (r: Run) => number) => results[mode].reduce((a, r) => a + f(r), 0) / results[mode].length;
+const fat = (r: Run) => r.metrics.firstAnswerTokenMs ?? NaN;
+const del = (r: Run) => r.totalDelayMs;
 console.log(`\n   mean first answer token: async ${fmt(avg('async', fat), 0)} ms, think ${fmt(avg('think', fat), 0)} ms → think/async ${fmt(avg('think', fat) / avg('async', fat), 2)}×`);
 console.log(`   mean total delay:        async ${fmt(avg('async', del), 0)} ms, think ${fmt(avg('think', del), 0)} ms → think/async ${fmt(avg('think', del) / avg('async', del), 2)}×`);
 console.log('   (random weights: the thinker never closes its thoughts, so think mode always spends its whole budget; when async starts writing is decided by this model\'s own probe answers.)');

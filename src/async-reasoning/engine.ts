@@ -6,11 +6,13 @@ import type { Tokenizer } from '../llm/tokenizer.ts';
 import type { Mode } from './events.ts';
 import { promptSetFor, type PromptSet } from './prompts.ts';
 import { StandingPrompts } from './standing-prompts.ts';
+import { turnConfig, type LogitsHook, type TurnSettings } from './turn-config.ts';
+import type { HistoryEntry, TurnContext, TurnHistory } from './turn-context.ts';
 import { Turn } from './turn.ts';
 
 export { Turn } from './turn.ts';
-
-export type StreamName = 'thinker' | 'writer' | 'control';
+export type { StreamName } from './turn-config.ts';
+export type { HistoryEntry } from './turn-context.ts';
 
 export interface EngineOptions {
   lm: CausalLM;
@@ -29,13 +31,11 @@ export interface EngineOptions {
   maxThinkingTokens?: number;
   maxAnswerTokens?: number;
   sampling?: SamplingOptions;
-  /** Speaking time of a chunk of answer text; default 165 words per minute. */
-  speechDurationMs?: (text: string) => number;
   /**
    * Sees (and may edit) each stream's logits before they are used. For tests and diagnostics:
    * it changes what the model says, never how the engine reacts to it.
    */
-  logitsHook?: (stream: StreamName, logits: Float32Array, step: number) => void;
+  logitsHook?: LogitsHook;
 }
 
 export interface StartTurnOptions {
@@ -45,14 +45,9 @@ export interface StartTurnOptions {
   signal?: AbortSignal;
 }
 
-export interface HistoryEntry {
-  user: string;
-  assistant: string;
-}
-
 /**
- * The asynchronous-reasoning engine: a thinker and a writer stream over one shared KV cache,
- * listening to the user while both run. One engine holds one conversation.
+ * The asynchronous-reasoning engine: one conversation (its history, its context room) whose turns
+ * run a thinker and a writer over one shared KV cache.
  */
 export class AsyncReasoningEngine {
   readonly lm: CausalLM;
@@ -61,29 +56,31 @@ export class AsyncReasoningEngine {
   readonly history: HistoryEntry[] = [];
   /** Each stream's standing instructions (see standing-prompts.ts). */
   readonly systemBlocks: StandingPrompts;
+  /** The finished exchanges, shared by every view. */
+  readonly historyBlock: CacheBlock;
   private readonly ownsStanding: boolean;
   private closed = false;
-  /** The finished exchanges, shared by every view. */
-  /** @internal */
-  readonly historyBlock: CacheBlock;
   /**
    * Every change to the history runs on this chain, and a turn starts only when what is on it has
    * run: a new turn never reads a history block that is being cleared or re-encoded.
    */
   private historyChain: Promise<void>;
   private active: Turn | null = null;
-  private opts: Required<Pick<EngineOptions, 'controlEvery' | 'maxThinkingTokens' | 'maxAnswerTokens'>> & EngineOptions;
+  private settings: TurnSettings;
+  private readonly context: TurnContext;
 
   constructor(opts: EngineOptions) {
     this.lm = opts.lm;
     this.tokenizer = opts.tokenizer;
     if (opts.standing && opts.standing.lm !== opts.lm) throw new RuntimeUsageError('the standing prompts were encoded for another model');
     this.prompts = opts.standing?.prompts ?? opts.prompts ?? promptSetFor((t) => opts.tokenizer.tokenId(t) !== undefined, { safety: opts.safety });
-    this.opts = { controlEvery: 20, maxThinkingTokens: 512, maxAnswerTokens: 512, ...opts };
+    this.settings = { controlEvery: opts.controlEvery ?? 20, maxThinkingTokens: opts.maxThinkingTokens ?? 512, maxAnswerTokens: opts.maxAnswerTokens ?? 512, sampling: opts.sampling, logitsHook: opts.logitsHook };
     this.historyBlock = this.lm.cache.createBlock('history');
     this.ownsStanding = !opts.standing;
     this.systemBlocks = opts.standing ?? new StandingPrompts(this.lm, this.tokenizer, this.prompts);
     this.historyChain = this.systemBlocks.ready;
+    const history: TurnHistory = { block: this.historyBlock, makeRoom: (n) => this.makeRoom(n), append: (e) => this.appendHistory(e) };
+    this.context = { lm: this.lm, tokenizer: this.tokenizer, prompts: this.prompts, standing: this.systemBlocks, history };
   }
 
   /**
@@ -102,13 +99,18 @@ export class AsyncReasoningEngine {
     if (this.ownsStanding) await this.systemBlocks.drop();
   }
 
-  /** New token budgets, for the turns that start from now on. */
+  /** New token budgets. A running turn keeps the ones it started with; the next turn uses these. */
   setBudgets(b: { maxThinkingTokens?: number; maxAnswerTokens?: number }): void {
     for (const [k, v] of Object.entries(b)) {
       if (v === undefined) continue;
       if (!Number.isInteger(v) || v < 1) throw new RuntimeUsageError(`${k} must be a positive integer, got ${v}`);
-      this.opts = { ...this.opts, [k]: v };
+      this.settings = { ...this.settings, [k]: v };
     }
+  }
+
+  /** The settings the next turn will start with. */
+  get budgets(): Readonly<TurnSettings> {
+    return this.settings;
   }
 
   /** Resolves when the conversation's standing blocks are encoded (turns wait for it anyway). */
@@ -122,23 +124,24 @@ export class AsyncReasoningEngine {
     return done;
   }
 
-  /** @internal */
-  get options() {
-    return this.opts;
-  }
-
-  /** Starts a turn from the user's words so far. One turn at a time. */
+  /**
+   * Starts a turn from the user's words so far. One turn runs at a time: a turn that is ending
+   * (interrupted in a baseline, or told to end) is waited for, history included; a running one is
+   * an error.
+   */
   startTurn(userText: string, opts: StartTurnOptions = {}): Turn {
     if (this.closed) throw new RuntimeUsageError('this conversation is closed');
-    if (this.active && !this.active.finished) throw new RuntimeUsageError('a turn is already running; interrupt or abort it first');
-    const turn = new Turn(this, userText, opts);
+    const prev = this.active;
+    if (prev && prev.acceptsInput) throw new RuntimeUsageError('a turn is already running; interrupt or abort it first');
+    const turn = new Turn(this.context, turnConfig(this.tokenizer, this.prompts, opts.mode ?? 'async', this.settings), userText, opts);
     this.active = turn;
-    turn.start(this.historyChain);
+    const ready = prev && !prev.finished ? prev.settled().catch(() => undefined).then(() => this.historyChain) : this.historyChain;
+    turn.start(ready);
     return turn;
   }
 
-  /** @internal Adds a finished exchange to the shared history (re-encoded once, as plain chat). */
-  appendHistory(entry: HistoryEntry): Promise<void> {
+  /** Adds a finished exchange to the shared history (re-encoded once, as plain chat). */
+  private appendHistory(entry: HistoryEntry): Promise<void> {
     return this.onHistory(() => this.encodeHistoryEntry(entry));
   }
 
@@ -164,19 +167,20 @@ export class AsyncReasoningEngine {
 
   /**
    * The listener cut a finished turn's audio: only what was heard of its answer stays in the
-   * conversation (the history is re-encoded). Queued behind the turn's own history entry, and
-   * ahead of any turn started after this call.
+   * conversation (the history is re-encoded). Queued, at the call, behind the turn's own history
+   * entry and ahead of any turn started after it; `heardChars` may still be on its way from the player.
    */
-  async truncateAnswer(turn: Turn, heardChars: number, marker = ' (interrupted by the user)'): Promise<void> {
-    if (!turn.finished) throw new RuntimeUsageError('the turn is still running; interrupt it instead');
-    if (this.active !== turn && this.active && !this.active.finished) throw new RuntimeUsageError('a later turn is already running');
+  truncateAnswer(turn: Turn, heardChars: number | Promise<number>, marker = ` ${this.prompts.writerInterrupted.trim()}`): Promise<void> {
+    if (!turn.finished) return Promise.reject(new RuntimeUsageError('the turn is still running; interrupt it instead'));
+    if (this.active !== turn && this.active && !this.active.finished) return Promise.reject(new RuntimeUsageError('a later turn is already running'));
     return this.onHistory(async () => {
       await turn.settled();
+      const heard = await heardChars;
       const i = turn.historyEntry ? this.history.indexOf(turn.historyEntry) : -1;
       if (i < 0) return; // it never joined the history (aborted, failed) or has been dropped for room
       const e = this.history[i];
-      if (heardChars >= e.assistant.length) return;
-      const cut = { user: e.user, assistant: `${e.assistant.slice(0, Math.max(0, heardChars)).trimEnd()}${marker}`.trim() };
+      if (heard >= e.assistant.length) return;
+      const cut = { user: e.user, assistant: `${e.assistant.slice(0, Math.max(0, heard)).trimEnd()}${marker}`.trim() };
       await this.rebuildHistory(this.history.map((x, j) => (j === i ? cut : x)));
     });
   }
@@ -189,7 +193,7 @@ export class AsyncReasoningEngine {
   }
 
   /** Drops the oldest exchanges until `needed` more positions fit after the history. */
-  async makeRoom(needed: number): Promise<void> {
+  private async makeRoom(needed: number): Promise<void> {
     const s = this.systemBlocks;
     const room = this.lm.maxPositions - Math.max(s.writer.length, s.thinker.length, s.plain.length) - needed;
     if (this.historyBlock.length > room) {

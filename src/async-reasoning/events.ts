@@ -12,7 +12,8 @@ export type EngineEvent =
   | { type: 'done'; reason: DoneReason; step: number; tMs: number; result: TurnResult }
   | { type: 'error'; message: string; step: number; tMs: number };
 
-export type DoneReason = 'end-of-answer' | 'max-answer-tokens' | 'context-limit' | 'aborted';
+/** 'interrupted': a barge-in ended it (the baselines, or a Stop with nothing said after it); what was heard stays. */
+export type DoneReason = 'end-of-answer' | 'max-answer-tokens' | 'context-limit' | 'interrupted' | 'aborted';
 
 export interface SpeechChunk {
   text: string;
@@ -25,13 +26,10 @@ export interface SpeechChunk {
 export interface TurnMetrics {
   firstAnswerTokenMs: number | null;
   firstAnswerTokenStep: number | null;
-  /** Σ max(0, ready − end of the previous chunk's audio), the first chunk's wait counted from turn start. */
-  totalDelayMs: number;
   thinkingTokens: number;
   answerTokens: number;
   steps: number;
   controlProbes: number;
-  chunks: SpeechChunk[];
 }
 
 export interface TurnResult {

@@ -2,6 +2,7 @@ import { createInterface } from 'node:readline';
 import { Option, type Command } from 'commander';
 import { AsyncReasoningEngine } from '../async-reasoning/engine.ts';
 import type { EngineEvent, Mode } from '../async-reasoning/events.ts';
+import { SpeechDelayObserver } from '../async-reasoning/speech-delay.ts';
 import { Tokenizer } from '../llm/tokenizer.ts';
 import { floatArg, intArg } from './options.ts';
 import { addModelOptions, loadModelWithProgress, type ModelCliOptions } from './load-model.ts';
@@ -62,7 +63,9 @@ function liveView(write: (s: string) => void, color: boolean) {
   const mark = color ? '\x1b[36m' : '';
   const reset = color ? '\x1b[0m' : '';
   let current: 'thinking' | 'answer' | null = null;
+  let speech = new SpeechDelayObserver();
   return (e: EngineEvent) => {
+    speech.observe(e);
     if (e.type === 'thinking' || e.type === 'answer') {
       if (current !== e.type && !color) write(`\n[${e.type}] `);
       current = e.type;
@@ -79,8 +82,9 @@ function liveView(write: (s: string) => void, color: boolean) {
     } else if (e.type === 'done') {
       const m = e.result.metrics;
       write(
-        `\n${mark}[done: ${e.reason}; first answer token ${m.firstAnswerTokenMs === null ? '—' : `${m.firstAnswerTokenMs.toFixed(0)} ms (step ${m.firstAnswerTokenStep})`}; total delay ${m.totalDelayMs.toFixed(0)} ms]${reset}\n`,
+        `\n${mark}[done: ${e.reason}; first answer token ${m.firstAnswerTokenMs === null ? '—' : `${m.firstAnswerTokenMs.toFixed(0)} ms (step ${m.firstAnswerTokenStep})`}; total delay ${speech.totalDelayMs.toFixed(0)} ms]${reset}\n`,
       );
+      speech = new SpeechDelayObserver();
     }
   };
 }
@@ -96,15 +100,17 @@ export function registerAsk(program: Command): void {
       try {
         const turn = engine.startTurn(question, { mode: o.mode });
         const events: EngineEvent[] = [];
+        const speech = new SpeechDelayObserver();
         const view = liveView((s) => process.stdout.write(s), process.stdout.isTTY === true);
         for await (const e of turn.events) {
+          speech.observe(e);
           if (o.json) events.push(e);
           else view(e);
         }
         const r = await turn.result;
         await turn.settled();
         if (o.json) {
-          const { chunks: _chunks, ...metrics } = r.metrics;
+          const metrics = { ...r.metrics, totalDelayMs: speech.totalDelayMs };
           process.stdout.write(
             JSON.stringify({
               mode: r.mode,
@@ -156,13 +162,14 @@ export function registerAsk(program: Command): void {
         continue;
       }
       if (!line) continue;
-      if (turn && awaitingInterruptText) {
+      if (turn && awaitingInterruptText && turn.acceptsInput) {
         turn.addUserInput(line);
         turn.endUserInput();
         awaitingInterruptText = false;
         continue;
       }
-      if (turn) {
+      awaitingInterruptText = false; // a baseline's interrupted turn has ended: this line is the next turn
+      if (turn?.acceptsInput) {
         turn.addUserInput(line);
         continue;
       }

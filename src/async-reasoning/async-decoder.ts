@@ -1,0 +1,111 @@
+import type { ForwardRow } from '../llm/causal-lm.ts';
+import type { DoneReason } from './events.ts';
+import { encodeSeparators } from './layout.ts';
+import { askControlQuestion } from './probe.ts';
+import { planAsyncStep, shouldProbe } from './scheduler.ts';
+import { TokenStream } from './token-stream.ts';
+import type { TurnRuntime } from './turn-runtime.ts';
+
+type Role = 'user' | 'thinker' | 'writer' | 'writer-fixed';
+
+/**
+ * The asynchronous decoder: thinker and writer over one cache, each seeing the other's output,
+ * advanced in one batched call per step, with the user's words going in as they come.
+ * Visibility: a token sampled in step t is fed in step t+1 (its K/V are made then) and the other
+ * stream sees it from step t+2, since rows of one batched step do not see each other's new tokens.
+ */
+export async function runAsync(rt: TurnRuntime): Promise<DoneReason> {
+  const { lm, tokenizer } = rt.ctx;
+  const { cfg } = rt;
+  const decode = (ids: number[]) => tokenizer.decode(ids);
+  const b = rt.blocks.makeAsync();
+  const thinker = (rt.thinker = new TokenStream(b.thinkerOutput, decode, cfg.thinkerForbidden));
+  const writer = (rt.writer = new TokenStream(b.writerOutput, decode, cfg.writerForbidden, cfg.writerBannedPhrases));
+  await encodeSeparators(lm, b, { thinkerTail: [...cfg.ids.thinkerTail], writerTail: [...cfg.ids.writerTail], thinkerSplit: [...cfg.ids.thinkerSplit], writerSplit: [...cfg.ids.writerSplit] });
+  thinker.pending = [...cfg.ids.thinkerOutputPrefix];
+  writer.pending = [...cfg.ids.writerOutputStart];
+  rt.setState('thinker_only', 'turn started');
+
+  /** A thinker that ended its own thoughts gets more to think about (the user spoke again): it goes on. */
+  const reopenThinker = (): boolean => {
+    if (thinker.ended !== 'model') return false;
+    thinker.ended = null;
+    thinker.pending = [...cfg.ids.paragraph];
+    thinker.pendingProduced = 0;
+    return true;
+  };
+
+  let sinceProbe = 0;
+  for (;;) {
+    const stop = rt.stopReason();
+    if (stop) return stop;
+    if (await rt.cutAnswer()) {
+      writer.pending = [...writer.pending, ...cfg.ids.writerInterrupted];
+      reopenThinker();
+      rt.setState(thinker.ended ? 'writer_only' : 'thinker_only', 'user interrupted');
+      continue; // the end or abort may have come while the player was asked what was heard
+    }
+    const v = rt.blocks.asyncViews;
+    const userRow = rt.takeUserRow();
+    const plan = planAsyncStep({
+      state: rt.state,
+      userOpen: rt.user.open,
+      userWaiting: userRow !== null,
+      writerPending: writer.pending.length,
+      thinkerEnded: thinker.ended !== null,
+      writerFits: rt.fits(v.writer, 1),
+      thinkerFits: rt.fits(v.thinker, thinker.pending.length),
+    });
+    if (plan.finish) return plan.finish;
+    if (plan.thinkerOutOfRoom) {
+      thinker.ended = 'context';
+      rt.setState('writer_only', 'context limit reached while thinking');
+    }
+    const rows: ForwardRow[] = [];
+    const roles: Role[] = [];
+    const add = (role: Role, row: ForwardRow) => {
+      rows.push(row);
+      roles.push(role);
+    };
+    if (userRow) add('user', userRow);
+    // Fixed text (the answer's start, an interruption marker) is fed without sampling, all but its
+    // last token, which the writer's next real step feeds and samples after.
+    if (plan.writer === 'fixed') add('writer-fixed', { view: v.writer, tokens: writer.pending.slice(0, -1) });
+    if (plan.writer === 'step') add('writer', { view: v.writer, tokens: writer.pending });
+    if (plan.thinker) add('thinker', { view: v.thinker, tokens: thinker.pending });
+    if (!rows.length) {
+      if (plan.wait) await rt.waitForInput(); // thinking is over and the user is still speaking
+      continue;
+    }
+
+    const { logits } = await lm.forward(rows);
+    rt.stepNo++;
+    const tMs = rt.now();
+    for (let i = 0; i < rows.length; i++) {
+      const role = roles[i];
+      if (role === 'writer-fixed') writer.noteFed(rows[i].tokens.length);
+      if (role === 'thinker') {
+        thinker.noteFed(rows[i].tokens.length);
+        if (rt.nextThought(thinker, logits[i], tMs) !== null) sinceProbe++;
+      }
+      if (role === 'writer') {
+        writer.noteFed(rows[i].tokens.length);
+        const end = rt.nextAnswerToken(writer, logits[i], tMs);
+        if (end) return end;
+        if (rt.state === 'thinker_and_writer' && writer.endsParagraph()) rt.setState('thinker_only', 'writer finished a paragraph; waiting for the thinker');
+      }
+    }
+
+    // Words that came after the thinker had ended its thoughts: now in the cache, worth thinking about.
+    if (userRow && reopenThinker()) rt.setState('thinker_only', 'the user said more; thinking resumes');
+
+    const probe = shouldProbe({ state: rt.state, thinkerEnded: thinker.ended !== null, userOpen: rt.user.open, sinceProbe, controlEvery: cfg.controlEvery, thinkerParagraph: thinker.endsParagraph() });
+    if (probe) {
+      sinceProbe = 0;
+      const a = await askControlQuestion(lm, rt.blocks.asyncViews.control, cfg, rt.stepNo);
+      rt.probes++;
+      rt.emit({ type: 'control', ...a, step: rt.stepNo, tMs: rt.now() });
+      if (a.decision === 'yes') rt.setState('thinker_and_writer', 'thinker says its thoughts are far enough ahead');
+    }
+  }
+}

@@ -1,0 +1,31 @@
+import type { CausalLM } from '../llm/causal-lm.ts';
+import type { CacheBlock } from '../llm/kv-cache.ts';
+import type { TurnConfig } from './turn-config.ts';
+
+export interface ProbeAnswer {
+  pYes: number;
+  pNo: number;
+  decision: 'yes' | 'no';
+}
+
+/** P(yes) and P(no) from next-token logits, each summed over its single-token spellings. */
+export function probeAnswer(logits: Float32Array, yesIds: readonly number[], noIds: readonly number[]): ProbeAnswer {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
+  let z = 0;
+  for (let i = 0; i < logits.length; i++) z += Math.exp(logits[i] - max);
+  const prob = (ids: readonly number[]) => ids.reduce((a, id) => a + Math.exp(logits[id] - max) / z, 0);
+  const pYes = prob(yesIds);
+  const pNo = prob(noIds);
+  return { pYes, pNo, decision: pYes > pNo ? 'yes' : 'no' };
+}
+
+/**
+ * The control question ("are my thoughts far enough ahead…?") asked after the thinker's view, as
+ * a row that leaves no trace in the cache.
+ */
+export async function askControlQuestion(lm: CausalLM, view: CacheBlock[], cfg: TurnConfig, step: number): Promise<ProbeAnswer> {
+  const { logits } = await lm.forward([{ view, tokens: [...cfg.ids.controlQuestion], persist: false }]);
+  cfg.logitsHook?.('control', logits[0], step);
+  return probeAnswer(logits[0], cfg.yesIds, cfg.noIds);
+}

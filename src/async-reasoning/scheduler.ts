@@ -1,0 +1,55 @@
+import type { EngineState } from './events.ts';
+
+/** What the async scheduler knows before a step. */
+export interface AsyncStepInput {
+  state: EngineState;
+  /** The user is still speaking (the writer holds its tongue). */
+  userOpen: boolean;
+  /** Words arrived since the last step. */
+  userWaiting: boolean;
+  /** Tokens waiting to be fed to the writer (more than one: fixed text, fed without sampling). */
+  writerPending: number;
+  thinkerEnded: boolean;
+  /** Whether one more writer token, and the thinker's pending tokens, fit in the model's positions. */
+  writerFits: boolean;
+  thinkerFits: boolean;
+}
+
+/** Which rows go into the next batched call; `finish` ends the turn instead, `wait` waits for the user. */
+export interface AsyncStepPlan {
+  user: boolean;
+  /** 'fixed': feed the writer's fixed text (all but its last token); 'step': feed and sample. */
+  writer: 'fixed' | 'step' | null;
+  thinker: boolean;
+  /** The thinker's view is full: its thoughts end here, and the writer goes on alone. */
+  thinkerOutOfRoom: boolean;
+  finish: 'context-limit' | null;
+  wait: boolean;
+}
+
+/**
+ * The asynchronous schedule as a function of the turn's state: the writer speaks only while the
+ * thinker allows it and the user is not talking; the thinker thinks until it ends its thoughts,
+ * its budget is spent or the writer is on its own; the user's words go in as soon as they come.
+ */
+export function planAsyncStep(i: AsyncStepInput): AsyncStepPlan {
+  const plan: AsyncStepPlan = { user: i.userWaiting, writer: null, thinker: false, thinkerOutOfRoom: false, finish: null, wait: false };
+  const writerMayRun = (i.state === 'thinker_and_writer' || i.state === 'writer_only') && !i.userOpen;
+  if (i.writerPending > 1) plan.writer = 'fixed';
+  else if (writerMayRun) {
+    if (!i.writerFits) return { ...plan, finish: 'context-limit' };
+    plan.writer = 'step';
+  }
+  if (!i.thinkerEnded && i.state !== 'writer_only') {
+    if (i.thinkerFits) plan.thinker = true;
+    else plan.thinkerOutOfRoom = true;
+  }
+  plan.wait = !plan.user && !plan.writer && !plan.thinker && !plan.thinkerOutOfRoom;
+  return plan;
+}
+
+/** Whether to ask the control question now: while only the thinker runs, every `controlEvery` thoughts or at a paragraph end. */
+export function shouldProbe(i: { state: EngineState; thinkerEnded: boolean; userOpen: boolean; sinceProbe: number; controlEvery: number; thinkerParagraph: boolean }): boolean {
+  if (i.thinkerEnded || i.state !== 'thinker_only' || i.userOpen) return false;
+  return i.sinceProbe >= i.controlEvery || (i.sinceProbe > 0 && i.thinkerParagraph);
+}

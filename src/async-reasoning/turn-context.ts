@@ -1,0 +1,31 @@
+import type { CausalLM } from '../llm/causal-lm.ts';
+import type { CacheBlock } from '../llm/kv-cache.ts';
+import type { Tokenizer } from '../llm/tokenizer.ts';
+import type { PromptSet } from './prompts.ts';
+import type { StandingPrompts } from './standing-prompts.ts';
+
+export interface HistoryEntry {
+  user: string;
+  assistant: string;
+}
+
+/**
+ * What a turn needs of its conversation's history: the block every view starts from, room for
+ * its own tokens, and a place to leave its exchange. The engine implements it; a turn never
+ * sees the engine itself, so the two do not import each other.
+ */
+export interface TurnHistory {
+  readonly block: CacheBlock;
+  /** Drops the oldest exchanges until `positions` more fit after the history. */
+  makeRoom(positions: number): Promise<void>;
+  append(entry: HistoryEntry): Promise<void>;
+}
+
+/** The conversation-wide things a turn runs on. */
+export interface TurnContext {
+  lm: CausalLM;
+  tokenizer: Tokenizer;
+  prompts: PromptSet;
+  standing: StandingPrompts;
+  history: TurnHistory;
+}
