@@ -3,6 +3,7 @@
 import { io } from '/socket.io/socket.io.esm.min.js';
 import { startCapture, SpeechPlayer } from '/audio.js';
 import { ConversationView, renderTimeline, setError, setStatus, setThinking, setVad } from '/view.js';
+import { ClientEvent as C, LIMITS, ServerEvent as S } from '/protocol.js';
 
 const token = new URLSearchParams(location.hash.slice(1)).get('token') ?? undefined;
 const socket = io({ auth: token ? { token } : {}, transports: ['websocket'] });
@@ -21,12 +22,12 @@ const player = new SpeechPlayer((chunkId, event, heardChars) => {
   if (event === 'start') trace.playbackStarts++;
   if (event === 'stopped') trace.playbackStops++;
   note(`playback ${event}`, `chunk ${chunkId}`);
-  socket.emit('playback', heardChars === undefined ? { chunkId, event } : { chunkId, event, heardChars });
+  socket.emit(C.playback, heardChars === undefined ? { chunkId, event } : { chunkId, event, heardChars });
   document.body.dataset.playing = player.active ? 'true' : 'false';
 });
 
 // Exposed for tests and the Electron shell: a small, read-only window into what the page did.
-const trace = { partials: 0, finals: 0, thinking: 0, answer: 0, chunksReceived: 0, playbackStarts: 0, playbackStops: 0, stopAudio: 0, microphoneOpens: 0, errors: [], log: [] };
+const trace = { partials: 0, finals: 0, thinking: 0, answer: 0, chunksReceived: 0, playbackStarts: 0, playbackStops: 0, stopAudio: 0, microphoneOpens: 0, interruptions: [], errors: [], log: [] };
 window.asyncvoiceTrace = trace;
 /** The last few hundred things that happened, with page time in ms: enough to tell why a turn went as it did. */
 const note = (what, detail = '') => {
@@ -37,55 +38,58 @@ const note = (what, detail = '') => {
 socket.on('connect', () => setStatus('connected'));
 socket.on('connect_error', (e) => setStatus(`cannot connect: ${e.message}`));
 socket.on('disconnect', () => setStatus('disconnected'));
-socket.on('hello', (h) => {
+socket.on(S.hello, (h) => {
   setStatus(`connected · ${h.model}`);
   $('mode').value = h.mode;
 });
-socket.on('progress', (p) => {
+socket.on(S.progress, (p) => {
   if (p.what === 'ready') return setStatus('connected · model ready');
   const pct = p.total ? ` ${Math.floor((100 * p.done) / p.total)}%` : '';
   setStatus(`loading: ${p.what}${pct}`);
 });
-socket.on('vad', (v) => {
+socket.on(S.vad, (v) => {
   note(v.speaking ? 'vad speech' : 'vad silence');
   setVad(v.speaking);
 });
-socket.on('transcript', (t) => {
+socket.on(S.transcript, (t) => {
   trace[t.final ? 'finals' : 'partials']++;
   note(t.final ? 'final' : 'partial', `turn ${t.turnId}: ${t.text.slice(0, 60)}`);
   view.transcript(t.turnId, t.text, t.final);
 });
-socket.on('thinking', (t) => {
+socket.on(S.thinking, (t) => {
   trace.thinking++;
   setThinking(t.text, thinkingTurn === t.turnId);
   thinkingTurn = t.turnId;
 });
-socket.on('answer', (a) => {
+socket.on(S.answer, (a) => {
   trace.answer++;
   view.answer(a.turnId, a.text);
 });
-socket.on('state', (s) => {
+socket.on(S.state, (s) => {
   note('state', `turn ${s.turnId}: ${s.from} → ${s.to} (${s.reason})`);
-  if (s.reason === 'user interrupted') view.interrupted(s.turnId);
 });
-socket.on('speech-chunk', (c) => {
+socket.on(S.interrupted, (i) => {
+  trace.interruptions.push({ turnId: i.turnId, cause: i.cause, heardChars: i.heardChars });
+  note('interrupted', `turn ${i.turnId} by ${i.cause}, ${i.heardChars} characters heard`);
+  view.interrupted(i.turnId, i.heardChars);
+});
+socket.on(S.speechChunk, (c) => {
   trace.chunksReceived++;
   note('speech chunk', `turn ${c.turnId} chunk ${c.chunkId}`);
   player.play(c).catch((e) => setError(`playback failed: ${e.message}`));
   document.body.dataset.playing = 'true';
 });
-socket.on('stop-audio', (s) => {
+socket.on(S.stopAudio, (s) => {
   trace.stopAudio++;
-  note('stop audio', `turn ${s.turnId}`);
-  view.interrupted(s.turnId);
+  note('stop audio', `turn ${s.turnId} (${s.cause})`);
   player.stopAll();
   document.body.dataset.playing = 'false';
 });
-socket.on('metrics', (m) => {
+socket.on(S.metrics, (m) => {
   renderTimeline(m);
   if (m.done) addToChart(m);
 });
-socket.on('error', (e) => {
+socket.on(S.error, (e) => {
   trace.errors.push(e);
   note('error', `${e.event}: ${e.message}`);
   setError(`${e.event}: ${e.message}`);
@@ -117,7 +121,7 @@ async function startMic() {
   try {
     capture = await startCapture(
       (frame) => {
-        if (handsFree || pttHeld) socket.emit('audio', new Uint8Array(frame));
+        if (handsFree || pttHeld) socket.emit(C.audio, new Uint8Array(frame));
       },
       headphones ? { echoCancellation: false, noiseSuppression: false } : {},
     );
@@ -136,14 +140,14 @@ function pttDown() {
   pttHeld = true;
   $('ptt').classList.add('active');
   if (player.active) player.stopAll();
-  socket.emit('ptt-down', {});
+  socket.emit(C.pttDown, {});
   startMic();
 }
 function pttUp() {
   if (!pttHeld) return;
   pttHeld = false;
   $('ptt').classList.remove('active');
-  socket.emit('ptt-up', {});
+  socket.emit(C.pttUp, {});
 }
 
 $('mic').addEventListener('click', startMic);
@@ -152,11 +156,11 @@ $('ptt').addEventListener('pointerup', pttUp);
 $('ptt').addEventListener('pointerleave', pttUp);
 $('stop').addEventListener('click', () => {
   player.stopAll();
-  socket.emit('interrupt', {});
+  socket.emit(C.interrupt, {});
 });
 $('hands-free').addEventListener('change', (e) => {
   handsFree = e.target.checked;
-  socket.emit('settings', { handsFree });
+  socket.emit(C.settings, { handsFree });
 });
 $('headphones').addEventListener('change', async (e) => {
   headphones = e.target.checked;
@@ -166,11 +170,11 @@ $('headphones').addEventListener('change', async (e) => {
   capture = null;
   await startMic();
 });
-$('mode').addEventListener('change', (e) => socket.emit('settings', { mode: e.target.value }));
+$('mode').addEventListener('change', (e) => socket.emit(C.settings, { mode: e.target.value }));
 for (const [id, key] of [['max-thinking', 'maxThinkingTokens'], ['max-answer', 'maxAnswerTokens']]) {
   $(id).addEventListener('change', (e) => {
     const n = Number(e.target.value);
-    if (Number.isInteger(n) && n >= 1 && n <= 8192) socket.emit('settings', { [key]: n });
+    if (Number.isInteger(n) && n >= 1 && n <= LIMITS.maxBudgetTokens) socket.emit(C.settings, { [key]: n });
   });
 }
 $('text-form').addEventListener('submit', (e) => {
@@ -178,7 +182,7 @@ $('text-form').addEventListener('submit', (e) => {
   const text = $('text-input').value.trim();
   if (!text) return;
   if (player.active) player.stopAll();
-  socket.emit('text', { text });
+  socket.emit(C.text, { text });
   $('text-input').value = '';
 });
 const typing = () => document.activeElement && ['INPUT', 'SELECT', 'TEXTAREA'].includes(document.activeElement.tagName);

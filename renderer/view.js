@@ -41,13 +41,19 @@ export class ConversationView {
   answer(turnId, delta) {
     const t = this.turn(turnId);
     t.assistant.hidden = false;
-    t.assistant.querySelector('.text').textContent += delta;
+    t.assistant.querySelector('.text').append(delta); // a text node: never parsed as HTML, and struck spans stay
     this.scroll();
   }
 
-  interrupted(turnId) {
+  /** The answer was cut after `heardChars` characters: the rest was written but never said. */
+  interrupted(turnId, heardChars) {
     const t = this.turns.get(turnId);
-    if (t) t.assistant.classList.add('interrupted');
+    if (!t) return;
+    t.assistant.classList.add('interrupted');
+    const text = t.assistant.querySelector('.text');
+    const all = text.textContent;
+    if (heardChars >= all.length) return;
+    text.replaceChildren(el('span', 'heard', all.slice(0, heardChars)), el('span', 'unheard', all.slice(heardChars)));
   }
 
   scroll() {

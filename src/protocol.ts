@@ -1,38 +1,37 @@
 /**
- * The one message vocabulary between the core service and any renderer (Electron or browser):
- * socket.io event names, payload types, and the schemas every incoming payload is checked
- * against. Shared by server and client; the renderer mirrors the names in renderer/protocol.js.
+ * The server's side of the message vocabulary. Event names and value sets come from
+ * renderer/protocol.js, which the page imports as served; here they become the schemas every
+ * incoming payload passes and the payload types of every outgoing event.
  */
 import { z } from 'zod';
+import { ClientEvent, ENGINE_STATES, INTERRUPT_CAUSES, LIMITS as CONTRACT_LIMITS, MODES, PLAYBACK_EVENTS, ServerEvent, STAMP_NAMES } from '../renderer/protocol.js';
 
-/** Limits: one audio frame is at most 1 s of 16 kHz PCM16; text at most 4000 characters. */
-export const LIMITS = {
-  audioFrameBytes: 32000,
-  textChars: 4000,
-  /** socket.io's own cap on one message (larger ones close the connection). */
-  maxHttpBufferSize: 256 * 1024,
-} as const;
+export { ClientEvent as ClientEventName, ServerEvent as ServerEventName, STAMP_NAMES };
+export const LIMITS = CONTRACT_LIMITS;
 
-export const Mode = z.enum(['async', 'think', 'nothink']);
+export const Mode = z.enum(MODES);
+export type EngineStateName = (typeof ENGINE_STATES)[number];
+export type InterruptCause = (typeof INTERRUPT_CAUSES)[number];
+export type StampName = (typeof STAMP_NAMES)[number];
+
+const budget = z.number().int().min(1).max(LIMITS.maxBudgetTokens);
 
 /** Client → server. */
 export const ClientSchemas = {
   /** PCM16 little-endian, 16 kHz, mono. */
-  audio: z.instanceof(Uint8Array).refine((b) => b.byteLength > 0 && b.byteLength <= LIMITS.audioFrameBytes && b.byteLength % 2 === 0, {
+  [ClientEvent.audio]: z.instanceof(Uint8Array).refine((b) => b.byteLength > 0 && b.byteLength <= LIMITS.audioFrameBytes && b.byteLength % 2 === 0, {
     message: `audio frames are non-empty PCM16 (even byte count) of at most ${LIMITS.audioFrameBytes} bytes`,
   }),
-  text: z.object({ text: z.string().min(1).max(LIMITS.textChars) }).strict(),
-  'ptt-down': z.object({}).strict(),
-  'ptt-up': z.object({}).strict(),
-  interrupt: z.object({}).strict(),
-  settings: z
-    .object({ mode: Mode.optional(), handsFree: z.boolean().optional(), maxThinkingTokens: z.number().int().min(1).max(8192).optional(), maxAnswerTokens: z.number().int().min(1).max(8192).optional() })
-    .strict(),
+  [ClientEvent.text]: z.object({ text: z.string().min(1).max(LIMITS.textChars) }).strict(),
+  [ClientEvent.pttDown]: z.object({}).strict(),
+  [ClientEvent.pttUp]: z.object({}).strict(),
+  [ClientEvent.interrupt]: z.object({}).strict(),
+  [ClientEvent.settings]: z.object({ mode: Mode.optional(), handsFree: z.boolean().optional(), maxThinkingTokens: budget.optional(), maxAnswerTokens: budget.optional() }).strict(),
   /** The renderer's playback report for one speech chunk (its own clock is converted by the server). */
-  playback: z
+  [ClientEvent.playback]: z
     .object({
       chunkId: z.number().int().min(0),
-      event: z.enum(['start', 'end', 'stopped']),
+      event: z.enum(PLAYBACK_EVENTS),
       /** For 'stopped': how many characters of this chunk were heard. */
       heardChars: z.number().int().min(0).optional(),
     })
@@ -50,30 +49,20 @@ export function isClientEvent(name: unknown): name is ClientEvent {
 }
 export type ClientPayload<E extends ClientEvent> = z.infer<(typeof ClientSchemas)[E]>;
 
-/** Timeline stamps of one turn, ms on the server's monotonic clock since the turn's reference. */
-export type StampName =
-  | 'userSpeechStart'
-  | 'firstPartial'
-  | 'userSpeechEnd'
-  | 'turnEnd'
-  | 'finalTranscript'
-  | 'firstThinkingToken'
-  | 'firstAnswerToken'
-  | 'firstChunkReady'
-  | 'firstAudioStart'
-  | 'lastAudioEnd';
-
-/** Server → client. */
+/** Server → client. Stamps and chunk times are ms relative to the turn's reference (the end of the user's voice). */
 export interface ServerEvents {
-  hello: { version: string; model: string; mode: z.infer<typeof Mode>; handsFree: boolean };
-  vad: { speaking: boolean; atMs: number };
-  transcript: { turnId: number; text: string; final: boolean };
-  thinking: { turnId: number; text: string };
-  answer: { turnId: number; text: string };
-  state: { turnId: number; from: string; to: string; reason: string };
-  'speech-chunk': { turnId: number; chunkId: number; text: string; sampleRate: number; pcm: Uint8Array; readyMs: number; durationMs: number };
-  'stop-audio': { turnId: number };
-  metrics: {
+  [ServerEvent.hello]: { version: string; model: string; mode: z.infer<typeof Mode>; handsFree: boolean };
+  [ServerEvent.progress]: { what: string; done: number; total: number | null };
+  [ServerEvent.vad]: { speaking: boolean; atMs: number };
+  [ServerEvent.transcript]: { turnId: number; text: string; final: boolean };
+  [ServerEvent.thinking]: { turnId: number; text: string };
+  [ServerEvent.answer]: { turnId: number; text: string };
+  [ServerEvent.state]: { turnId: number; from: EngineStateName; to: EngineStateName; reason: string };
+  [ServerEvent.speechChunk]: { turnId: number; chunkId: number; text: string; sampleRate: number; pcm: Uint8Array; readyMs: number; durationMs: number };
+  [ServerEvent.stopAudio]: { turnId: number; cause: InterruptCause };
+  /** The answer was cut: the first `heardChars` characters of it were heard, the rest never will be. */
+  [ServerEvent.interrupted]: { turnId: number; cause: InterruptCause; heardChars: number };
+  [ServerEvent.metrics]: {
     turnId: number;
     stamps: Partial<Record<StampName, number>>;
     chunks: { chunkId: number; readyMs: number; durationMs: number; audioStartMs?: number; audioEndMs?: number }[];
@@ -82,9 +71,13 @@ export interface ServerEvents {
     totalDelayMs: number | null;
     done: boolean;
   };
-  progress: { what: string; done: number; total: number | null };
-  error: { event: string; message: string };
+  [ServerEvent.error]: { event: string; message: string };
 }
+
+/** Every server event name is in the contract and every contract name has a payload type (checked by the compiler). */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+export const SERVER_EVENTS_MATCH_CONTRACT: Same<keyof ServerEvents, (typeof ServerEvent)[keyof typeof ServerEvent]> = true;
+export const CLIENT_EVENTS_MATCH_CONTRACT: Same<ClientEvent, (typeof ClientEvent)[keyof typeof ClientEvent]> = true;
 
 /** Validates one incoming payload; the error text is safe to send back. */
 export function validate<E extends ClientEvent>(event: E, payload: unknown): { ok: true; value: ClientPayload<E> } | { ok: false; message: string } {
