@@ -64,7 +64,7 @@ export class Conversation {
     this.now = o.now ?? (() => performance.now());
     this.mode = o.mode ?? 'async';
     this.handsFree = o.handsFree ?? true;
-    this.transcriber = new StreamingTranscriber(o.vad, o.recognizer, (e) => this.onListen(e), { vad: { minSilenceMs: 600 }, partialEveryMs: 800 });
+    this.transcriber = new StreamingTranscriber(o.vad, o.recognizer, (e) => this.heardEvent(e), { vad: { minSilenceMs: 600 }, partialEveryMs: 800 });
     this.bargeIn = new BargeInPolicy({
       confirmMs: o.bargeInConfirmMs,
       graceMs: o.stopGraceMs,
@@ -136,7 +136,8 @@ export class Conversation {
     this.live?.playout.playback(p);
   }
 
-  private onListen(e: ListenEvent): void {
+  /** What the transcriber heard: voice activity, partial and final transcripts. */
+  heardEvent(e: ListenEvent): void {
     if (this.closed) return; // a recognition that finished after the client left
     const at = this.now();
     switch (e.type) {

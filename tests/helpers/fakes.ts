@@ -9,15 +9,21 @@ export function fakeRecognizer(recognize: Recognizer['recognize'] = async () => 
 
 /** An engine turn the test drives: it pushes the events, and the controls are recorded. */
 export function scriptedTurn() {
-  return {
+  const t = {
     events: new EventQueue<EngineEvent>(),
     finished: false,
-    interrupt: vi.fn(),
+    ending: false,
+    get acceptsInput() {
+      return !t.finished && !t.ending;
+    },
+    interrupt: vi.fn((_o: { heardChars: number | Promise<number> }) => undefined),
+    end: vi.fn(() => void (t.ending = true)),
     addUserInput: vi.fn(),
     endUserInput: vi.fn(),
     settled: async () => undefined,
     abort: () => undefined,
   };
+  return t;
 }
 export type ScriptedTurn = ReturnType<typeof scriptedTurn>;
 
@@ -30,7 +36,7 @@ export function scriptedEngine() {
       turns.push(t);
       return t;
     }),
-    truncateAnswer: vi.fn(async () => undefined),
+    truncateAnswer: vi.fn(async (_t: unknown, _heard: number | Promise<number>) => undefined),
     setBudgets: () => undefined,
     close: vi.fn(async () => undefined),
   };

@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { SileroVad } from '../../src/asr/vad.ts';
 import { toAsrInput } from '../../src/audio/resample.ts';
 import { floatToPcm16 } from '../../src/audio/wav.ts';
+import type { ListenEvent } from '../../src/asr/stream.ts';
 import { Conversation } from '../../src/pipeline/conversation.ts';
+import type { UtteranceTracker } from '../../src/pipeline/utterances.ts';
 import { EspeakNgEngine } from '../../src/tts/engine.ts';
 import { fakeRecognizer, scriptedEngine } from '../helpers/fakes.ts';
 import { needTools } from '../helpers/tools.ts';
@@ -26,6 +28,7 @@ describe('turn stamps from live audio', () => {
     // pass takes 700 ms, as on a loaded machine.
     const RECOGNITION_MS = 700;
     const { engine, turns } = scriptedEngine();
+    const reports: { stamps: Record<string, number> }[] = [];
     const conv = new Conversation({
       engine: engine as never,
       vad: await SileroVad.load(),
@@ -34,7 +37,7 @@ describe('turn stamps from live audio', () => {
         return { text: 'what is the capital of france', segments: [] };
       }, 'slow'),
       tts: { name: 'espeak-ng', synthesize: async () => ({ pcm: new Float32Array(1), sampleRate: SR, durationMs: 0 }) },
-      emit: () => undefined,
+      emit: (event, payload) => void (event === 'metrics' && reports.push(payload as never)),
     });
     const t0 = performance.now();
     let last: Promise<void> = Promise.resolve();
@@ -47,8 +50,7 @@ describe('turn stamps from live audio', () => {
     for (let i = 0; i < 100 && !turns[0]?.endUserInput.mock.calls.length; i++) await new Promise((r) => setTimeout(r, 50));
     expect(turns).toHaveLength(1);
     expect(turns[0].endUserInput).toHaveBeenCalled();
-    const report = (conv as unknown as { observer: { report(): { stamps: Record<string, number> } } }).observer.report();
-    const s = report.stamps;
+    const s = reports.at(-1)!.stamps;
     // Relative to the end of the user's speech: it ended at 0; it began its length before.
     expect(s.userSpeechEnd).toBe(0);
     // (VAD boundaries are within ~100 ms; the rest of the slack is timer jitter on a loaded machine.)
@@ -65,28 +67,29 @@ describe('turn stamps from live audio', () => {
 describe('turn stamps when recognition lags behind the user', () => {
   it("a final that arrives after the next utterance has ended still gets its own utterance's end", async () => {
     let clock = 0;
+    const reports: { stamps: Record<string, number> }[] = [];
     const conv = new Conversation({
       engine: scriptedEngine().engine as never,
       vad: {} as never,
       recognizer: fakeRecognizer(),
       tts: { name: 'espeak-ng', synthesize: async () => ({ pcm: new Float32Array(1), sampleRate: SR, durationMs: 0 }) },
-      emit: () => undefined,
+      emit: (event, payload) => void (event === 'metrics' && reports.push(payload as never)),
       now: () => clock,
     });
-    const c = conv as unknown as Record<string, unknown>;
+    const utterances = (conv as unknown as { utterances: UtteranceTracker }).utterances;
     // Each event as the transcriber gives it while the frame ending at `streamMs` is processed.
-    const at = async (streamMs: number, e: object) => {
+    const at = async (streamMs: number, e: ListenEvent) => {
       clock = streamMs;
-      c.frame = { arrivedAt: streamMs, endMs: streamMs };
-      await (c.onListen as (e: object) => Promise<void>).call(conv, e);
+      utterances.processing({ arrivedAt: streamMs, endMs: streamMs });
+      conv.heardEvent(e);
     };
     await at(300, { type: 'speech-start', atMs: 0 });
     await at(1600, { type: 'speech-end', atMs: 1000 }); // utterance A: turn ends 600 ms after its voice
     await at(1800, { type: 'speech-start', atMs: 1500 });
     await at(3300, { type: 'speech-end', atMs: 2500 }); // utterance B: 800 ms after
     clock = 4000; // A's final only now
-    await (c.onListen as (e: object) => Promise<void>).call(conv, { type: 'final', text: 'what is the capital', startMs: 0, endMs: 1150, voicedEndMs: 1000, transcript: { text: '', segments: [] } });
-    const s = (c.observer as { report(): { stamps: Record<string, number> } }).report().stamps;
+    conv.heardEvent({ type: 'final', text: 'what is the capital', startMs: 0, endMs: 1150, voicedEndMs: 1000, transcript: { text: '', segments: [] } });
+    const s = reports.at(-1)!.stamps;
     expect(s.turnEnd).toBe(600);
     expect(s.finalTranscript).toBe(3000);
     await conv.close();
