@@ -134,10 +134,23 @@ describe('the renderer in chromium against asyncvoice serve, with a fake microph
     await page.screenshot({ path: join(ARTIFACTS, 'e2e-2-interrupted.png') });
     const t2 = await trace();
     expect(t2.playbackStops + t2.stopAudio).toBeGreaterThanOrEqual(1);
-    // Every stamp of the turn is on the timeline with a figure.
+    // Every stamp of the turn is on the timeline with a figure. Metrics arrive live, so the timeline
+    // may show the next turn still filling in: wait for a turn that has them all.
+    const STAMP_LABELS = ['user speech start', 'first partial', 'user speech end', 'turn end', 'final transcript', 'first thinking token', 'first answer token', 'first chunk ready', 'first audio start', 'last audio end'];
+    await page
+      .waitForFunction(
+        (labels) => {
+          const rows = [...document.querySelectorAll('#timeline .row')].map((r) => [r.querySelector('.label')!.textContent, r.querySelector('.ms')!.textContent]);
+          const got = Object.fromEntries(rows);
+          return labels.every((l) => /^-?\d+ ms$/.test(got[l] ?? ''));
+        },
+        STAMP_LABELS,
+        { timeout: 30_000 },
+      )
+      .catch(() => undefined); // the assertions below say which stamp is missing
     const rows = await page.$$eval('#timeline .row', (rs) => rs.map((r) => [r.querySelector('.label')!.textContent, r.querySelector('.ms')!.textContent]));
     const stamps = Object.fromEntries(rows);
-    for (const k of ['user speech start', 'first partial', 'user speech end', 'turn end', 'final transcript', 'first thinking token', 'first answer token', 'first chunk ready', 'first audio start', 'last audio end']) {
+    for (const k of STAMP_LABELS) {
       expect(stamps[k], k).toMatch(/^-?\d+ ms$/);
     }
     expect(await page.textContent('#figures')).toMatch(/voice to voice\s*-?\d+ ms/);
