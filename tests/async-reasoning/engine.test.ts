@@ -7,6 +7,7 @@ import type { CausalLM } from '../../src/llm/causal-lm.ts';
 import { loadCausalLM } from '../../src/llm/load.ts';
 import { makeTestModel } from '../../src/llm/test-model.ts';
 import { Tokenizer } from '../../src/llm/tokenizer.ts';
+import { collect } from '../helpers/events.ts';
 import { makeAndLoad, maxAbsDiff, scratchDir } from '../helpers/models.ts';
 import { ForwardRecorder } from '../helpers/recorder.ts';
 import { ReferenceDecoder } from '../llm/reference-forward.ts';
@@ -44,14 +45,6 @@ function engineWith(hook: EngineOptions['logitsHook'], extra: Partial<EngineOpti
   return new AsyncReasoningEngine({ lm, tokenizer: tok, maxThinkingTokens: 40, maxAnswerTokens: 24, controlEvery: 8, logitsHook: hook, ...extra });
 }
 
-async function collect(events: AsyncIterable<EngineEvent>, onEvent?: (e: EngineEvent, all: EngineEvent[]) => void) {
-  const all: EngineEvent[] = [];
-  for await (const e of events) {
-    all.push(e);
-    onEvent?.(e, all);
-  }
-  return all;
-}
 
 const yesIds = () => ['yes', 'Yes', ' yes', ' Yes'].map((w) => tok.encode(w)).filter((x) => x.length === 1).map((x) => x[0]);
 const noIds = () => ['no', 'No', ' no', ' No'].map((w) => tok.encode(w)).filter((x) => x.length === 1).map((x) => x[0]);

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
 import { AsyncReasoningEngine, type EngineOptions } from '../../src/async-reasoning/engine.ts';
-import type { EngineEvent } from '../../src/async-reasoning/events.ts';
 import { planAsyncStep, shouldProbe, type AsyncStepInput } from '../../src/async-reasoning/scheduler.ts';
 import { TokenStream } from '../../src/async-reasoning/token-stream.ts';
 import type { CausalLM } from '../../src/llm/causal-lm.ts';
 import { Tokenizer } from '../../src/llm/tokenizer.ts';
+import { collect } from '../helpers/events.ts';
 import { makeAndLoad, scratchDir } from '../helpers/models.ts';
 
 const root = scratchDir();
@@ -26,14 +26,6 @@ const yesIds = () => ['yes', 'Yes', ' yes', ' Yes'].map((w) => tok.encode(w)).fi
 const engineWith = (extra: Partial<EngineOptions> = {}) =>
   new AsyncReasoningEngine({ lm, tokenizer: tok, maxThinkingTokens: 40, maxAnswerTokens: 24, controlEvery: 8, ...extra });
 
-async function collect(events: AsyncIterable<EngineEvent>, onEvent?: (e: EngineEvent, all: EngineEvent[]) => void) {
-  const all: EngineEvent[] = [];
-  for await (const e of events) {
-    all.push(e);
-    onEvent?.(e, all);
-  }
-  return all;
-}
 
 describe('token stream: incremental text', () => {
   /** A fake block: only its length matters to the stream. */
