@@ -36,6 +36,11 @@ export interface EngineOptions {
    * it changes what the model says, never how the engine reacts to it.
    */
   logitsHook?: LogitsHook;
+  /**
+   * Keep finished exchanges for later turns (default true). A one-shot question has no later turn:
+   * false skips encoding the exchange into the history, work that would only delay the exit.
+   */
+  keepHistory?: boolean;
 }
 
 export interface StartTurnOptions {
@@ -79,7 +84,8 @@ export class AsyncReasoningEngine {
     this.ownsStanding = !opts.standing;
     this.systemBlocks = opts.standing ?? new StandingPrompts(this.lm, this.tokenizer, this.prompts);
     this.historyChain = this.systemBlocks.ready;
-    const history: TurnHistory = { block: this.historyBlock, makeRoom: (n) => this.makeRoom(n), append: (e) => this.appendHistory(e) };
+    const keep = opts.keepHistory ?? true;
+    const history: TurnHistory = { block: this.historyBlock, makeRoom: (n) => this.makeRoom(n), append: (e) => (keep ? this.appendHistory(e) : Promise.resolve()) };
     this.context = { lm: this.lm, tokenizer: this.tokenizer, prompts: this.prompts, standing: this.systemBlocks, history };
   }
 

@@ -46,10 +46,10 @@ export function engineSettings(o: EngineCliOptions) {
   };
 }
 
-async function makeEngine(o: AskCliOptions, quiet: boolean) {
+async function makeEngine(o: AskCliOptions, quiet: boolean, keepHistory: boolean) {
   const model = await loadModelWithProgress(o, quiet);
   const tokenizer = await Tokenizer.fromFolder(model.dir);
-  const engine = new AsyncReasoningEngine({ lm: model.lm, tokenizer, ...engineSettings(o) });
+  const engine = new AsyncReasoningEngine({ lm: model.lm, tokenizer, keepHistory, ...engineSettings(o) });
   return { model, engine };
 }
 
@@ -96,7 +96,7 @@ export function registerAsk(program: Command): void {
   addEngineOptions(ask)
     .option('--json', 'print one JSON object at the end', false)
     .action(async (question: string, o: AskCliOptions) => {
-      const { model, engine } = await makeEngine(o, o.json);
+      const { model, engine } = await makeEngine(o, o.json, false); // one question: no history to keep
       try {
         const turn = engine.startTurn(question, { mode: o.mode });
         const events: EngineEvent[] = [];
@@ -128,7 +128,7 @@ export function registerAsk(program: Command): void {
 
   const chat = program.command('chat').description('multi-turn text chat; type /interrupt while an answer streams to cut it off, /quit to leave');
   addEngineOptions(chat).action(async (o: AskCliOptions) => {
-    const { model, engine } = await makeEngine(o, false);
+    const { model, engine } = await makeEngine(o, false, true);
     const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY === true });
     const view = liveView((s) => process.stdout.write(s), process.stdout.isTTY === true);
     let turn: ReturnType<typeof engine.startTurn> | null = null;

@@ -33,6 +33,10 @@ export async function loadModelWithProgress(
   const download = new ProgressBar('download');
   const build = new ProgressBar('building graph');
   let building = false;
+  let starting = false;
+  const t0 = performance.now();
+  // Loading takes seconds even from the cache: say what is happening from the first moment.
+  if (!quiet) process.stderr.write(`loading ${o.model} (${o.weights} weights, ${o.device})…\n`);
   const model = await loadCausalLM(o.model, {
     offline: o.offline,
     executionProvider: o.device,
@@ -48,8 +52,14 @@ export async function loadModelWithProgress(
       else if (p.stage === 'build') {
         building = true;
         build.update(p.done, p.total, p.what);
-      } else if (building) build.done('cached for next time');
+      } else {
+        if (building) build.done('cached for next time');
+        building = false;
+        if (!starting) process.stderr.write('starting the model…\n');
+        starting = true;
+      }
     },
   });
+  if (!quiet) process.stderr.write(`model ready in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
   return model;
 }

@@ -51,6 +51,25 @@ describe('asyncvoice ask', () => {
     expect(out).toMatch(/\[state listening → thinker_only: turn started @ \d+ ms\]/);
     expect(out).toMatch(/\[done: max-answer-tokens; first answer token \d+ ms \(step \d+\); total delay \d+ ms\]/);
   }, 60_000);
+
+  it('exits within a second of its last answer token, and says what it loads', async () => {
+    const child = spawn(process.execPath, [BIN, 'ask', '--model', model, '--mode', 'nothink', '--max-answer', '200', 'Tell me a long story.'], { env });
+    const chunks: { at: number; text: string }[] = [];
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => chunks.push({ at: performance.now(), text: d.toString() }));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((r) => child.on('exit', r));
+    const exitAt = performance.now();
+    expect(code, stderr).toBe(0);
+    expect(stderr).toMatch(/^loading .*model \(fp32 weights, cpu\)…\n/);
+    expect(stderr).toMatch(/model ready in \d+\.\d s/);
+    const done = chunks.findIndex((c) => c.text.includes('[done'));
+    expect(done).toBeGreaterThan(0);
+    // The last answer text came in the chunk before the summary line (or with it).
+    const lastAnswerAt = chunks[done].text.trimStart().startsWith('[done') ? chunks[done - 1].at : chunks[done].at;
+    console.log(`ask: exit ${Math.round(exitAt - lastAnswerAt)} ms after the last answer token`);
+    expect(exitAt - lastAnswerAt).toBeLessThan(1000);
+  }, 60_000);
 });
 
 describe('asyncvoice chat', () => {
