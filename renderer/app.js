@@ -19,6 +19,7 @@ const history = { turn: [], fat: [], v2v: [], delay: [] };
 let chart = null;
 
 const player = new SpeechPlayer((chunkId, event, heardChars) => {
+  queueMicrotask(showActivity);
   if (event === 'start') trace.playbackStarts++;
   if (event === 'stopped') trace.playbackStops++;
   note(`playback ${event}`, `chunk ${chunkId}`);
@@ -27,7 +28,7 @@ const player = new SpeechPlayer((chunkId, event, heardChars) => {
 });
 
 // Exposed for tests and the Electron shell: a small, read-only window into what the page did.
-const trace = { partials: 0, finals: 0, thinking: 0, answer: 0, chunksReceived: 0, playbackStarts: 0, playbackStops: 0, stopAudio: 0, microphoneOpens: 0, interruptions: [], errors: [], log: [] };
+const trace = { activity: [], chartPoints: 0, partials: 0, finals: 0, thinking: 0, answer: 0, chunksReceived: 0, playbackStarts: 0, playbackStops: 0, stopAudio: 0, microphoneOpens: 0, interruptions: [], errors: [], log: [] };
 window.asyncvoiceTrace = trace;
 /** The last few hundred things that happened, with page time in ms: enough to tell why a turn went as it did. */
 const note = (what, detail = '') => {
@@ -35,23 +36,52 @@ const note = (what, detail = '') => {
   if (trace.log.length > 300) trace.log.shift();
 };
 
+// What the assistant is doing, in one line, from the events: the most pressing of the user
+// speaking, audio playing, the engine's state, loading, or waiting for the user.
+const activity = { loading: 'connecting…', userSpeaking: false, engine: null, interrupted: false };
+function showActivity() {
+  let label;
+  if (activity.loading) label = activity.loading;
+  else if (activity.userSpeaking) label = 'you are speaking';
+  else if (activity.interrupted) label = 'interrupted';
+  else if (player.active) label = 'speaking';
+  else if (activity.engine === 'thinker_and_writer' || activity.engine === 'writer_only') label = 'answering';
+  else if (activity.engine === 'thinker_only') label = 'thinking';
+  else label = capture || pttHeld ? 'listening' : 'ready: start the microphone, hold to talk, or type';
+  const a = $('activity');
+  if (a.dataset.state === label) return;
+  a.textContent = label;
+  a.dataset.state = label;
+  trace.activity.push(label);
+}
+
 socket.on('connect', () => setStatus('connected'));
 socket.on('connect_error', (e) => setStatus(`cannot connect: ${e.message}`));
 socket.on('disconnect', () => setStatus('disconnected'));
 socket.on(S.hello, (h) => {
   setStatus(`connected · ${h.model}`);
   $('mode').value = h.mode;
+  activity.loading = null;
+  showActivity();
 });
 socket.on(S.progress, (p) => {
-  if (p.what === 'ready') return setStatus('connected · model ready');
-  const pct = p.total ? ` ${Math.floor((100 * p.done) / p.total)}%` : '';
-  setStatus(`loading: ${p.what}${pct}`);
+  if (p.what === 'ready') {
+    activity.loading = null;
+  } else {
+    const pct = p.total ? ` ${Math.floor((100 * p.done) / p.total)} %` : '';
+    activity.loading = `loading: ${p.what}${pct}`;
+  }
+  showActivity();
 });
 socket.on(S.vad, (v) => {
   note(v.speaking ? 'vad speech' : 'vad silence');
   setVad(v.speaking);
+  activity.userSpeaking = v.speaking;
+  if (v.speaking) activity.interrupted = false;
+  showActivity();
 });
 socket.on(S.transcript, (t) => {
+  if (!turnModes.has(t.turnId)) turnModes.set(t.turnId, $('mode').value);
   trace[t.final ? 'finals' : 'partials']++;
   note(t.final ? 'final' : 'partial', `turn ${t.turnId}: ${t.text.slice(0, 60)}`);
   view.transcript(t.turnId, t.text, t.final);
@@ -59,6 +89,7 @@ socket.on(S.transcript, (t) => {
 socket.on(S.thinking, (t) => {
   trace.thinking++;
   setThinking(t.text, thinkingTurn === t.turnId);
+  view.thinking(t.turnId, t.text);
   thinkingTurn = t.turnId;
 });
 socket.on(S.answer, (a) => {
@@ -67,11 +98,19 @@ socket.on(S.answer, (a) => {
 });
 socket.on(S.state, (s) => {
   note('state', `turn ${s.turnId}: ${s.from} → ${s.to} (${s.reason})`);
+  activity.engine = s.to === 'done' ? null : s.to;
+  if (s.cause !== 'user-interrupted') activity.interrupted = false;
+  if (s.cause === 'thinking-budget') view.thinkingNotice(s.turnId, `(thinking stopped: its budget of ${$('max-thinking').value} tokens is spent)`);
+  if (s.cause === 'thinking-out-of-room') view.thinkingNotice(s.turnId, '(thinking stopped: the context is full)');
+  if (s.to === 'done') view.turnDone(s.turnId);
+  showActivity();
 });
 socket.on(S.interrupted, (i) => {
   trace.interruptions.push({ turnId: i.turnId, cause: i.cause, heardChars: i.heardChars });
   note('interrupted', `turn ${i.turnId} by ${i.cause}, ${i.heardChars} characters heard`);
   view.interrupted(i.turnId, i.heardChars);
+  activity.interrupted = true;
+  showActivity();
 });
 socket.on(S.speechChunk, (c) => {
   trace.chunksReceived++;
@@ -95,26 +134,41 @@ socket.on(S.error, (e) => {
   setError(`${e.event}: ${e.message}`);
 });
 
+// Voice to voice and total delay per finished turn, one series per mode, so async, think and
+// no-think can be compared at a glance (a mode's series has gaps where other modes ran).
+const MODE_COLOURS = { async: '#27ae60', think: '#c0392b', nothink: '#2f6fde' };
+const chartModes = Object.keys(MODE_COLOURS);
 function addToChart(m) {
   if (history.turn.includes(m.turnId)) return;
+  const mode = turnModes.get(m.turnId) ?? $('mode').value;
   history.turn.push(m.turnId);
-  history.fat.push(m.firstAnswerTokenMs);
-  history.v2v.push(m.voiceToVoiceMs);
-  history.delay.push(m.totalDelayMs);
-  const data = [history.turn, history.fat, history.v2v, history.delay];
-  if (!chart && window.uPlot) {
+  for (const k of chartModes) {
+    history[`v2v-${k}`] = [...(history[`v2v-${k}`] ?? []), k === mode ? m.voiceToVoiceMs : null];
+    history[`delay-${k}`] = [...(history[`delay-${k}`] ?? []), k === mode ? m.totalDelayMs : null];
+  }
+  trace.chartPoints = history.turn.length;
+  const data = [history.turn, ...chartModes.map((k) => history[`v2v-${k}`]), ...chartModes.map((k) => history[`delay-${k}`])];
+  if (!window.uPlot) return setError('the chart library did not load');
+  if (!chart) {
     chart = new window.uPlot(
       {
         width: Math.max(260, $('chart').clientWidth || 360),
-        height: 160,
+        height: 180,
         scales: { x: { time: false } },
-        series: [{ label: 'turn' }, { label: 'first answer ms', stroke: '#2f6fde' }, { label: 'voice→voice ms', stroke: '#27ae60' }, { label: 'total delay ms', stroke: '#c0392b' }],
+        axes: [{ label: 'turn' }, { label: 'ms' }],
+        series: [
+          { label: 'turn' },
+          ...chartModes.map((k) => ({ label: `${k} voice→voice`, stroke: MODE_COLOURS[k], width: 2, points: { show: true }, spanGaps: true })),
+          ...chartModes.map((k) => ({ label: `${k} total delay`, stroke: MODE_COLOURS[k], dash: [4, 4], points: { show: true }, spanGaps: true })),
+        ],
       },
       data,
       $('chart'),
     );
-  } else chart?.setData(data);
+  } else chart.setData(data);
 }
+/** The mode each turn ran in (the setting when it started). */
+const turnModes = new Map();
 
 async function startMic() {
   if (capture) return;
@@ -130,6 +184,7 @@ async function startMic() {
     note('microphone on', `(echo cancellation ${onOff(capture.echoCancellation)}, noise suppression ${onOff(capture.noiseSuppression)})`);
     $('mic').textContent = 'Microphone on';
     $('mic').classList.add('active');
+    showActivity();
   } catch (e) {
     setError(`microphone: ${e.message}`);
   }

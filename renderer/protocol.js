@@ -35,6 +35,23 @@ export const MODES = /** @type {const} */ (['async', 'think', 'nothink']);
 /** What the engine is doing in a turn. */
 export const ENGINE_STATES = /** @type {const} */ (['listening', 'thinker_only', 'thinker_and_writer', 'writer_only', 'done']);
 
+/** Why the engine's state changed (the readable reason beside it is for people); a turn's end gives why it ended. */
+export const STATE_CAUSES = /** @type {const} */ ([
+  'turn-started',
+  'probe-yes',
+  'writer-paragraph',
+  'thinker-ended',
+  'thinking-budget',
+  'thinking-out-of-room',
+  'user-spoke',
+  'user-interrupted',
+  'end-of-answer',
+  'max-answer-tokens',
+  'context-limit',
+  'interrupted',
+  'aborted',
+]);
+
 /** Why an answer was cut off: speech over it, the Stop button, push-to-talk pressed, or typing. */
 export const INTERRUPT_CAUSES = /** @type {const} */ (['voice', 'stop', 'push-to-talk', 'typed']);
 

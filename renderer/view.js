@@ -21,7 +21,10 @@ export class ConversationView {
       const user = el('li', 'user partial');
       user.append(el('span', 'tag', 'you'), el('span', 'text', ''));
       const assistant = el('li', 'assistant');
-      assistant.append(el('span', 'tag', 'assistant'), el('span', 'text', ''));
+      const thoughts = el('details', 'thoughts');
+      thoughts.open = true;
+      thoughts.append(el('summary', '', 'thinking'), el('span', 'body', ''));
+      assistant.append(el('span', 'tag', 'assistant'), thoughts, el('span', 'text', ''));
       assistant.hidden = true;
       this.list.append(user, assistant);
       t = { user, assistant };
@@ -36,6 +39,24 @@ export class ConversationView {
     t.user.classList.toggle('partial', !final);
     if (final) t.user.dataset.final = 'true';
     this.scroll();
+  }
+
+  /** This turn's thinking, kept with the turn (open while it runs, folded once it is over). */
+  thinking(turnId, delta) {
+    const t = this.turn(turnId);
+    t.assistant.hidden = false;
+    t.assistant.querySelector('.thoughts .body').append(delta);
+  }
+
+  /** A line about the thinking itself (its budget ran out, …), shown in the turn's thoughts. */
+  thinkingNotice(turnId, text) {
+    const t = this.turn(turnId);
+    t.assistant.querySelector('.thoughts').append(el('span', 'notice', text));
+  }
+
+  turnDone(turnId) {
+    const t = this.turns.get(turnId);
+    if (t) t.assistant.querySelector('.thoughts').open = false;
   }
 
   answer(turnId, delta) {
@@ -67,54 +88,85 @@ export function setThinking(text, append) {
   pre.scrollTop = pre.scrollHeight;
 }
 
-const STAMPS = [
-  ['userSpeechStart', 'user speech start'],
-  ['firstPartial', 'first partial'],
-  ['userSpeechEnd', 'user speech end'],
-  ['turnEnd', 'turn end'],
-  ['finalTranscript', 'final transcript'],
-  ['firstThinkingToken', 'first thinking token'],
-  ['firstAnswerToken', 'first answer token'],
-  ['firstChunkReady', 'first chunk ready'],
-  ['firstAudioStart', 'first audio start'],
-  ['lastAudioEnd', 'last audio end'],
+const STAMP_LABELS = {
+  userSpeechStart: 'you started speaking',
+  firstPartial: 'first partial transcript',
+  userSpeechEnd: 'your voice ended',
+  turnEnd: 'turn end decided',
+  finalTranscript: 'final transcript',
+  firstThinkingToken: 'first thinking token',
+  firstAnswerToken: 'first answer token',
+  firstChunkReady: 'first speech chunk ready',
+  firstAudioStart: 'first audio',
+  lastAudioEnd: 'last audio ended',
+};
+
+const FIGURES = [
+  ['voiceToVoiceMs', 'voice to voice', 'end of your voice → first audio'],
+  ['firstAnswerTokenMs', 'first answer', 'end of your voice → first answer token'],
+  ['totalDelayMs', 'total delay', 'sum of your waits before each chunk of speech'],
 ];
 
-/** One turn's timeline: every stamp on a shared scale (ms from the end of the user's speech). */
+/**
+ * One turn's timeline: everything that happened, in the order it happened, on one axis in ms from
+ * the end of the user's voice (the red zero line; negative = while they were still speaking).
+ * Spans for the user's speech, recognition and each chunk's playback; points for the rest.
+ */
 export function renderTimeline(m) {
-  const box = $('timeline');
-  box.replaceChildren();
-  const values = [];
-  for (const [k] of STAMPS) if (typeof m.stamps[k] === 'number') values.push(m.stamps[k]);
-  for (const c of m.chunks) {
-    for (const v of [c.readyMs, c.audioStartMs, c.audioEndMs]) if (typeof v === 'number') values.push(v);
-  }
-  const lo = Math.min(0, ...values);
-  const hi = Math.max(1, ...values);
-  const row = (label, ms, cls) => {
-    const r = el('div', `row ${cls ?? ''}`);
-    r.dataset.stamp = label;
-    const bar = el('div', 'bar');
-    if (typeof ms === 'number') {
-      const dot = el('span');
-      dot.style.left = `${((ms - lo) / (hi - lo)) * 100}%`;
-      bar.append(dot);
-    }
-    r.append(el('span', 'label', label), bar, el('span', 'ms', typeof ms === 'number' ? `${Math.round(ms)} ms` : '—'));
-    box.append(r);
-  };
-  for (const [k, label] of STAMPS) row(label, m.stamps[k]);
-  for (const c of m.chunks) {
-    row(`chunk ${c.chunkId} ready`, c.readyMs, 'chunk');
-    row(`chunk ${c.chunkId} audio start`, c.audioStartMs, 'audio');
-    row(`chunk ${c.chunkId} audio end`, c.audioEndMs, 'audio');
-  }
+  $('timeline-turn').textContent = `turn ${m.turnId}${m.done ? '' : ' (in progress)'}`;
   const fig = $('figures');
   fig.replaceChildren();
-  const add = (k, v) => fig.append(el('dt', '', k), el('dd', '', v === null || v === undefined ? '—' : `${Math.round(v)} ms`));
-  add('first answer token', m.firstAnswerTokenMs);
-  add('voice to voice', m.voiceToVoiceMs);
-  add('total delay', m.totalDelayMs);
+  for (const [key, name, what] of FIGURES) {
+    const v = m[key];
+    const dd = el('dd', '', v === null || v === undefined ? '—' : `${Math.round(v)} ms`);
+    dd.append(el('small', '', what));
+    fig.append(el('dt', '', name), dd);
+  }
+  const st = m.stamps;
+  const items = [];
+  const point = (label, at, cls = '', key = '') => typeof at === 'number' && items.push({ label, start: at, end: undefined, cls, key });
+  const span = (label, a, b, cls = 'span', key = '') => typeof a === 'number' && items.push({ label, start: a, end: typeof b === 'number' ? b : undefined, cls, key });
+  span('you spoke', st.userSpeechStart, st.userSpeechEnd, 'span', 'userSpeechStart');
+  span('recognising the rest', st.turnEnd, st.finalTranscript);
+  for (const k of ['firstPartial', 'userSpeechEnd', 'turnEnd', 'finalTranscript', 'firstThinkingToken', 'firstAnswerToken', 'firstChunkReady', 'firstAudioStart', 'lastAudioEnd']) {
+    point(STAMP_LABELS[k], st[k], k === 'userSpeechEnd' ? 'zero' : k === 'firstAudioStart' ? 'audio' : '', k);
+  }
+  for (const c of m.chunks) {
+    point(`chunk ${c.chunkId} ready`, c.readyMs, 'chunk');
+    span(`chunk ${c.chunkId} playing`, c.audioStartMs, c.audioEndMs, 'audio span');
+  }
+  items.sort((a, b) => a.start - b.start);
+  const times = items.flatMap((i) => (i.end === undefined ? [i.start] : [i.start, i.end]));
+  const lo = Math.min(0, ...times);
+  const hi = Math.max(1, ...times);
+  const x = (ms) => `${((ms - lo) / (hi - lo)) * 100}%`;
+  const box = $('timeline');
+  box.replaceChildren();
+  for (const i of items) {
+    const r = el('div', `row ${i.cls}`);
+    r.dataset.ms = String(Math.round(i.start));
+    if (i.key) r.dataset.stamp = i.key;
+    const bar = el('div', 'bar');
+    const mark = el('span');
+    mark.style.left = x(i.start);
+    if (i.end !== undefined) mark.style.width = `max(.35rem, ${((i.end - i.start) / (hi - lo)) * 100}%)`;
+    const zero = el('span', 'zero-line');
+    zero.style.left = x(0);
+    bar.append(zero, mark);
+    const ms = i.end === undefined ? `${Math.round(i.start)} ms` : `${Math.round(i.start)}…${Math.round(i.end)}`;
+    r.append(el('span', 'label', i.label), bar, el('span', 'ms', ms));
+    box.append(r);
+  }
+  // The axis: zero (the end of the user's voice) and both ends.
+  const axis = el('div', 'axis');
+  const ticks = el('div', 'ticks');
+  for (const t of [lo, 0, hi]) {
+    const s = el('span', '', t === 0 ? '0' : `${Math.round(t)} ms`);
+    s.style.left = x(t);
+    ticks.append(s);
+  }
+  axis.append(el('span', '', 'ms from end of voice'), ticks, el('span'));
+  box.append(axis);
 }
 
 export function setStatus(text) {

@@ -4,7 +4,8 @@
  * incoming payload passes and the payload types of every outgoing event.
  */
 import { z } from 'zod';
-import { ClientEvent, ENGINE_STATES, INTERRUPT_CAUSES, LIMITS as CONTRACT_LIMITS, MODES, PLAYBACK_EVENTS, ServerEvent, STAMP_NAMES } from '../renderer/protocol.js';
+import type { EngineState, StateCause } from './async-reasoning/events.ts';
+import { ClientEvent, ENGINE_STATES, INTERRUPT_CAUSES, LIMITS as CONTRACT_LIMITS, MODES, PLAYBACK_EVENTS, ServerEvent, STAMP_NAMES, STATE_CAUSES } from '../renderer/protocol.js';
 
 export { ClientEvent as ClientEventName, ServerEvent as ServerEventName, STAMP_NAMES };
 export const LIMITS = CONTRACT_LIMITS;
@@ -12,6 +13,7 @@ export const LIMITS = CONTRACT_LIMITS;
 export const Mode = z.enum(MODES);
 export type EngineStateName = (typeof ENGINE_STATES)[number];
 export type InterruptCause = (typeof INTERRUPT_CAUSES)[number];
+export type StateCauseName = (typeof STATE_CAUSES)[number];
 export type StampName = (typeof STAMP_NAMES)[number];
 
 const budget = z.number().int().min(1).max(LIMITS.maxBudgetTokens);
@@ -57,7 +59,7 @@ export interface ServerEvents {
   [ServerEvent.transcript]: { turnId: number; text: string; final: boolean };
   [ServerEvent.thinking]: { turnId: number; text: string };
   [ServerEvent.answer]: { turnId: number; text: string };
-  [ServerEvent.state]: { turnId: number; from: EngineStateName; to: EngineStateName; reason: string };
+  [ServerEvent.state]: { turnId: number; from: EngineStateName; to: EngineStateName; cause: StateCauseName; reason: string };
   [ServerEvent.speechChunk]: { turnId: number; chunkId: number; text: string; sampleRate: number; pcm: Uint8Array; readyMs: number; durationMs: number };
   [ServerEvent.stopAudio]: { turnId: number; cause: InterruptCause };
   /** The answer was cut: the first `heardChars` characters of it were heard, the rest never will be. */
@@ -77,6 +79,8 @@ export interface ServerEvents {
 /** Every server event name is in the contract and every contract name has a payload type (checked by the compiler). */
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 export const SERVER_EVENTS_MATCH_CONTRACT: Same<keyof ServerEvents, (typeof ServerEvent)[keyof typeof ServerEvent]> = true;
+export const ENGINE_STATES_MATCH_CONTRACT: Same<EngineState, EngineStateName> = true;
+export const STATE_CAUSES_MATCH_CONTRACT: Same<StateCause, StateCauseName> = true;
 export const CLIENT_EVENTS_MATCH_CONTRACT: Same<ClientEvent, (typeof ClientEvent)[keyof typeof ClientEvent]> = true;
 
 /** Validates one incoming payload; the error text is safe to send back. */

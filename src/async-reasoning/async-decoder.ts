@@ -24,7 +24,7 @@ export async function runAsync(rt: TurnRuntime): Promise<DoneReason> {
   await encodeSeparators(lm, b, { thinkerTail: [...cfg.ids.thinkerTail], writerTail: [...cfg.ids.writerTail], thinkerSplit: [...cfg.ids.thinkerSplit], writerSplit: [...cfg.ids.writerSplit] });
   thinker.pending = [...cfg.ids.thinkerOutputPrefix];
   writer.pending = [...cfg.ids.writerOutputStart];
-  rt.setState('thinker_only', 'turn started');
+  rt.setState('thinker_only', 'turn-started', 'turn started');
 
   /** A thinker that ended its own thoughts gets more to think about (the user spoke again): it goes on. */
   const reopenThinker = (): boolean => {
@@ -42,7 +42,7 @@ export async function runAsync(rt: TurnRuntime): Promise<DoneReason> {
     if (await rt.cutAnswer()) {
       writer.pending = [...writer.pending, ...cfg.ids.writerInterrupted];
       reopenThinker();
-      rt.setState(thinker.ended ? 'writer_only' : 'thinker_only', 'user interrupted');
+      rt.setState(thinker.ended ? 'writer_only' : 'thinker_only', 'user-interrupted', 'the user interrupted the answer');
       continue; // the end or abort may have come while the player was asked what was heard
     }
     const v = rt.blocks.asyncViews;
@@ -59,7 +59,7 @@ export async function runAsync(rt: TurnRuntime): Promise<DoneReason> {
     if (plan.finish) return plan.finish;
     if (plan.thinkerOutOfRoom) {
       thinker.ended = 'context';
-      rt.setState('writer_only', 'context limit reached while thinking');
+      rt.setState('writer_only', 'thinking-out-of-room', 'context limit reached while thinking');
     }
     const rows: ForwardRow[] = [];
     const roles: Role[] = [];
@@ -92,12 +92,12 @@ export async function runAsync(rt: TurnRuntime): Promise<DoneReason> {
         writer.noteFed(rows[i].tokens.length);
         const end = rt.nextAnswerToken(writer, logits[i], tMs);
         if (end) return end;
-        if (rt.state === 'thinker_and_writer' && writer.endsParagraph()) rt.setState('thinker_only', 'writer finished a paragraph; waiting for the thinker');
+        if (rt.state === 'thinker_and_writer' && writer.endsParagraph()) rt.setState('thinker_only', 'writer-paragraph', 'writer finished a paragraph; waiting for the thinker');
       }
     }
 
     // Words that came after the thinker had ended its thoughts: now in the cache, worth thinking about.
-    if (userRow && reopenThinker()) rt.setState('thinker_only', 'the user said more; thinking resumes');
+    if (userRow && reopenThinker()) rt.setState('thinker_only', 'user-spoke', 'the user said more; thinking resumes');
 
     const probe = shouldProbe({ state: rt.state, thinkerEnded: thinker.ended !== null, userOpen: rt.user.open, sinceProbe, controlEvery: cfg.controlEvery, thinkerParagraph: thinker.endsParagraph() });
     if (probe) {
@@ -105,7 +105,7 @@ export async function runAsync(rt: TurnRuntime): Promise<DoneReason> {
       const a = await askControlQuestion(lm, rt.blocks.asyncViews.control, cfg, rt.stepNo);
       rt.probes++;
       rt.emit({ type: 'control', ...a, step: rt.stepNo, tMs: rt.now() });
-      if (a.decision === 'yes') rt.setState('thinker_and_writer', 'thinker says its thoughts are far enough ahead');
+      if (a.decision === 'yes') rt.setState('thinker_and_writer', 'probe-yes', 'thinker says its thoughts are far enough ahead');
     }
   }
 }

@@ -1,11 +1,22 @@
 /** The engine's typed event stream. Every event carries `tMs`, ms since the turn started, on one monotonic clock. */
 export type Mode = 'async' | 'think' | 'nothink';
 export type EngineState = 'listening' | 'thinker_only' | 'thinker_and_writer' | 'writer_only' | 'done';
+/** Why the state changed, for programs (the reason beside it is for people). A turn's end gives its DoneReason. */
+export type StateCause =
+  | 'turn-started'
+  | 'probe-yes'
+  | 'writer-paragraph'
+  | 'thinker-ended'
+  | 'thinking-budget'
+  | 'thinking-out-of-room'
+  | 'user-spoke'
+  | 'user-interrupted'
+  | DoneReason;
 
 export type EngineEvent =
   | { type: 'thinking'; text: string; tokenId: number; step: number; tMs: number }
   | { type: 'answer'; text: string; tokenId: number; step: number; tMs: number }
-  | { type: 'state'; from: EngineState; to: EngineState; reason: string; step: number; tMs: number }
+  | { type: 'state'; from: EngineState; to: EngineState; cause: StateCause; reason: string; step: number; tMs: number }
   | { type: 'control'; pYes: number; pNo: number; decision: 'yes' | 'no'; step: number; tMs: number }
   | { type: 'user-input'; text: string; tokens: number; step: number; tMs: number }
   | { type: 'interrupted'; heardText: string; keptTokens: number; trimmedTokens: number; step: number; tMs: number }

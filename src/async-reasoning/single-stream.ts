@@ -32,7 +32,7 @@ export async function runSingle(rt: TurnRuntime): Promise<DoneReason> {
   const tailIds = cfg.mode === 'think' ? cfg.ids.thinkTail : cfg.ids.noThinkTail;
   await lm.forward([{ view: [standing.plain, ...rt.blocks.userView, tail], tokens: tailIds.slice(0, -1) }]);
   let thinking = cfg.mode === 'think';
-  rt.setState(thinking ? 'thinker_only' : 'writer_only', 'turn started');
+  rt.setState(thinking ? 'thinker_only' : 'writer_only', 'turn-started', 'turn started');
   (thinking ? thinker : writer).pending = tailIds.slice(-1);
 
   for (;;) {

@@ -1,7 +1,7 @@
 import type { ForwardRow } from '../llm/causal-lm.ts';
 import type { CacheBlock } from '../llm/kv-cache.ts';
 import { Sampler } from '../llm/sampling.ts';
-import { EventQueue, type DoneReason, type EngineEvent, type EngineState } from './events.ts';
+import { EventQueue, type DoneReason, type EngineEvent, type EngineState, type StateCause } from './events.ts';
 import type { TokenStream } from './token-stream.ts';
 import { TurnBlocks } from './turn-blocks.ts';
 import type { StreamName, TurnConfig } from './turn-config.ts';
@@ -51,9 +51,9 @@ export class TurnRuntime {
     this.events.push(e);
   }
 
-  setState(to: EngineState, reason: string): void {
+  setState(to: EngineState, cause: StateCause, reason: string): void {
     if (to === this.state) return;
-    this.emit({ type: 'state', from: this.state, to, reason, step: this.stepNo, tMs: this.now() });
+    this.emit({ type: 'state', from: this.state, to, cause, reason, step: this.stepNo, tMs: this.now() });
     this.state = to;
   }
 
@@ -98,7 +98,8 @@ export class TurnRuntime {
     const next = this.sample('thinker', t, logits);
     if (next === this.cfg.thinkEndId || t.produced.length >= this.cfg.maxThinkingTokens) {
       t.ended = next === this.cfg.thinkEndId ? 'model' : 'budget';
-      this.setState('writer_only', next === this.cfg.thinkEndId ? 'thinker ended its thoughts' : 'thinking budget spent');
+      if (next === this.cfg.thinkEndId) this.setState('writer_only', 'thinker-ended', 'thinker ended its thoughts');
+      else this.setState('writer_only', 'thinking-budget', 'thinking budget spent');
       return null;
     }
     const text = t.push(next);

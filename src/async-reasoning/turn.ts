@@ -160,7 +160,7 @@ export class Turn {
         controlProbes: rt.probes,
       },
     };
-    rt.setState('done', reason);
+    rt.setState('done', reason, reason);
     this.drop();
     // What was said joins the conversation; thoughts do not (as Qwen3's own template does).
     if (reason !== 'aborted') {

@@ -1,3 +1,4 @@
+import { basename, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { PocketsphinxRecognizer } from '../asr/pocketsphinx.ts';
 import { WhisperRecognizer } from '../asr/whisper.ts';
@@ -86,7 +87,8 @@ export function registerServe(program: Command): void {
         port: o.port,
         token: o.token,
         components: loading,
-        modelName: o.model,
+        // The page names the model, not the folder it sits in: a Hub id as it is, a local folder by its name.
+        modelName: o.model.startsWith('hf:') ? o.model.slice(3) : basename(resolve(o.model)),
         mode: o.mode,
         engine: engineSettings(o),
         maxConversations: o.maxClients,

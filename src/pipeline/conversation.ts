@@ -225,7 +225,7 @@ export class Conversation {
       else if (e.type === 'answer') {
         this.o.emit('answer', { turnId, text: e.text });
         live.playout.push(e.text);
-      } else if (e.type === 'state') this.o.emit('state', { turnId, from: e.from, to: e.to, reason: e.reason });
+      } else if (e.type === 'state') this.o.emit('state', { turnId, from: e.from, to: e.to, cause: e.cause, reason: e.reason });
       else if (e.type === 'interrupted') {
         // The answer goes on after the user's words: its speech is a new playout, counted from what was heard.
         live.playout = this.newPlayout(turnId, live.observer, e.heardText.length);

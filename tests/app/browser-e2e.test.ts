@@ -109,6 +109,7 @@ describe('the renderer in chromium against asyncvoice serve, with a fake microph
     page.on('pageerror', (e) => errors.push(e.message));
     await page.goto(url.replace('/#', '/#'));
     await page.waitForFunction(() => document.getElementById('status')!.textContent!.startsWith('connected ·'));
+    await page.screenshot({ path: join(ARTIFACTS, 'e2e-0-load.png') });
     await page.click('#mic');
     const micOnMs = Date.now();
     // First question: partial and final transcript, thinking, answer, audio.
@@ -134,25 +135,34 @@ describe('the renderer in chromium against asyncvoice serve, with a fake microph
     await page.screenshot({ path: join(ARTIFACTS, 'e2e-2-interrupted.png') });
     const t2 = await trace();
     expect(t2.playbackStops + t2.stopAudio).toBeGreaterThanOrEqual(1);
-    // Every stamp of the turn is on the timeline with a figure. Metrics arrive live, so the timeline
-    // may show the next turn still filling in: wait for a turn that has them all.
-    const STAMP_LABELS = ['user speech start', 'first partial', 'user speech end', 'turn end', 'final transcript', 'first thinking token', 'first answer token', 'first chunk ready', 'first audio start', 'last audio end'];
-    await page
-      .waitForFunction(
-        (labels) => {
-          const rows = [...document.querySelectorAll('#timeline .row')].map((r) => [r.querySelector('.label')!.textContent, r.querySelector('.ms')!.textContent]);
-          const got = Object.fromEntries(rows);
-          return labels.every((l) => /^-?\d+ ms$/.test(got[l] ?? ''));
-        },
-        STAMP_LABELS,
-        { timeout: 30_000 },
-      )
-      .catch(() => undefined); // the assertions below say which stamp is missing
-    const rows = await page.$$eval('#timeline .row', (rs) => rs.map((r) => [r.querySelector('.label')!.textContent, r.querySelector('.ms')!.textContent]));
-    const stamps = Object.fromEntries(rows);
-    for (const k of STAMP_LABELS) {
-      expect(stamps[k], k).toMatch(/^-?\d+ ms$/);
-    }
+    // Every stamp of the turn is on the timeline, which lists what happened in time order. Metrics
+    // arrive live, so the timeline may show the next turn still filling in: wait for one with them all.
+    const STAMPS = ['userSpeechStart', 'firstPartial', 'userSpeechEnd', 'turnEnd', 'finalTranscript', 'firstThinkingToken', 'firstAnswerToken', 'firstChunkReady', 'firstAudioStart', 'lastAudioEnd'];
+    const timeline = () => page.$$eval('#timeline .row', (rs) => rs.map((r) => ({ stamp: (r as HTMLElement).dataset.stamp ?? '', ms: Number((r as HTMLElement).dataset.ms) })));
+    await page.waitForFunction((want) => want.every((k) => document.querySelector(`#timeline .row[data-stamp="${k}"]`)), STAMPS, { timeout: 30_000 }).catch(() => undefined);
+    const rows = await timeline();
+    expect(rows.map((r) => r.stamp).filter(Boolean).sort()).toEqual([...STAMPS].sort());
+    const times = rows.map((r) => r.ms);
+    expect(times).toEqual([...times].sort((a, b) => a - b));
+    expect(rows.find((r) => r.stamp === 'userSpeechEnd')!.ms).toBe(0);
+    // The status line went through each thing the assistant did, in order.
+    const act = (await trace()).activity as unknown as string[];
+    const order = ['listening', 'thinking', 'answering', 'speaking'].map((s) => act.indexOf(s));
+    expect(order.every((i) => i >= 0), act.join(' → ')).toBe(true);
+    expect(order, act.join(' → ')).toEqual([...order].sort((a, b) => a - b));
+    expect(act).toContain('you are speaking');
+    // The unheard part of the interrupted answer is marked.
+    expect(await page.$$eval('#turns li.assistant.interrupted .unheard', (u) => u.length)).toBeGreaterThan(0);
+    // One chart point per finished turn, drawn by uPlot.
+    const points = () =>
+      page.evaluate(() => ({
+        chart: (window as unknown as { asyncvoiceTrace: { chartPoints: number } }).asyncvoiceTrace.chartPoints,
+        finished: document.querySelectorAll('#turns li.assistant details.thoughts:not([open])').length,
+      }));
+    await page.waitForFunction(() => (window as unknown as { asyncvoiceTrace: { chartPoints: number } }).asyncvoiceTrace.chartPoints >= 1, undefined, { timeout: 30_000 });
+    await expect.poll(async () => { const p = await points(); return p.chart === p.finished; }, { timeout: 20_000 }).toBe(true);
+    expect(await page.$$eval('#chart canvas', (c) => c.length)).toBe(1);
+    await page.screenshot({ path: join(ARTIFACTS, 'e2e-3-dashboard.png') });
     expect(await page.textContent('#figures')).toMatch(/voice to voice\s*-?\d+ ms/);
     expect(errors).toEqual([]);
   }, 120_000);
