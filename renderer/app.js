@@ -15,7 +15,8 @@ let headphones = false;
 let pttHeld = false;
 let capture = null;
 let thinkingTurn = -1;
-const history = { turn: [], fat: [], v2v: [], delay: [] };
+// Per finished turn: its id, and its voice to voice and total delay under the mode it ran in (null under the others).
+const history = { turn: [], v2v: { async: [], think: [], nothink: [] }, delay: { async: [], think: [], nothink: [] } };
 let chart = null;
 
 const player = new SpeechPlayer((chunkId, event, heardChars) => {
@@ -100,7 +101,7 @@ socket.on(S.state, (s) => {
   note('state', `turn ${s.turnId}: ${s.from} → ${s.to} (${s.reason})`);
   activity.engine = s.to === 'done' ? null : s.to;
   if (s.cause !== 'user-interrupted') activity.interrupted = false;
-  if (s.cause === 'thinking-budget') view.thinkingNotice(s.turnId, `(thinking stopped: its budget of ${$('max-thinking').value} tokens is spent)`);
+  if (s.cause === 'thinking-budget') view.thinkingNotice(s.turnId, '(thinking stopped: its token budget is spent)');
   if (s.cause === 'thinking-out-of-room') view.thinkingNotice(s.turnId, '(thinking stopped: the context is full)');
   if (s.to === 'done') view.turnDone(s.turnId);
   showActivity();
@@ -143,11 +144,11 @@ function addToChart(m) {
   const mode = turnModes.get(m.turnId) ?? $('mode').value;
   history.turn.push(m.turnId);
   for (const k of chartModes) {
-    history[`v2v-${k}`] = [...(history[`v2v-${k}`] ?? []), k === mode ? m.voiceToVoiceMs : null];
-    history[`delay-${k}`] = [...(history[`delay-${k}`] ?? []), k === mode ? m.totalDelayMs : null];
+    history.v2v[k].push(k === mode ? m.voiceToVoiceMs : null);
+    history.delay[k].push(k === mode ? m.totalDelayMs : null);
   }
   trace.chartPoints = history.turn.length;
-  const data = [history.turn, ...chartModes.map((k) => history[`v2v-${k}`]), ...chartModes.map((k) => history[`delay-${k}`])];
+  const data = [history.turn, ...chartModes.map((k) => history.v2v[k]), ...chartModes.map((k) => history.delay[k])];
   if (!window.uPlot) return setError('the chart library did not load');
   if (!chart) {
     chart = new window.uPlot(

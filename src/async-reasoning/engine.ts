@@ -12,7 +12,6 @@ import { Turn } from './turn.ts';
 
 export { Turn } from './turn.ts';
 export type { StreamName } from './turn-config.ts';
-export type { HistoryEntry } from './turn-context.ts';
 
 export interface EngineOptions {
   lm: CausalLM;
@@ -112,11 +111,6 @@ export class AsyncReasoningEngine {
       if (!Number.isInteger(v) || v < 1) throw new RuntimeUsageError(`${k} must be a positive integer, got ${v}`);
       this.settings = { ...this.settings, [k]: v };
     }
-  }
-
-  /** The settings the next turn will start with. */
-  get budgets(): Readonly<TurnSettings> {
-    return this.settings;
   }
 
   /** Resolves when the conversation's standing blocks are encoded (turns wait for it anyway). */

@@ -14,17 +14,13 @@ export class SpeechDelayObserver {
   constructor(private readonly durationMs: (text: string) => number = wordsPerMinuteDuration()) {}
 
   observe(e: EngineEvent): void {
-    if (e.type === 'answer') this.take(this.chunker.push(e.text, e.tMs));
+    if (e.type === 'answer') this.ready.push(...this.chunker.push(e.text, e.tMs));
     else if (e.type === 'interrupted') {
       // What was cut was never said: the chunks start again from the heard text.
       this.ready.length = 0;
       this.chunker = new SpeechChunker();
-      this.take(this.chunker.push(e.heardText, e.tMs));
-    } else if (e.type === 'done') this.take(this.chunker.flush(e.tMs));
-  }
-
-  private take(chunks: { raw: string; readyMs: number }[]): void {
-    this.ready.push(...chunks);
+      this.ready.push(...this.chunker.push(e.heardText, e.tMs));
+    } else if (e.type === 'done') this.ready.push(...this.chunker.flush(e.tMs));
   }
 
   get chunks(): SpeechChunk[] {

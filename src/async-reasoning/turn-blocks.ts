@@ -24,7 +24,7 @@ export class TurnBlocks {
     return this.ctx.lm.cache;
   }
 
-  create(name: string): CacheBlock {
+  private create(name: string): CacheBlock {
     const b = this.cache.createBlock(name);
     this.own.push(b);
     return b;

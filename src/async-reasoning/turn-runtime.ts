@@ -96,10 +96,14 @@ export class TurnRuntime {
   /** Samples the thinker: a thought (emitted, and pending for the next step), or null when its thoughts end here. */
   nextThought(t: TokenStream, logits: Float32Array, tMs: number): number | null {
     const next = this.sample('thinker', t, logits);
-    if (next === this.cfg.thinkEndId || t.produced.length >= this.cfg.maxThinkingTokens) {
-      t.ended = next === this.cfg.thinkEndId ? 'model' : 'budget';
-      if (next === this.cfg.thinkEndId) this.setState('writer_only', 'thinker-ended', 'thinker ended its thoughts');
-      else this.setState('writer_only', 'thinking-budget', 'thinking budget spent');
+    if (next === this.cfg.thinkEndId) {
+      t.ended = 'model';
+      this.setState('writer_only', 'thinker-ended', 'thinker ended its thoughts');
+      return null;
+    }
+    if (t.produced.length >= this.cfg.maxThinkingTokens) {
+      t.ended = 'budget';
+      this.setState('writer_only', 'thinking-budget', 'thinking budget spent');
       return null;
     }
     const text = t.push(next);

@@ -1,12 +1,11 @@
 import type { CacheBlock } from '../llm/kv-cache.ts';
 import { runAsync } from './async-decoder.ts';
-import type { DoneReason, EngineEvent, EngineState, Mode, TurnResult } from './events.ts';
+import type { DoneReason, EngineEvent, EngineState, EventQueue, Mode, TurnResult } from './events.ts';
 import type { AsyncBlocks, AsyncViews } from './layout.ts';
 import { runSingle } from './single-stream.ts';
 import { positionsNeeded, type TurnConfig } from './turn-config.ts';
 import type { HistoryEntry, TurnContext } from './turn-context.ts';
 import { TurnRuntime } from './turn-runtime.ts';
-import type { EventQueue } from './events.ts';
 
 /**
  * One user turn: its controls (more words, end of speech, barge-in, end, abort), its event stream

@@ -103,9 +103,11 @@ export function registerAsk(program: Command): void {
         const speech = new SpeechDelayObserver();
         const view = liveView((s) => process.stdout.write(s), process.stdout.isTTY === true);
         for await (const e of turn.events) {
-          speech.observe(e);
-          if (o.json) events.push(e);
-          else view(e);
+          if (!o.json) view(e); // the live view totals the delay itself
+          else {
+            speech.observe(e);
+            events.push(e);
+          }
         }
         const r = await turn.result;
         await turn.settled();

@@ -12,8 +12,6 @@ import { Playout } from './playout.ts';
 import { TurnObserver } from './turn-observer.ts';
 import { UtteranceTracker, type UtteranceEnd } from './utterances.ts';
 
-export { isBackchannel } from './barge-in.ts';
-
 export type Emit = <E extends keyof ServerEvents>(event: E, payload: ServerEvents[E]) => void;
 
 export interface ConversationOptions {
@@ -144,8 +142,8 @@ export class Conversation {
       case 'speech-start':
         this.o.emit('vad', { speaking: true, atMs: e.atMs });
         if (this.speaking && this.handsFree) this.bargeIn.speechOverAnswer();
-        this.utterances.speechStarted(e.atMs);
-        if (this.live?.turn.acceptsInput) this.utterances.forgetSpeechStart();
+        // Speech inside a running turn does not open the next one; startTurn takes this.
+        if (!this.live?.turn.acceptsInput) this.utterances.speechStarted(e.atMs);
         break;
       case 'speech-end':
         this.o.emit('vad', { speaking: false, atMs: e.atMs });

@@ -61,11 +61,6 @@ export class UtteranceTracker {
     return at;
   }
 
-  /** Speech went on inside a running turn: it does not open the next one. */
-  forgetSpeechStart(): void {
-    this.speechStartAt = null;
-  }
-
   speechEnded(streamMs: number, decidedAt: number): void {
     this.ends.set(streamMs, { spokeUntil: this.clockAt(streamMs), decidedAt });
   }
