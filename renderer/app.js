@@ -10,8 +10,26 @@ const socket = io({ auth: token ? { token } : {}, transports: ['websocket'] });
 const view = new ConversationView();
 const $ = (id) => document.getElementById(id);
 
-let handsFree = true;
-let headphones = false;
+// The user's choices, kept across reloads: a page opened hands-free listens by itself.
+const stored = (key, fallback) => {
+  try {
+    const v = localStorage.getItem(`asyncvoice.${key}`);
+    return v === null ? fallback : v === 'true';
+  } catch {
+    return fallback; // storage off (private mode, a file: page)
+  }
+};
+const store = (key, value) => {
+  try {
+    localStorage.setItem(`asyncvoice.${key}`, String(value));
+  } catch {
+    /* not kept, still applied */
+  }
+};
+let handsFree = stored('handsFree', true);
+let headphones = stored('headphones', false);
+$('hands-free').checked = handsFree;
+$('headphones').checked = headphones;
 let pttHeld = false;
 let capture = null;
 let thinkingTurn = -1;
@@ -39,16 +57,18 @@ const note = (what, detail = '') => {
 
 // What the assistant is doing, in one line, from the events: the most pressing of the user
 // speaking, audio playing, the engine's state, loading, or waiting for the user.
-const activity = { loading: 'connecting…', userSpeaking: false, engine: null, interrupted: false };
+const activity = { loading: 'connecting…', needsClick: false, userSpeaking: false, engine: null, interrupted: false };
 function showActivity() {
+  const engine = activity.engine === 'thinker_only' ? 'thinking' : activity.engine === 'thinker_and_writer' || activity.engine === 'writer_only' ? 'answering' : null;
   let label;
   if (activity.loading) label = activity.loading;
-  else if (activity.userSpeaking) label = 'you are speaking';
-  else if (activity.interrupted) label = 'interrupted';
-  else if (player.active) label = 'speaking';
-  else if (activity.engine === 'thinker_and_writer' || activity.engine === 'writer_only') label = 'answering';
-  else if (activity.engine === 'thinker_only') label = 'thinking';
-  else label = capture || pttHeld ? 'listening' : 'ready: start the microphone, hold to talk, or type';
+  else if (activity.needsClick) label = 'click anywhere to start listening (the browser needs a click before it plays or records audio)';
+  else {
+    // What the user does or hears first; the engine's work beside it, since it thinks while it listens and speaks.
+    const person = activity.userSpeaking ? 'you are speaking' : activity.interrupted ? 'interrupted' : player.active ? 'speaking' : null;
+    if (person) label = engine ? `${person} · ${engine}` : person;
+    else label = engine ?? (capture || pttHeld ? 'listening' : 'ready: start the microphone, hold to talk, or type');
+  }
   const a = $('activity');
   if (a.dataset.state === label) return;
   a.textContent = label;
@@ -64,6 +84,8 @@ socket.on(S.hello, (h) => {
   $('mode').value = h.mode;
   activity.loading = null;
   showActivity();
+  if (h.handsFree !== handsFree) socket.emit(C.settings, { handsFree });
+  if (handsFree) startMic();
 });
 socket.on(S.progress, (p) => {
   if (p.what === 'ready') {
@@ -125,9 +147,26 @@ socket.on(S.stopAudio, (s) => {
   player.stopAll();
   document.body.dataset.playing = 'false';
 });
+// Every turn's latest report, so an earlier turn can be looked at while a new one fills in.
+const MAX_TURNS_KEPT = 100;
+const metricsByTurn = new Map();
 socket.on(S.metrics, (m) => {
-  renderTimeline(m);
+  const pick = $('timeline-pick');
+  if (!metricsByTurn.has(m.turnId)) {
+    pick.append(new Option(`turn ${m.turnId}`, String(m.turnId)));
+    if (metricsByTurn.size >= MAX_TURNS_KEPT) {
+      const oldest = metricsByTurn.keys().next().value;
+      metricsByTurn.delete(oldest);
+      pick.querySelector(`option[value="${oldest}"]`)?.remove();
+    }
+  }
+  metricsByTurn.set(m.turnId, m);
+  if (pick.value === 'latest' || pick.value === String(m.turnId)) renderTimeline(m);
   if (m.done) addToChart(m);
+});
+$('timeline-pick').addEventListener('change', (e) => {
+  const m = e.target.value === 'latest' ? [...metricsByTurn.values()].at(-1) : metricsByTurn.get(Number(e.target.value));
+  if (m) renderTimeline(m);
 });
 socket.on(S.error, (e) => {
   trace.errors.push(e);
@@ -171,7 +210,12 @@ function addToChart(m) {
 /** The mode each turn ran in (the setting when it started). */
 const turnModes = new Map();
 
-async function startMic() {
+let opening = null;
+function startMic() {
+  opening ??= openMic().finally(() => (opening = null));
+  return opening;
+}
+async function openMic() {
   if (capture) return;
   try {
     capture = await startCapture(
@@ -183,12 +227,35 @@ async function startMic() {
     trace.microphoneOpens++;
     const onOff = (v) => (v ? 'on' : 'off');
     note('microphone on', `(echo cancellation ${onOff(capture.echoCancellation)}, noise suppression ${onOff(capture.noiseSuppression)})`);
-    $('mic').textContent = 'Microphone on';
+    $('mic').textContent = 'Stop microphone';
     $('mic').classList.add('active');
+    if (capture.suspended) waitForClick(capture);
     showActivity();
   } catch (e) {
     setError(`microphone: ${e.message}`);
   }
+}
+/** Browsers start audio only after a gesture on the page: say so, and resume on the first one. */
+function waitForClick(c) {
+  activity.needsClick = true;
+  const go = () => {
+    window.removeEventListener('pointerdown', go, true);
+    window.removeEventListener('keydown', go, true);
+    activity.needsClick = false;
+    void c.resume().then(showActivity);
+  };
+  window.addEventListener('pointerdown', go, true);
+  window.addEventListener('keydown', go, true);
+}
+function stopMic() {
+  if (!capture) return;
+  capture.stop();
+  capture = null;
+  activity.needsClick = false;
+  note('microphone off');
+  $('mic').textContent = 'Start microphone';
+  $('mic').classList.remove('active');
+  showActivity();
 }
 
 function pttDown() {
@@ -206,7 +273,7 @@ function pttUp() {
   socket.emit(C.pttUp, {});
 }
 
-$('mic').addEventListener('click', startMic);
+$('mic').addEventListener('click', () => (capture ? stopMic() : startMic()));
 $('ptt').addEventListener('pointerdown', pttDown);
 $('ptt').addEventListener('pointerup', pttUp);
 $('ptt').addEventListener('pointerleave', pttUp);
@@ -216,14 +283,18 @@ $('stop').addEventListener('click', () => {
 });
 $('hands-free').addEventListener('change', (e) => {
   handsFree = e.target.checked;
+  store('handsFree', handsFree);
   socket.emit(C.settings, { handsFree });
+  // Hands-free listens all the time; push-to-talk opens the microphone at the first press.
+  if (handsFree) startMic();
+  else stopMic();
 });
 $('headphones').addEventListener('change', async (e) => {
   headphones = e.target.checked;
+  store('headphones', headphones);
   if (!capture) return;
   // Audio processing is fixed when the microphone opens: reopen it with the new setting.
-  capture.stop();
-  capture = null;
+  stopMic();
   await startMic();
 });
 $('mode').addEventListener('change', (e) => socket.emit(C.settings, { mode: e.target.value }));

@@ -25,6 +25,9 @@ export async function startCapture(onFrame, { echoCancellation = true, noiseSupp
   return {
     echoCancellation: settings.echoCancellation === true,
     noiseSuppression: settings.noiseSuppression === true,
+    // A page that has not been clicked yet may not run audio: frames flow once this is resumed.
+    suspended: ctx.state === 'suspended',
+    resume: () => ctx.resume(),
     stop: () => {
       stream.getTracks().forEach((t) => t.stop());
       ctx.close();

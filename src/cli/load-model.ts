@@ -43,6 +43,7 @@ export async function loadModelWithProgress(
     intraOpThreads: o.threads,
     maxPositions: o.maxContext,
     weights: o.weights,
+    buildInWorker: true,
     onProgress: (p) => {
       if (p.stage === 'download') report?.({ what: `downloading ${p.file}`, done: p.loadedBytes, total: p.totalBytes });
       else if (p.stage === 'build') report?.({ what: `building the model graph (${p.what})`, done: p.done, total: p.total });

@@ -62,26 +62,30 @@ export function registerServe(program: Command): void {
     .option('--voice <name>', 'speech voice')
     .addOption(new Option('--asr <engine>', 'recogniser').choices(['pocketsphinx', 'whisper']).default('pocketsphinx'))
     .action(async (o: ServeCliOptions) => {
-      // The service listens at once; pages show the model loading (download, graph build) as it goes.
+      // The service listens first; pages show the checks, the download, the graph build and the
+      // prompts' encoding as they go, and talk once all are done.
       const hub: { server?: RunningServer } = {};
+      const report = (p: { what: string; done: number; total: number | null }) => hub.server?.progress(p);
+      let listening!: () => void;
+      const listened = new Promise<void>((r) => (listening = r));
       const tts = createTtsEngine(o.tts, { voice: o.voice, offline: o.offline });
-      // The model loads while the speech engines are checked; a voice assistant that cannot speak
-      // or hear is not worth serving, so a failed check ends it before it takes a client.
-      // One recogniser, loaded once: checked here, then serving every conversation.
-      const recognizer = o.asr === 'whisper' ? WhisperRecognizer.load({ offline: o.offline }) : Promise.resolve(new PocketsphinxRecognizer());
-      recognizer.catch(() => undefined);
       const loading = (async () => {
-        const model = await loadModelWithProgress(o, false, (p) => hub.server?.progress(p));
+        await listened;
+        // One recogniser, loaded once, serving every conversation. A voice assistant that cannot
+        // speak or hear is not worth serving: a failed check ends the service with its fix.
+        report({ what: 'checking speech output and recognition', done: 0, total: null });
+        const recognizer = o.asr === 'whisper' ? await WhisperRecognizer.load({ offline: o.offline }) : new PocketsphinxRecognizer();
+        try {
+          await checkSpeechEngines(tts, recognizer);
+        } catch (e) {
+          throw e instanceof SpeechEngineError ? new SpeechEngineError(`not serving: ${e.message}`, { retryable: e.retryable }) : e;
+        }
+        const model = await loadModelWithProgress(o, false, report);
         const tokenizer = await Tokenizer.fromFolder(model.dir);
         await loadMathSpeech();
-        return { lm: model.lm, tokenizer, recognizer: await recognizer, tts };
+        return { lm: model.lm, tokenizer, recognizer, tts };
       })();
       loading.catch(() => undefined);
-      try {
-        await checkSpeechEngines(tts, await recognizer);
-      } catch (e) {
-        throw e instanceof SpeechEngineError ? new SpeechEngineError(`not serving: ${e.message}`, { retryable: e.retryable }) : e;
-      }
       const server = await serve({
         host: o.host,
         port: o.port,
@@ -97,10 +101,15 @@ export function registerServe(program: Command): void {
         throw e?.code ? listenError(e, o.host, o.port) : e;
       });
       hub.server = server;
-      // The URL first: a page opened now shows the model loading; it talks once the model is ready.
       process.stdout.write(`asyncvoice core service: ${server.url}\n`);
       if (server.token) process.stdout.write(`access token: ${server.token}\n`);
-      const components = await loading; // a model that cannot load ends the service with its error
+      listening();
+      // A model or a speech engine that cannot load ends the service with its error; pages were told.
+      const components = await loading.catch(async (e: unknown) => {
+        await new Promise((r) => setTimeout(r, 300)); // the pages' error event goes out before the socket closes
+        await server.close();
+        throw e;
+      });
       process.stdout.write('model ready\n');
       const stop = async () => {
         await server.close();

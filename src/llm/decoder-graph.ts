@@ -5,7 +5,7 @@ import type { DecoderConfig } from './config.ts';
 import { DT, GraphBuilder } from './onnx/graph-builder.ts';
 import { ropeTables } from './rope.ts';
 import { quantizeInt4 } from './quantize.ts';
-import { readTensorF32, type TensorInfo } from './safetensors.ts';
+import { readTensorF32, readTensorF32Pieces, type TensorInfo } from './safetensors.ts';
 
 const INT4_BLOCK = 32;
 
@@ -104,23 +104,27 @@ function transpose2d(src: Float32Array, rows: number, cols: number): Float32Arra
  * Builds the decoder as ONNX (fp32) into `outDir/model.onnx` (+ `.data`). Writes to a temporary
  * folder first and renames, so an interrupted build never leaves a half graph in the cache.
  */
-export function buildDecoderGraph(
+export async function buildDecoderGraph(
   cfg: DecoderConfig,
   tensors: Map<string, TensorInfo>,
   outDir: string,
   opts: BuildOptions,
-): void {
+): Promise<void> {
   const need = (name: string): TensorInfo => {
     const t = tensors.get(name);
     if (!t) throw new UnsupportedModelError(`checkpoint lacks tensor "${name}" that a ${cfg.modelType} model must have`);
     return t;
   };
-  const load = (name: string, shape: number[]): Float32Array => {
+  const checked = (name: string, shape: number[]): TensorInfo => {
     const info = need(name);
     if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
       throw new UnsupportedModelError(`tensor "${name}" has shape ${JSON.stringify(info.shape)}, config implies ${JSON.stringify(shape)}`);
     }
-    return readTensorF32(info);
+    return info;
+  };
+  const weights: WeightSource = {
+    load: (name, shape) => readTensorF32(checked(name, shape)),
+    pieces: (name, shape) => readTensorF32Pieces(checked(name, shape)),
   };
   if (tensors.has('lm_head.weight') === false && !cfg.tieWordEmbeddings) {
     throw new UnsupportedModelError('checkpoint has no lm_head.weight and tie_word_embeddings is false');
@@ -131,7 +135,7 @@ export function buildDecoderGraph(
   mkdirSync(tmp, { recursive: true });
   const g = new GraphBuilder(join(tmp, 'model.onnx'));
   try {
-    emitDecoder(g, cfg, load, opts);
+    await emitDecoder(g, cfg, weights, opts);
     g.finish(`${cfg.modelType}_decoder`, {
       'asyncvoice.format': String(GRAPH_FORMAT_VERSION),
       'asyncvoice.model_type': cfg.modelType,
@@ -147,12 +151,21 @@ export function buildDecoderGraph(
   renameSync(tmp, outDir);
 }
 
-function emitDecoder(
+/** A checkpoint's tensors by HF name, checked against the shape the config implies. */
+interface WeightSource {
+  load(name: string, shape: number[]): Float32Array;
+  pieces(name: string, shape: number[]): Iterable<Float32Array>;
+}
+
+/** Lets timers and sockets run between layers: a server stays responsive while its graph builds. */
+const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
+
+async function emitDecoder(
   g: GraphBuilder,
   cfg: DecoderConfig,
-  load: (name: string, shape: number[]) => Float32Array,
+  { load, pieces }: WeightSource,
   opts: BuildOptions,
-): void {
+): Promise<void> {
   const { hiddenSize: H, numHeads: NH, numKvHeads: K, headDim: D, intermediateSize: I, vocabSize: V } = cfg;
   const G = NH / K;
   const eps = { float: cfg.rmsNormEps };
@@ -230,14 +243,15 @@ function emitDecoder(
   const byPast = g.o('Concat', [c([0, 0, -1]), Cd], { axis: 0 }); // [B,K,G*S,C]
   const byNew = g.o('Concat', [c([0, 0, -1]), Sd], { axis: 0 }); // [B,K,G*S,S]
 
-  const embed = load('model.embed_tokens.weight', [V, H]);
-  const embedName = g.weight('model.embed_tokens.weight', embed, [V, H]);
+  // The vocabulary-sized tables are the largest tensors by far: streamed in pieces.
+  const embedName = await g.streamWeight('model.embed_tokens.weight', [V, H], pieces('model.embed_tokens.weight', [V, H]), yieldToLoop);
   let x = g.o('Gather', [embedName, inputIds], { axis: 0 }); // [B,S,H]
-  const lmHead = cfg.tieWordEmbeddings ? embedName : g.weight('lm_head.weight', load('lm_head.weight', [V, H]), [V, H]);
+  const lmHead = cfg.tieWordEmbeddings ? embedName : await g.streamWeight('lm_head.weight', [V, H], pieces('lm_head.weight', [V, H]), yieldToLoop);
 
   const int4 = (opts.weights ?? 'fp32') === 'int4';
   /** y = x·Wᵀ (+ b) for an HF weight `${name}` of shape [out, inp]. */
-  const project = (input: string, name: string, out: number, inp: number, bias = false): string => {
+  const project = async (input: string, name: string, out: number, inp: number, bias = false): Promise<string> => {
+    await yieldToLoop(); // one matrix at a time: reading and quantising each takes tens of ms
     const w = load(name, [out, inp]);
     let y: string;
     if (int4) {
@@ -253,7 +267,7 @@ function emitDecoder(
     const biasName = name.replace(/\.weight$/, '.bias');
     return g.o('Add', [y, g.weight(biasName, load(biasName, [out]), [out])]);
   };
-  const linear = (input: string, name: string, out: number, inp: number, bias: boolean): string => project(input, `${name}.weight`, out, inp, bias);
+  const linear = (input: string, name: string, out: number, inp: number, bias: boolean): Promise<string> => project(input, `${name}.weight`, out, inp, bias);
   const rmsNorm = (input: string, weightName: string, n: number): string =>
     g.o('SimplifiedLayerNormalization', [input, g.weight(weightName, load(weightName, [n]), [n])], { axis: -1, epsilon: eps });
 
@@ -261,9 +275,9 @@ function emitDecoder(
     opts.onProgress?.(l + 1, total, `layer ${l}`);
     const n = layerNames(l);
     const h = rmsNorm(x, n.inNorm, H);
-    let q = g.o('Reshape', [linear(h, n.q, NH * D, H, cfg.qkvBias), c([0, 0, NH, D])]); // [B,S,NH,D]
-    let k = g.o('Reshape', [linear(h, n.k, K * D, H, cfg.qkvBias), c([0, 0, K, D])]); // [B,S,K,D]
-    const v0 = g.o('Reshape', [linear(h, n.v, K * D, H, cfg.qkvBias), c([0, 0, K, D])]);
+    let q = g.o('Reshape', [await linear(h, n.q, NH * D, H, cfg.qkvBias), c([0, 0, NH, D])]); // [B,S,NH,D]
+    let k = g.o('Reshape', [await linear(h, n.k, K * D, H, cfg.qkvBias), c([0, 0, K, D])]); // [B,S,K,D]
+    const v0 = g.o('Reshape', [await linear(h, n.v, K * D, H, cfg.qkvBias), c([0, 0, K, D])]);
     if (cfg.qkNorm) {
       q = rmsNorm(q, n.qNorm, D);
       k = rmsNorm(k, n.kNorm, D);
@@ -291,17 +305,18 @@ function emitDecoder(
     const attnNew = g.o('MatMul', [g.o('Reshape', [pNew, byNew]), vNew]); // [B,K,G*S,D]
     const attn = g.o('Reshape', [g.o('Add', [attnPast, attnNew]), c([0, NH, -1, D])]); // [B,NH,S,D]
     const merged = g.o('Reshape', [g.o('Transpose', [attn], { perm: [0, 2, 1, 3] }), c([0, 0, NH * D])]);
-    x = g.o('Add', [x, linear(merged, n.o, H, NH * D, cfg.oBias)]);
+    x = g.o('Add', [x, await linear(merged, n.o, H, NH * D, cfg.oBias)]);
 
     const h2 = rmsNorm(x, n.postNorm, H);
-    const gate = project(h2, n.gate, I, H);
-    const up = project(h2, n.up, I, H);
+    const gate = await project(h2, n.gate, I, H);
+    const up = await project(h2, n.up, I, H);
     const act = g.o('Mul', [g.o('Mul', [gate, g.o('Sigmoid', [gate])]), up]);
-    x = g.o('Add', [x, project(act, n.down, H, I)]);
+    x = g.o('Add', [x, await project(act, n.down, H, I)]);
     g.output(io.newKey(l), DT.FLOAT, ['B', K, 'S', D]);
     g.output(io.newValue(l), DT.FLOAT, ['B', K, 'S', D]);
   }
 
+  await yieldToLoop();
   opts.onProgress?.(total - 1, total, 'lm head');
   // Logits only where asked: gather rows before the final norm and the (large) vocab projection.
   const picked = g.o('GatherND', [x, g.o('Unsqueeze', [logitsIndex, c([-1])])], { batch_dims: 1 }); // [B,R,H]

@@ -2,7 +2,10 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { BackendError, ModelSourceError, UnsupportedModelError } from '../errors.ts';
 import type { DecoderConfig } from './config.ts';
+import type { BuildJob, BuildMessage } from './graph-build-job.ts';
 import { GRAPH_FORMAT_VERSION, buildDecoderGraph, type RopeMode, type WeightFormat } from './decoder-graph.ts';
 import type { TensorInfo } from './safetensors.ts';
 
@@ -38,23 +41,62 @@ export interface EnsureGraphOptions {
   weights?: WeightFormat;
   int4Compute?: 'int8' | 'fp32';
   onProgress?: (done: number, total: number, what: string) => void;
+  /**
+   * Build in a worker thread: seconds of quantising and writing never hold up the caller's event
+   * loop (a server answering pages during its first build). In-process otherwise.
+   */
+  inWorker?: boolean;
 }
 
 /** Returns the path of the model's ONNX graph, building it on first use. */
-export function ensureGraph(
+export async function ensureGraph(
   modelDir: string,
   cfg: DecoderConfig,
   tensors: Map<string, TensorInfo>,
   opts: EnsureGraphOptions,
-): { path: string; built: boolean } {
+): Promise<{ path: string; built: boolean }> {
   const key = graphKey(modelDir, tensors, { maxPositions: opts.maxPositions, ropeMode: opts.ropeMode, weights: opts.weights ?? 'fp32', int4Compute: opts.weights === 'int4' ? (opts.int4Compute ?? 'int8') : undefined });
   const dir = join(cacheRoot(), 'graphs', key);
   const path = join(dir, 'model.onnx');
   if (existsSync(path) && existsSync(path + '.data')) return { path, built: false };
-  buildDecoderGraph(cfg, tensors, dir, opts);
-  const meta: GraphMeta = { source: modelDir, format: GRAPH_FORMAT_VERSION, ropeMode: opts.ropeMode, weights: opts.weights ?? 'fp32', maxPositions: opts.maxPositions, builtAt: new Date().toISOString() };
-  writeFileSync(join(dir, 'meta.json'), JSON.stringify(meta, null, 2));
-  return { path, built: true };
+  // The build yields to the event loop, so a second load of the same graph can arrive meanwhile:
+  // it waits for the first build rather than writing into the same folder.
+  const running = building.get(dir);
+  if (running) return running.then((r) => ({ ...r, built: false }));
+  const build = (async () => {
+    if (opts.inWorker) await buildInWorker({ cfg, tensors, outDir: dir, opts: { maxPositions: opts.maxPositions, ropeMode: opts.ropeMode, weights: opts.weights, int4Compute: opts.int4Compute } }, opts.onProgress);
+    else await buildDecoderGraph(cfg, tensors, dir, opts);
+    const meta: GraphMeta = { source: modelDir, format: GRAPH_FORMAT_VERSION, ropeMode: opts.ropeMode, weights: opts.weights ?? 'fp32', maxPositions: opts.maxPositions, builtAt: new Date().toISOString() };
+    writeFileSync(join(dir, 'meta.json'), JSON.stringify(meta, null, 2));
+    return { path, built: true };
+  })().finally(() => building.delete(dir));
+  building.set(dir, build);
+  return build;
+}
+
+const building = new Map<string, Promise<{ path: string; built: boolean }>>();
+
+const ERRORS: Record<string, new (message: string, o: { retryable: boolean }) => Error> = { ModelSourceError, UnsupportedModelError };
+
+/** Runs one build in a worker thread; its error comes back as the same class with the same message. */
+function buildInWorker(job: BuildJob, onProgress?: (done: number, total: number, what: string) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL('./graph-build-worker.mjs', import.meta.url), { workerData: job });
+    let settled = false;
+    const settle = (e?: Error) => {
+      if (settled) return;
+      settled = true;
+      if (e) reject(e);
+      else resolve();
+    };
+    worker.on('message', (m: BuildMessage) => {
+      if (m.type === 'progress') onProgress?.(m.done, m.total, m.what);
+      else if (m.type === 'done') settle();
+      else settle(new (ERRORS[m.name] ?? BackendError)(m.message, { retryable: m.retryable }));
+    });
+    worker.on('error', (e) => settle(new BackendError(`the graph build failed: ${e.message}`, { cause: e })));
+    worker.on('exit', (code) => settle(code === 0 ? undefined : new BackendError(`the graph build stopped (worker exit code ${code}; out of memory?)`)));
+  });
 }
 
 /** What a built graph was made from, kept beside it so the cache can be listed and pruned. */

@@ -25,6 +25,8 @@ export interface LoadOptions extends BackendOptions {
   /** See BuildOptions.int4Compute. */
   int4Compute?: 'int8' | 'fp32';
   onProgress?: (p: LoadProgress) => void;
+  /** Build a missing graph in a worker thread (see EnsureGraphOptions.inWorker). */
+  buildInWorker?: boolean;
 }
 
 export interface LoadedModel {
@@ -53,11 +55,12 @@ export async function loadCausalLM(source: string, opts: LoadOptions = {}): Prom
   const limit = Math.min(config.maxPositionEmbeddings, config.slidingWindow ?? Infinity);
   const maxPositions = Math.min(opts.maxPositions ?? 32768, limit);
   const ropeMode = opts.ropeMode ?? 'rotate-query';
-  const { path } = ensureGraph(dir, config, tensors, {
+  const { path } = await ensureGraph(dir, config, tensors, {
     maxPositions,
     ropeMode,
     weights: opts.weights,
     int4Compute: opts.int4Compute,
+    inWorker: opts.buildInWorker,
     onProgress: (done, total, what) => opts.onProgress?.({ stage: 'build', done, total, what }),
   });
   opts.onProgress?.({ stage: 'session' });

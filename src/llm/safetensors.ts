@@ -127,36 +127,49 @@ function f16ToF32(src: Uint16Array, dst: Float32Array): void {
 
 /** Reads one tensor as float32, whatever floating dtype it is stored in. */
 export function readTensorF32(info: TensorInfo): Float32Array {
-  const count = info.shape.reduce((a, b) => a * b, 1);
-  const raw = Buffer.alloc(info.byteLength);
+  return readElementsF32(info, 0, info.shape.reduce((a, b) => a * b, 1));
+}
+
+/**
+ * A large tensor as float32 pieces of whole rows (first axis), about `pieceElements` each, so a
+ * caller can write each piece and let other work run in between instead of holding it all.
+ */
+export function* readTensorF32Pieces(info: TensorInfo, pieceElements = 1 << 22): Generator<Float32Array> {
+  const rows = info.shape[0] ?? 1;
+  const rowElements = info.shape.slice(1).reduce((a, b) => a * b, 1);
+  const rowsPerPiece = Math.max(1, Math.floor(pieceElements / rowElements));
+  for (let r = 0; r < rows; r += rowsPerPiece) {
+    yield readElementsF32(info, r * rowElements, Math.min(rowsPerPiece, rows - r) * rowElements);
+  }
+}
+
+const BYTES_PER_ELEMENT: Record<string, number> = { F32: 4, BF16: 2, F16: 2 };
+
+/** Elements [first, first + count) of a tensor, converted to float32. */
+function readElementsF32(info: TensorInfo, first: number, count: number): Float32Array {
+  const width = BYTES_PER_ELEMENT[info.dtype];
+  if (!width) throw new ModelSourceError(`tensor "${info.name}" has dtype ${info.dtype}; only F32, F16 and BF16 weights are supported`);
+  const total = info.shape.reduce((a, b) => a * b, 1);
+  if (info.byteLength !== total * width) {
+    throw new ModelSourceError(`${info.file}: tensor "${info.name}" holds ${info.byteLength} bytes where shape ${JSON.stringify(info.shape)} of ${info.dtype} needs ${total * width}`);
+  }
+  // An aligned buffer of its own (never Buffer's pool), so typed views over it are legal.
+  const raw = new Uint8Array(count * width);
   const fd = openSync(info.file, 'r');
   try {
     let got = 0;
-    while (got < info.byteLength) {
-      const n = readSync(fd, raw, got, info.byteLength - got, info.offset + got);
+    const start = info.offset + first * width;
+    while (got < raw.byteLength) {
+      const n = readSync(fd, raw, got, raw.byteLength - got, start + got);
       if (n <= 0) throw new ModelSourceError(`${info.file}: unexpected end of file reading "${info.name}"`);
       got += n;
     }
   } finally {
     closeSync(fd);
   }
+  if (info.dtype === 'F32') return new Float32Array(raw.buffer, 0, count);
   const out = new Float32Array(count);
-  // Buffer.alloc may hand back a pooled, unaligned view: copy into an aligned buffer first.
-  const aligned = new Uint8Array(raw.byteLength);
-  aligned.set(raw);
-  switch (info.dtype) {
-    case 'F32':
-      out.set(new Float32Array(aligned.buffer, 0, count));
-      break;
-    case 'BF16':
-      bf16ToF32(new Uint16Array(aligned.buffer, 0, count), out);
-      break;
-    case 'F16':
-      f16ToF32(new Uint16Array(aligned.buffer, 0, count), out);
-      break;
-    default:
-      throw new ModelSourceError(`tensor "${info.name}" has dtype ${info.dtype}; only F32, F16 and BF16 weights are supported`);
-  }
+  (info.dtype === 'BF16' ? bf16ToF32 : f16ToF32)(new Uint16Array(raw.buffer, 0, count), out);
   return out;
 }
 

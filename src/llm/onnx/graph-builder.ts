@@ -62,6 +62,25 @@ export class GraphBuilder {
     return name;
   }
 
+  /**
+   * Adds a float32 weight given as pieces in order, written to the external data file one by one
+   * with `between` awaited after each: a 600 MB embedding never stalls its process for seconds.
+   */
+  async streamWeight(name: string, dims: number[], pieces: Iterable<Float32Array>, between: () => Promise<void>): Promise<string> {
+    this.alignData();
+    const offset = this.dataOffset;
+    for (const p of pieces) {
+      writeSync(this.dataFd, new Uint8Array(p.buffer, p.byteOffset, p.byteLength));
+      this.dataOffset += p.byteLength;
+      await between();
+    }
+    const length = this.dataOffset - offset;
+    const expected = 4 * dims.reduce((a, b) => a * b, 1);
+    if (length !== expected) throw new Error(`weight "${name}": ${length} bytes written, dims ${JSON.stringify(dims)} need ${expected}`);
+    this.initializers.push(this.external(name, DT.FLOAT, dims, offset, length));
+    return name;
+  }
+
   /** Adds raw tensor bytes of any element type (packed int4 weights, say). */
   bytes(name: string, dataType: number, data: Uint8Array, dims: number[]): string {
     this.tensor(name, dataType, data, dims);
@@ -83,25 +102,36 @@ export class GraphBuilder {
   }
 
   private tensor(name: string, dataType: number, bytes: Uint8Array, dims: number[]): void {
-    const t: onnx.ITensorProto = { name, dataType, dims };
     if (bytes.byteLength >= EXTERNAL_THRESHOLD_BYTES) {
-      const pad = (EXTERNAL_ALIGN - (this.dataOffset % EXTERNAL_ALIGN)) % EXTERNAL_ALIGN;
-      if (pad) {
-        writeSync(this.dataFd, new Uint8Array(pad));
-        this.dataOffset += pad;
-      }
+      this.alignData();
       writeSync(this.dataFd, bytes);
-      t.dataLocation = onnx.TensorProto.DataLocation.EXTERNAL;
-      t.externalData = [
-        { key: 'location', value: this.dataFileName },
-        { key: 'offset', value: String(this.dataOffset) },
-        { key: 'length', value: String(bytes.byteLength) },
-      ];
+      this.initializers.push(this.external(name, dataType, dims, this.dataOffset, bytes.byteLength));
       this.dataOffset += bytes.byteLength;
     } else {
-      t.rawData = Uint8Array.from(bytes);
+      this.initializers.push({ name, dataType, dims, rawData: Uint8Array.from(bytes) });
     }
-    this.initializers.push(t);
+  }
+
+  private alignData(): void {
+    const pad = (EXTERNAL_ALIGN - (this.dataOffset % EXTERNAL_ALIGN)) % EXTERNAL_ALIGN;
+    if (pad) {
+      writeSync(this.dataFd, new Uint8Array(pad));
+      this.dataOffset += pad;
+    }
+  }
+
+  private external(name: string, dataType: number, dims: number[], offset: number, length: number): onnx.ITensorProto {
+    return {
+      name,
+      dataType,
+      dims,
+      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      externalData: [
+        { key: 'location', value: this.dataFileName },
+        { key: 'offset', value: String(offset) },
+        { key: 'length', value: String(length) },
+      ],
+    };
   }
 
   /** Adds a node; returns its output names. */
