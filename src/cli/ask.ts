@@ -5,6 +5,7 @@ import type { EngineEvent, Mode } from '../async-reasoning/events.ts';
 import { SpeechDelayObserver } from '../async-reasoning/speech-delay.ts';
 import { Tokenizer } from '../llm/tokenizer.ts';
 import { floatArg, intArg } from './options.ts';
+import { HeldOutput, liveView } from './live-view.ts';
 import { addModelOptions, loadModelWithProgress, type ModelCliOptions } from './load-model.ts';
 
 /** The reasoning engine's settings, shared by every command that runs it (ask, chat, serve). */
@@ -20,6 +21,7 @@ export interface EngineCliOptions extends ModelCliOptions {
 
 interface AskCliOptions extends EngineCliOptions {
   json: boolean;
+  plain: boolean;
 }
 
 const MODES: Mode[] = ['async', 'think', 'nothink'];
@@ -53,57 +55,22 @@ async function makeEngine(o: AskCliOptions, quiet: boolean, keepHistory: boolean
   return { model, engine };
 }
 
-/**
- * Live terminal view: thinking dim, the answer bright, state changes marked. On a terminal the
- * colours tell the streams apart; in a pipe, a label marks each switch of stream.
- */
-function liveView(write: (s: string) => void, color: boolean) {
-  const dim = color ? '\x1b[2m' : '';
-  const bright = color ? '\x1b[1m' : '';
-  const mark = color ? '\x1b[36m' : '';
-  const reset = color ? '\x1b[0m' : '';
-  let current: 'thinking' | 'answer' | null = null;
-  let speech = new SpeechDelayObserver();
-  return (e: EngineEvent) => {
-    speech.observe(e);
-    if (e.type === 'thinking' || e.type === 'answer') {
-      if (current !== e.type && !color) write(`\n[${e.type}] `);
-      current = e.type;
-      write(`${e.type === 'thinking' ? dim : bright}${e.text}${reset}`);
-    } else if (e.type === 'state') {
-      write(`\n${mark}[state ${e.from} → ${e.to}: ${e.reason} @ ${e.tMs.toFixed(0)} ms]${reset}`);
-      current = null;
-    } else if (e.type === 'control') {
-      write(`\n${mark}[control: ${e.decision} (P(yes)=${e.pYes.toExponential(2)}, P(no)=${e.pNo.toExponential(2)})]${reset}`);
-      current = null;
-    } else if (e.type === 'interrupted') {
-      write(`\n${mark}[interrupted: kept ${e.keptTokens} tokens, trimmed ${e.trimmedTokens}]${reset}`);
-      current = null;
-    } else if (e.type === 'done') {
-      const m = e.result.metrics;
-      write(
-        `\n${mark}[done: ${e.reason}; first answer token ${m.firstAnswerTokenMs === null ? '—' : `${m.firstAnswerTokenMs.toFixed(0)} ms (step ${m.firstAnswerTokenStep})`}; total delay ${speech.totalDelayMs.toFixed(0)} ms]${reset}\n`,
-      );
-      speech = new SpeechDelayObserver();
-    }
-  };
-}
-
 const round = (x: number | null) => (x === null ? null : Math.round(x * 100) / 100);
 
 export function registerAsk(program: Command): void {
   const ask = program.command('ask').description('ask one question; the answer starts while the thinking goes on').argument('<question>', 'the question');
   addEngineOptions(ask)
     .option('--json', 'print one JSON object at the end', false)
+    .option('--plain', 'print the answer alone as it streams (no thinking, no markers)', false)
     .action(async (question: string, o: AskCliOptions) => {
       const { model, engine } = await makeEngine(o, o.json, false); // one question: no history to keep
       try {
         const turn = engine.startTurn(question, { mode: o.mode });
         const events: EngineEvent[] = [];
         const speech = new SpeechDelayObserver();
-        const view = liveView((s) => process.stdout.write(s), process.stdout.isTTY === true);
+        const view = liveView({ write: (s) => process.stdout.write(s), tty: process.stdout.isTTY === true, columns: process.stdout.columns, plain: o.plain });
         for await (const e of turn.events) {
-          if (!o.json) view(e); // the live view totals the delay itself
+          if (!o.json) view.observe(e); // the live view totals the delay itself
           else {
             speech.observe(e);
             events.push(e);
@@ -132,7 +99,8 @@ export function registerAsk(program: Command): void {
   addEngineOptions(chat).action(async (o: AskCliOptions) => {
     const { model, engine } = await makeEngine(o, false, true);
     const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: process.stdin.isTTY === true });
-    const view = liveView((s) => process.stdout.write(s), process.stdout.isTTY === true);
+    const out = new HeldOutput((s) => process.stdout.write(s));
+    const view = liveView({ write: out.write, tty: process.stdout.isTTY === true, columns: process.stdout.columns });
     let turn: ReturnType<typeof engine.startTurn> | null = null;
     let awaitingInterruptText = false;
     let heard = 0;
@@ -143,11 +111,11 @@ export function registerAsk(program: Command): void {
       for await (const e of t.events) {
         if (e.type === 'answer') heard += e.text.length;
         if (e.type === 'interrupted') heard = e.heardText.length;
-        view(e);
+        view.observe(e);
       }
       await t.settled().catch(() => undefined);
       if (turn === t) turn = null;
-      prompt();
+      if (!awaitingInterruptText) prompt();
     };
     for (;;) {
       const next = await lines.next();
@@ -159,10 +127,14 @@ export function registerAsk(program: Command): void {
           // In a text chat everything printed so far counts as heard.
           turn.interrupt({ heardChars: heard });
           awaitingInterruptText = true;
-          process.stdout.write('\n(say what you want to add) you> ');
+          // What still streams waits until the user has typed their line.
+          view.settle();
+          out.hold();
+          process.stdout.write('(say what you want to add) you> ');
         }
         continue;
       }
+      if (awaitingInterruptText && line) out.release();
       if (!line) continue;
       if (turn && awaitingInterruptText && turn.acceptsInput) {
         turn.addUserInput(line);

@@ -44,12 +44,22 @@ describe('asyncvoice ask', () => {
     expect(n.metrics.thinkingTokens).toBe(0);
   }, 120_000);
 
-  it('the live view marks thinking, answer and state changes', async () => {
+  it('the live view gives thinking and answer lines of their own, and marks state changes', async () => {
     const out = await cli(['ask', '--model', model, '--max-thinking', '30', '--max-answer', '5', 'Why?']);
-    expect(out).toMatch(/\[thinking\] /);
-    expect(out).toMatch(/\[answer\] /);
+    const lines = out.split('\n').filter(Boolean);
+    expect(lines.some((l) => l.startsWith('thinking │ '))).toBe(true);
+    expect(lines.some((l) => l.startsWith('  answer │ '))).toBe(true);
+    expect(lines.every((l) => /^(thinking │ |  answer │ |\[)/.test(l)), out).toBe(true);
     expect(out).toMatch(/\[state listening → thinker_only: turn started @ \d+ ms\]/);
     expect(out).toMatch(/\[done: max-answer-tokens; first answer token \d+ ms \(step \d+\); total delay \d+ ms\]/);
+  }, 60_000);
+
+  it('--plain prints the answer alone, the same one --json reports', async () => {
+    const args = ['ask', '--model', model, '--max-thinking', '40', '--max-answer', '12', 'Why is the sky blue?'];
+    const plain = await cli([...args, '--plain']);
+    const json = JSON.parse(await cli([...args, '--json']));
+    expect(json.answer.length).toBeGreaterThan(0);
+    expect(plain).toBe(`${json.answer.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '')}\n`);
   }, 60_000);
 
   it('exits within a second of its last answer token, and says what it loads', async () => {
@@ -96,5 +106,33 @@ describe('asyncvoice chat', () => {
     const code = await new Promise((res) => child.on('exit', res));
     expect(code).toBe(0);
     expect((out.match(/you> /g) ?? []).length).toBeGreaterThanOrEqual(3);
+  }, 120_000);
+
+  it('after /interrupt, nothing is printed while the user types; what streamed meanwhile comes after their line', async () => {
+    const child = spawn(process.execPath, [BIN, 'chat', '--model', model, '--max-thinking', '400', '--max-answer', '400'], { env });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    const until = async (ok: () => boolean, what: string) => {
+      const t0 = Date.now();
+      while (!ok()) {
+        if (Date.now() - t0 > 60_000) throw new Error(`timed out waiting for ${what}; got:\n${out}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    child.stdin.write('Tell me about the sea.\n');
+    await until(() => /thinking │ /.test(out), 'thinking');
+    child.stdin.write('/interrupt\n');
+    await until(() => out.includes('(say what you want to add) you> '), 'the prompt');
+    const atPrompt = out.length;
+    // The thinker goes on (400 tokens); the user takes two seconds to type.
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(out.slice(atPrompt)).toBe('');
+    child.stdin.write('and the fish\n');
+    await until(() => out.length > atPrompt, 'the held output');
+    await until(() => /\[done: /.test(out), 'the end of the turn');
+    child.stdin.write('/quit\n');
+    expect(await new Promise((res) => child.on('exit', res))).toBe(0);
+    // The output held while the user typed came out after their line, the turn then went on to its end.
+    expect(out.slice(atPrompt)).toMatch(/thinking │ |answer │ |\[/);
   }, 120_000);
 });

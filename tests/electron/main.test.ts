@@ -156,3 +156,19 @@ describe('electron-builder.yml', () => {
     await expect(validateConfiguration({ ...config, linux: { ...config.linux, tragets: [] } }, { isEnabled: false, add: () => undefined })).rejects.toThrow(/Invalid configuration object/);
   });
 });
+
+describe('npm start', () => {
+  it("without Electron's binary says how to get it and how to use the browser instead", async () => {
+    const { spawnSync } = await import('node:child_process');
+    // Where a downloaded binary would be, point at nothing (electron's own override): the same
+    // situation whether this checkout has the binary or not.
+    const env = { ...process.env, ELECTRON_OVERRIDE_DIST_PATH: resolve(__dirname, 'no-electron-here') };
+    const r = spawnSync('npm', ['start', '--silent'], { cwd: resolve(__dirname, '../..'), encoding: 'utf8', env });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("Electron's binary is not installed");
+    expect(r.stderr).toContain('node node_modules/electron/install.js');
+    expect(r.stderr).toMatch(/npx asyncvoice serve --model \S+/);
+    expect(r.stderr).not.toMatch(/delete node_modules\/electron/);
+  }, 30_000);
+});
+
