@@ -34,7 +34,9 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
   port = (http.address() as AddressInfo).port;
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--no-first-run'] });
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--no-first-run',
+    // Hands-free pages open the microphone on hello: a fake one, so no microphone error replaces the one under test.
+    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'] });
 }, 60_000);
 afterAll(async () => {
   await browser?.close();

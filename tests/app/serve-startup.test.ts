@@ -1,13 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { makeTestModel } from '../../src/llm/test-model.ts';
 import { BIN } from '../helpers/cli.ts';
 import { scratchDir } from '../helpers/models.ts';
 import { needTools } from '../helpers/tools.ts';
 
+const ARTIFACTS = resolve(__dirname, '../../test-artifacts');
 const root = scratchDir('asyncvoice-serve-startup-');
 let browser: Browser;
 let server: ChildProcess | undefined;
@@ -71,8 +72,13 @@ describe('serve on a model whose graph is not built yet', () => {
         await new Promise((r) => setTimeout(r, 250));
       }
     })();
-    const page = await browser.newPage();
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     await page.goto(url);
+    // A picture of the page while the graph builds, for the docs (the build may already be over on a fast machine).
+    if (await page.waitForFunction(() => /building the model graph \(layer/.test(document.getElementById('activity')!.textContent!), undefined, { timeout: 10_000 }).then(() => true, () => false)) {
+      mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: join(ARTIFACTS, 'startup-building.png') });
+    }
     await page.waitForFunction(() => document.getElementById('status')!.textContent!.startsWith('connected ·'), undefined, { timeout: 120_000 });
     ready = true;
     await polling;
