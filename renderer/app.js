@@ -47,7 +47,7 @@ const player = new SpeechPlayer((chunkId, event, heardChars) => {
 });
 
 // Exposed for tests and the Electron shell: a small, read-only window into what the page did.
-const trace = { activity: [], chartPoints: 0, partials: 0, finals: 0, thinking: 0, answer: 0, chunksReceived: 0, playbackStarts: 0, playbackStops: 0, stopAudio: 0, microphoneOpens: 0, interruptions: [], errors: [], log: [] };
+const trace = { activity: [], listeningLagMs: [], chartPoints: 0, partials: 0, finals: 0, thinking: 0, answer: 0, chunksReceived: 0, playbackStarts: 0, playbackStops: 0, stopAudio: 0, microphoneOpens: 0, interruptions: [], errors: [], log: [] };
 window.asyncvoiceTrace = trace;
 /** The last few hundred things that happened, with page time in ms: enough to tell why a turn went as it did. */
 const note = (what, detail = '') => {
@@ -102,6 +102,15 @@ socket.on(S.vad, (v) => {
   activity.userSpeaking = v.speaking;
   if (v.speaking) activity.interrupted = false;
   showActivity();
+});
+socket.on(S.listening, ({ lagMs }) => {
+  const worst = Math.max(0, ...lagMs);
+  trace.listeningLagMs.push(...lagMs);
+  if (trace.listeningLagMs.length > 3000) trace.listeningLagMs.splice(0, trace.listeningLagMs.length - 3000);
+  const l = $('lag');
+  l.textContent = `listening lag ${worst} ms`;
+  // Beyond a quarter second the user notices: turn ends and barge-ins come late.
+  l.classList.toggle('behind', worst > 250);
 });
 socket.on(S.transcript, (t) => {
   if (!turnModes.has(t.turnId)) turnModes.set(t.turnId, $('mode').value);

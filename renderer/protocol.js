@@ -19,6 +19,7 @@ export const ServerEvent = /** @type {const} */ ({
   hello: 'hello',
   progress: 'progress',
   vad: 'vad',
+  listening: 'listening',
   transcript: 'transcript',
   thinking: 'thinking',
   answer: 'answer',

@@ -56,6 +56,8 @@ export interface ServerEvents {
   [ServerEvent.hello]: { version: string; model: string; mode: z.infer<typeof Mode>; handsFree: boolean };
   [ServerEvent.progress]: { what: string; done: number; total: number | null };
   [ServerEvent.vad]: { speaking: boolean; atMs: number };
+  /** How far behind the microphone listening ran for each audio frame since the last report (about once a second). */
+  [ServerEvent.listening]: { lagMs: number[] };
   [ServerEvent.transcript]: { turnId: number; text: string; final: boolean };
   [ServerEvent.thinking]: { turnId: number; text: string };
   [ServerEvent.answer]: { turnId: number; text: string };

@@ -8,6 +8,7 @@ import { pcm16ToFloat } from '../audio/wav.ts';
 import type { InterruptCause, ServerEvents } from '../protocol.ts';
 import type { TtsEngine } from '../tts/engine.ts';
 import { BargeInPolicy } from './barge-in.ts';
+import { ListeningLag } from './listening-lag.ts';
 import { Playout } from './playout.ts';
 import { TurnObserver } from './turn-observer.ts';
 import { UtteranceTracker, type UtteranceEnd } from './utterances.ts';
@@ -48,6 +49,7 @@ export class Conversation {
   private readonly now: () => number;
   private readonly transcriber: StreamingTranscriber;
   private readonly utterances = new UtteranceTracker();
+  private readonly lag: ListeningLag;
   private readonly bargeIn: BargeInPolicy;
   private mode: Mode;
   handsFree: boolean;
@@ -62,6 +64,7 @@ export class Conversation {
     this.now = o.now ?? (() => performance.now());
     this.mode = o.mode ?? 'async';
     this.handsFree = o.handsFree ?? true;
+    this.lag = new ListeningLag((lagMs) => o.emit('listening', { lagMs }));
     this.transcriber = new StreamingTranscriber(o.vad, o.recognizer, (e) => this.heardEvent(e), { vad: { minSilenceMs: 600 }, partialEveryMs: 800 });
     this.bargeIn = new BargeInPolicy({
       confirmMs: o.bargeInConfirmMs,
@@ -87,9 +90,11 @@ export class Conversation {
   pushAudio(bytes: Uint8Array): Promise<void> {
     const f = pcm16ToFloat(bytes);
     const frame = this.utterances.received((f.length / ASR_SAMPLE_RATE) * 1000, this.now());
-    return this.onAudio(() => {
+    this.lag.arrived(frame.endMs, frame.arrivedAt);
+    return this.onAudio(async () => {
       this.utterances.processing(frame);
-      return this.transcriber.push(f);
+      await this.transcriber.push(f);
+      this.lag.processed(frame.endMs, this.now());
     }, 'audio');
   }
 
