@@ -29,6 +29,8 @@ export async function loadModelWithProgress(
   o: ModelCliOptions,
   quiet = false,
   report?: (p: { what: string; done: number; total: number | null }) => void,
+  /** The process also listens (serve): steps give way to the audio front end (see docs/architecture.md). */
+  listening = false,
 ): Promise<LoadedModel> {
   const download = new ProgressBar('download');
   const build = new ProgressBar('building graph');
@@ -44,6 +46,7 @@ export async function loadModelWithProgress(
     maxPositions: o.maxContext,
     weights: o.weights,
     buildInWorker: true,
+    ...(listening ? { lowerPriority: true, spinning: false } : {}),
     onProgress: (p) => {
       if (p.stage === 'download') report?.({ what: `downloading ${p.file}`, done: p.loadedBytes, total: p.totalBytes });
       else if (p.stage === 'build') report?.({ what: `building the model graph (${p.what})`, done: p.done, total: p.total });

@@ -80,7 +80,7 @@ export function registerServe(program: Command): void {
         } catch (e) {
           throw e instanceof SpeechEngineError ? new SpeechEngineError(`not serving: ${e.message}`, { retryable: e.retryable }) : e;
         }
-        const model = await loadModelWithProgress(o, false, report);
+        const model = await loadModelWithProgress(o, false, report, true);
         const tokenizer = await Tokenizer.fromFolder(model.dir);
         await loadMathSpeech();
         return { lm: model.lm, tokenizer, recognizer, tts };

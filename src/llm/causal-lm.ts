@@ -1,8 +1,9 @@
 import { RuntimeUsageError } from '../errors.ts';
-import type { Session } from '../backend/onnx.ts';
+import type { FeedValue } from '../backend/onnx.ts';
 import type { DecoderConfig } from './config.ts';
 import { GRAPH_IO, MASKED, type RopeMode } from './decoder-graph.ts';
 import { CacheBlock, KvCache } from './kv-cache.ts';
+import type { StepRunner } from './step-runner.ts';
 
 /**
  * One row of a batched step. The row attends to the blocks of `view` in order, placed one after
@@ -55,17 +56,14 @@ export class CausalLM {
    */
   maxChunkTokens = DEFAULT_CHUNK_TOKENS;
   private scratch = new Map<string, Float32Array | BigInt64Array>();
-  private readonly outputNames: string[];
 
   constructor(
     readonly config: DecoderConfig,
-    private readonly session: Session,
+    private readonly runner: StepRunner,
     readonly maxPositions: number,
     readonly ropeMode: RopeMode = 'rotate-query',
   ) {
-    this.cache = new KvCache(config.numLayers, config.numKvHeads, config.headDim);
-    this.outputNames = [GRAPH_IO.logits];
-    for (let l = 0; l < config.numLayers; l++) this.outputNames.push(GRAPH_IO.newKey(l), GRAPH_IO.newValue(l));
+    this.cache = new KvCache(config.numLayers, config.numKvHeads, config.headDim, 64, runner.arena);
   }
 
   get vocabSize(): number {
@@ -259,7 +257,7 @@ export class CausalLM {
       p.want.forEach((i, r) => (logitsIndex[b * R + r] = BigInt(i)));
     });
 
-    const feeds: Parameters<Session['run']>[0] = {
+    const feeds: Record<string, FeedValue> = {
       [GRAPH_IO.inputIds]: { type: 'int64', data: ids, dims: [B, S] },
       [GRAPH_IO.positionIds]: { type: 'int64', data: pos, dims: [B, S] },
       [GRAPH_IO.attentionMask]: { type: 'float32', data: mask, dims: [B, S, CS] },
@@ -271,38 +269,30 @@ export class CausalLM {
     } else {
       feeds[GRAPH_IO.keyPositions] = { type: 'int64', data: keyIndex, dims: [B, C] };
     }
-    const { numKvHeads: K, headDim: D } = this.config;
-    for (let l = 0; l < this.config.numLayers; l++) {
-      feeds[GRAPH_IO.pastKey(l)] = { type: 'float32', data: this.cache.keys[l], dims: [K, D, C] };
-      feeds[GRAPH_IO.pastValue(l)] = { type: 'float32', data: this.cache.values[l], dims: [K, C, D] };
-    }
     const t1 = performance.now();
-    const out = await this.session.run(feeds, this.outputNames);
+    const logitsAll = await this.runner.run(feeds, C);
     const t2 = performance.now();
 
     // Commit the new tokens' K/V into their blocks (only now: a failed run leaves no trace).
+    const writes: number[] = [];
     plans.forEach((p, b) => {
       // A block dropped while the run was in flight (its conversation left) takes nothing.
       if (p.row.persist === false || p.target.isDropped) return;
       const n = p.row.tokens.length;
       const slots = this.cache.allocate(n);
-      for (let l = 0; l < this.config.numLayers; l++) {
-        const k = out[GRAPH_IO.newKey(l)].data;
-        const v = out[GRAPH_IO.newValue(l)].data;
-        for (let s = 0; s < n; s++) this.cache.writeToken(l, slots[s], k, v, (b * K * S + s) * D, S * D);
-      }
+      for (let s = 0; s < n; s++) writes.push(b, s, slots[s]);
       p.target.slots.push(...slots);
       p.target.tokens.push(...p.row.tokens);
     });
+    if (writes.length) this.runner.commit(Int32Array.from(writes), S);
 
     const V = this.vocabSize;
-    const logitsAll = out[GRAPH_IO.logits].data;
     const logits = plans.map((p, b) => logitsAll.slice(b * R * V, (b * R + p.want.length) * V));
     this.lastStep = { prepareMs: t1 - t0, runMs: t2 - t1, commitMs: performance.now() - t2 };
     return { logits };
   }
 
   async close(): Promise<void> {
-    await this.session.close();
+    await this.runner.close();
   }
 }

@@ -1,17 +1,16 @@
 import { RuntimeUsageError } from '../errors.ts';
 
+import { Arena, type ArenaSink } from './arena.ts';
+
 /**
- * The engine-owned KV cache: one arena per layer, shared by every block and every stream.
- * Layout per layer (what the graph reads directly, no copy):
- *   keys   [K, D, capacity]  (transposed, so Q·Kᵀ is a plain MatMul)
- *   values [K, capacity, D]
+ * The engine-owned KV cache: which arena slot holds which block's token, for every block of every
+ * stream. The K/V themselves live in an arena (see arena.ts) that this bookkeeping drives through
+ * a sink: growth, slot moves and copies are sent to it in order, between graph runs.
  * A cache slot holds one token of one block; slots of different blocks interleave freely
  * (attention does not care about slot order). Keys are rotated at the token's position *within
  * its block*, so a block can appear at any offset in any view without being touched.
  */
 export class KvCache {
-  readonly keys: Float32Array[] = [];
-  readonly values: Float32Array[] = [];
   private _capacity: number;
   /** Free slots, highest first, so pops reuse the lowest ones and the used range stays compact. */
   private free: number[] = [];
@@ -23,12 +22,11 @@ export class KvCache {
     readonly kvHeads: number,
     readonly headDim: number,
     readonly initialCapacity = 64,
+    /** Default: an arena in this thread. */
+    private readonly arena: ArenaSink = new Arena(numLayers, kvHeads, headDim),
   ) {
     this._capacity = initialCapacity;
-    for (let l = 0; l < numLayers; l++) {
-      this.keys.push(new Float32Array(kvHeads * headDim * initialCapacity));
-      this.values.push(new Float32Array(kvHeads * initialCapacity * headDim));
-    }
+    arena.resize(initialCapacity);
     for (let s = initialCapacity - 1; s >= 0; s--) this.free.push(s);
   }
 
@@ -90,21 +88,8 @@ export class KvCache {
     for (let s = old * 2 - 1; s >= old; s--) this.free.unshift(s);
   }
 
-  /** A new arena of `cap` slots holding the first min(old, cap) slots of the old one, strided layouts kept. */
   private resize(cap: number): void {
-    const old = this._capacity;
-    const n = Math.min(old, cap);
-    const { kvHeads: K, headDim: D } = this;
-    for (let l = 0; l < this.numLayers; l++) {
-      const k = new Float32Array(K * D * cap);
-      const ks = this.keys[l];
-      for (let row = 0; row < K * D; row++) k.set(ks.subarray(row * old, row * old + n), row * cap);
-      this.keys[l] = k;
-      const v = new Float32Array(K * cap * D);
-      const vs = this.values[l];
-      for (let h = 0; h < K; h++) v.set(vs.subarray(h * old * D, (h * old + n) * D), h * cap * D);
-      this.values[l] = v;
-    }
+    this.arena.resize(cap);
     this._capacity = cap;
   }
 
@@ -122,48 +107,26 @@ export class KvCache {
     if (cap === this._capacity) return false;
     // Free slots below the new end, lowest last so pop() hands out the lowest first.
     const low = this.free.filter((s) => s < cap).sort((a, b) => b - a);
+    const from: number[] = [];
+    const to: number[] = [];
     for (const blk of this.blocks.values()) {
       const slots = blk.slots;
       for (let i = 0; i < slots.length; i++) {
         if (slots[i] < cap) continue;
-        const to = low.pop()!;
-        this.copySlot(slots[i], to);
-        slots[i] = to;
+        from.push(slots[i]);
+        slots[i] = low.pop()!;
+        to.push(slots[i]);
       }
     }
+    if (from.length) this.arena.copySlots(from, to);
     this.resize(cap);
     this.free = low;
     return true;
   }
 
-  /**
-   * Writes one token's K/V for one layer. `k` and `v` are [K, D] taken from a graph output
-   * laid out [B,K,S,D]: `base` is the offset of (b, 0, s, 0) and `headStride` = S*D.
-   * @internal
-   */
-  writeToken(layer: number, slot: number, k: Float32Array, v: Float32Array, base: number, headStride: number): void {
-    const { kvHeads: K, headDim: D } = this;
-    const cap = this._capacity;
-    const keys = this.keys[layer];
-    const values = this.values[layer];
-    for (let h = 0; h < K; h++) {
-      const src = base + h * headStride;
-      const kRow = h * D * cap + slot;
-      for (let d = 0; d < D; d++) keys[kRow + d * cap] = k[src + d];
-      values.set(v.subarray(src, src + D), (h * cap + slot) * D);
-    }
-  }
-
   /** @internal */
-  copySlot(from: number, to: number): void {
-    const { kvHeads: K, headDim: D } = this;
-    const cap = this._capacity;
-    for (let l = 0; l < this.numLayers; l++) {
-      const keys = this.keys[l];
-      const values = this.values[l];
-      for (let hd = 0; hd < K * D; hd++) keys[hd * cap + to] = keys[hd * cap + from];
-      for (let h = 0; h < K; h++) values.copyWithin((h * cap + to) * D, (h * cap + from) * D, (h * cap + from + 1) * D);
-    }
+  copySlots(from: number[], to: number[]): void {
+    this.arena.copySlots(from, to);
   }
 }
 
@@ -211,7 +174,7 @@ export class CacheBlock {
     const copy = this.cache.createBlock(name);
     const slots = this.cache.allocate(this.slots.length);
     // allocate() may have grown the arena; slot indices stay valid across growth.
-    for (let i = 0; i < slots.length; i++) this.cache.copySlot(this.slots[i], slots[i]);
+    this.cache.copySlots(this.slots, slots);
     copy.slots.push(...slots);
     copy.tokens.push(...this.tokens);
     return copy;

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelSourceError } from '../errors.ts';
-import { Session, type BackendOptions } from '../backend/onnx.ts';
+import type { BackendOptions } from '../backend/onnx.ts';
+import { LocalStepRunner, WorkerStepRunner, type RunnerSpec } from './step-runner.ts';
 import { CausalLM } from './causal-lm.ts';
 import { parseDecoderConfig, type DecoderConfig } from './config.ts';
 import { ensureGraph } from './graph-cache.ts';
@@ -27,6 +28,13 @@ export interface LoadOptions extends BackendOptions {
   onProgress?: (p: LoadProgress) => void;
   /** Build a missing graph in a worker thread (see EnsureGraphOptions.inWorker). */
   buildInWorker?: boolean;
+  /**
+   * Where steps run: 'worker' (default) keeps this thread free while a step computes, which a
+   * process that also listens needs (see step-runner.ts); 'main' runs them here.
+   */
+  stepThread?: 'worker' | 'main';
+  /** Linux, worker steps: compute at a lower priority than the rest of the process (see step-worker-job.ts). */
+  lowerPriority?: boolean;
 }
 
 export interface LoadedModel {
@@ -64,6 +72,14 @@ export async function loadCausalLM(source: string, opts: LoadOptions = {}): Prom
     onProgress: (done, total, what) => opts.onProgress?.({ stage: 'build', done, total, what }),
   });
   opts.onProgress?.({ stage: 'session' });
-  const session = await Session.load(path, opts);
-  return { dir, config, lm: new CausalLM(config, session, maxPositions, ropeMode), graphPath: path };
+  const spec: RunnerSpec = {
+    graphPath: path,
+    numLayers: config.numLayers,
+    kvHeads: config.numKvHeads,
+    headDim: config.headDim,
+    backend: { executionProvider: opts.executionProvider, intraOpThreads: opts.intraOpThreads, spinning: opts.spinning },
+    lowerPriority: opts.lowerPriority,
+  };
+  const runner = (opts.stepThread ?? 'worker') === 'worker' ? await WorkerStepRunner.create(spec) : await LocalStepRunner.create(spec);
+  return { dir, config, lm: new CausalLM(config, runner, maxPositions, ropeMode), graphPath: path };
 }

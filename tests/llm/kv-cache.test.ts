@@ -140,11 +140,11 @@ describe('KvCache arena', () => {
     const chunkWas = lm.maxChunkTokens;
     lm.maxChunkTokens = 16;
     const inputs: number[] = [];
-    const session = (lm as unknown as { session: { run: (f: Record<string, { dims: number[] }>, o: string[]) => unknown } }).session;
-    const run = session.run.bind(session);
-    session.run = (feeds, outs) => {
+    const runner = (lm as unknown as { runner: { run: (f: Record<string, { dims: number[] }>, c: number) => unknown } }).runner;
+    const run = runner.run.bind(runner);
+    runner.run = (feeds, capacity) => {
       inputs.push(feeds.input_ids.dims[1]);
-      return run(feeds, outs);
+      return run(feeds, capacity);
     };
     try {
       await lm.forward([{ view: [blk], tokens: seq(100) }]);
@@ -152,7 +152,7 @@ describe('KvCache arena', () => {
       expect(Math.max(...inputs)).toBe(16);
       expect(inputs.length).toBe(7);
     } finally {
-      session.run = run;
+      runner.run = run;
       lm.maxChunkTokens = chunkWas;
       blk.drop();
     }

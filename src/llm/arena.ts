@@ -1,0 +1,103 @@
+/**
+ * The K/V memory of every layer, as the graph reads it with no copy:
+ *   keys   [K, D, capacity]  (transposed, so Q·Kᵀ is a plain MatMul)
+ *   values [K, capacity, D]
+ * Only the step runner that feeds the graph holds it (in a worker thread by default); the cache's
+ * bookkeeping (which slot holds which block's token) lives with the engine and sends it operations.
+ */
+export class Arena {
+  readonly keys: Float32Array[] = [];
+  readonly values: Float32Array[] = [];
+  private cap = 0;
+
+  constructor(
+    readonly numLayers: number,
+    readonly kvHeads: number,
+    readonly headDim: number,
+  ) {
+    for (let l = 0; l < numLayers; l++) {
+      this.keys.push(new Float32Array(0));
+      this.values.push(new Float32Array(0));
+    }
+  }
+
+  get capacity(): number {
+    return this.cap;
+  }
+
+  /** A new arena of `cap` slots holding the first min(old, cap) slots of the old one, strided layouts kept. */
+  resize(cap: number): void {
+    const old = this.cap;
+    const n = Math.min(old, cap);
+    const { kvHeads: K, headDim: D } = this;
+    for (let l = 0; l < this.numLayers; l++) {
+      const k = new Float32Array(K * D * cap);
+      const ks = this.keys[l];
+      for (let row = 0; row < K * D; row++) k.set(ks.subarray(row * old, row * old + n), row * cap);
+      this.keys[l] = k;
+      const v = new Float32Array(K * cap * D);
+      const vs = this.values[l];
+      for (let h = 0; h < K; h++) v.set(vs.subarray(h * old * D, (h * old + n) * D), h * cap * D);
+      this.values[l] = v;
+    }
+    this.cap = cap;
+  }
+
+  /** Copies slot from[i] to slot to[i] in every layer, in order. */
+  copySlots(from: ArrayLike<number>, to: ArrayLike<number>): void {
+    const { kvHeads: K, headDim: D } = this;
+    const cap = this.cap;
+    for (let l = 0; l < this.numLayers; l++) {
+      const keys = this.keys[l];
+      const values = this.values[l];
+      for (let i = 0; i < from.length; i++) {
+        const a = from[i];
+        const b = to[i];
+        for (let hd = 0; hd < K * D; hd++) keys[hd * cap + b] = keys[hd * cap + a];
+        for (let h = 0; h < K; h++) values.copyWithin((h * cap + b) * D, (h * cap + a) * D, (h * cap + a + 1) * D);
+      }
+    }
+  }
+
+  /**
+   * Stores new tokens' K/V from a step's outputs, laid out [B, K, S, D] per layer: `writes` holds
+   * (row b, token s, slot) triples.
+   */
+  writeTokens(newKeys: Float32Array[], newValues: Float32Array[], writes: ArrayLike<number>, S: number): void {
+    const { kvHeads: K, headDim: D } = this;
+    const cap = this.cap;
+    for (let l = 0; l < this.numLayers; l++) {
+      const keys = this.keys[l];
+      const values = this.values[l];
+      const k = newKeys[l];
+      const v = newValues[l];
+      for (let w = 0; w < writes.length; w += 3) {
+        const [b, s, slot] = [writes[w], writes[w + 1], writes[w + 2]];
+        const base = (b * K * S + s) * D;
+        for (let h = 0; h < K; h++) {
+          const src = base + h * S * D;
+          const kRow = h * D * cap + slot;
+          for (let d = 0; d < D; d++) keys[kRow + d * cap] = k[src + d];
+          values.set(v.subarray(src, src + D), (h * cap + slot) * D);
+        }
+      }
+    }
+  }
+
+  /** Applies operations in the order the cache's bookkeeping made them. */
+  apply(ops: readonly ArenaOp[]): void {
+    for (const op of ops) {
+      if (op.op === 'resize') this.resize(op.cap);
+      else this.copySlots(op.from, op.to);
+    }
+  }
+}
+
+/** What the cache's bookkeeping asks of the arena, between graph runs. */
+export type ArenaOp = { op: 'resize'; cap: number } | { op: 'copy'; from: number[]; to: number[] };
+
+/** Where the cache sends its arena operations: an Arena applies them at once, a worker's runner queues them. */
+export interface ArenaSink {
+  resize(cap: number): void;
+  copySlots(from: number[], to: number[]): void;
+}

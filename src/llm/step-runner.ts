@@ -1,0 +1,177 @@
+import { Worker } from 'node:worker_threads';
+import { Session, type BackendOptions, type FeedValue } from '../backend/onnx.ts';
+import { BackendError } from '../errors.ts';
+import { Arena, type ArenaOp, type ArenaSink } from './arena.ts';
+import { GRAPH_IO } from './decoder-graph.ts';
+
+/** The arena's shape, and how to run the graph over it. */
+export interface RunnerSpec {
+  graphPath: string;
+  numLayers: number;
+  kvHeads: number;
+  headDim: number;
+  backend: BackendOptions;
+  /** Linux: the threads that compute steps run at a lower priority than listening (worker runner only). */
+  lowerPriority?: boolean;
+}
+
+/**
+ * Runs decoder steps over the arena it holds: the cache's bookkeeping sends arena operations to
+ * `arena`, a step's feeds (everything but the arena) to `run`, and where the new tokens go to
+ * `commit`. Operations, runs and commits take effect in the order they were made.
+ */
+export interface StepRunner {
+  readonly arena: ArenaSink;
+  /** One graph run with the arena as its past K/V (`capacity` slots); resolves to the logits output. */
+  run(feeds: Record<string, FeedValue>, capacity: number): Promise<Float32Array>;
+  /** Stores the last run's new K/V: (row, token, slot) triples, S = new tokens per row in that run. */
+  commit(writes: Int32Array, S: number): void;
+  close(): Promise<void>;
+}
+
+/** The arena's feeds and the graph's outputs, by layer. */
+export function arenaFeeds(arena: Arena, capacity: number, feeds: Record<string, FeedValue>): Record<string, FeedValue> {
+  const { kvHeads: K, headDim: D } = arena;
+  const all = { ...feeds };
+  for (let l = 0; l < arena.numLayers; l++) {
+    all[GRAPH_IO.pastKey(l)] = { type: 'float32', data: arena.keys[l], dims: [K, D, capacity] };
+    all[GRAPH_IO.pastValue(l)] = { type: 'float32', data: arena.values[l], dims: [K, capacity, D] };
+  }
+  return all;
+}
+
+export function outputNames(numLayers: number): string[] {
+  const names: string[] = [GRAPH_IO.logits];
+  for (let l = 0; l < numLayers; l++) names.push(GRAPH_IO.newKey(l), GRAPH_IO.newValue(l));
+  return names;
+}
+
+/** Graph and arena in this thread: onnxruntime-node runs a step synchronously, so this thread waits it out. */
+export class LocalStepRunner implements StepRunner {
+  readonly arena: Arena;
+  private last: { keys: Float32Array[]; values: Float32Array[] } | null = null;
+  private readonly outputs: string[];
+
+  private constructor(
+    private readonly session: Session,
+    spec: RunnerSpec,
+  ) {
+    this.arena = new Arena(spec.numLayers, spec.kvHeads, spec.headDim);
+    this.outputs = outputNames(spec.numLayers);
+  }
+
+  static async create(spec: RunnerSpec): Promise<LocalStepRunner> {
+    return new LocalStepRunner(await Session.load(spec.graphPath, spec.backend), spec);
+  }
+
+  async run(feeds: Record<string, FeedValue>, capacity: number): Promise<Float32Array> {
+    const out = await this.session.run(arenaFeeds(this.arena, capacity, feeds), this.outputs);
+    const L = this.arena.numLayers;
+    this.last = { keys: Array.from({ length: L }, (_, l) => out[GRAPH_IO.newKey(l)].data), values: Array.from({ length: L }, (_, l) => out[GRAPH_IO.newValue(l)].data) };
+    return out[GRAPH_IO.logits].data;
+  }
+
+  commit(writes: Int32Array, S: number): void {
+    if (!this.last) throw new BackendError('commit without a run');
+    this.arena.writeTokens(this.last.keys, this.last.values, writes, S);
+  }
+
+  close(): Promise<void> {
+    return this.session.close();
+  }
+}
+
+/** Messages to and from the step worker (step-worker-job.ts). */
+export type ToStepWorker =
+  | { type: 'run'; id: number; ops: ArenaOp[]; feeds: Record<string, FeedValue>; capacity: number }
+  | { type: 'commit'; ops: ArenaOp[]; writes: Int32Array; S: number }
+  | { type: 'close' };
+export type FromStepWorker =
+  | { type: 'ready' }
+  | { type: 'ran'; id: number; logits: Float32Array }
+  | { type: 'failed'; id: number; message: string }
+  | { type: 'closed' };
+
+/**
+ * Graph and arena in a worker thread, so the thread that listens (VAD, sockets, recognition and
+ * speech processes) is never held up by a step: onnxruntime-node runs a step synchronously on
+ * whatever thread calls it. Only the step's small feeds and its logits cross; the K/V never do.
+ */
+export class WorkerStepRunner implements StepRunner {
+  private ops: ArenaOp[] = [];
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (l: Float32Array) => void; reject: (e: Error) => void }>();
+  private closing: Promise<void> | null = null;
+  private onClosed: (() => void) | null = null;
+  private dead: Error | null = null;
+  readonly arena: ArenaSink = {
+    resize: (cap) => this.ops.push({ op: 'resize', cap }),
+    copySlots: (from, to) => this.ops.push({ op: 'copy', from: [...from], to: [...to] }),
+  };
+
+  private constructor(private readonly worker: Worker) {
+    worker.on('message', (m: FromStepWorker) => {
+      if (m.type === 'ran') this.settle(m.id)?.resolve(m.logits);
+      else if (m.type === 'failed') this.settle(m.id)?.reject(new BackendError(m.message));
+      else if (m.type === 'closed') this.onClosed?.();
+    });
+    const die = (e: Error) => {
+      this.dead ??= e;
+      for (const p of this.pending.values()) p.reject(e);
+      this.pending.clear();
+    };
+    worker.on('error', (e) => die(new BackendError(`the model's worker thread failed: ${e.message}`, { cause: e })));
+    worker.on('exit', (code) => die(new BackendError(`the model's worker thread stopped (exit code ${code})`)));
+  }
+
+  private settle(id: number) {
+    const p = this.pending.get(id);
+    this.pending.delete(id);
+    return p;
+  }
+
+  static create(spec: RunnerSpec): Promise<WorkerStepRunner> {
+    const worker = new Worker(new URL('./step-worker.mjs', import.meta.url), { workerData: spec });
+    return new Promise((resolve, reject) => {
+      const fail = (e: Error) => reject(e instanceof BackendError ? e : new BackendError(`the model's worker thread failed to start: ${e.message}`, { cause: e }));
+      worker.once('error', fail);
+      worker.once('message', (m: FromStepWorker | { type: 'load-failed'; message: string }) => {
+        worker.off('error', fail);
+        if (m.type === 'ready') resolve(new WorkerStepRunner(worker));
+        else {
+          void worker.terminate();
+          reject(new BackendError((m as { message: string }).message));
+        }
+      });
+    });
+  }
+
+  run(feeds: Record<string, FeedValue>, capacity: number): Promise<Float32Array> {
+    if (this.dead) return Promise.reject(this.dead);
+    const id = this.nextId++;
+    const ops = this.ops;
+    this.ops = [];
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ type: 'run', id, ops, feeds, capacity } satisfies ToStepWorker);
+    });
+  }
+
+  commit(writes: Int32Array, S: number): void {
+    const ops = this.ops;
+    this.ops = [];
+    this.worker.postMessage({ type: 'commit', ops, writes, S } satisfies ToStepWorker, [writes.buffer as ArrayBuffer]);
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (!this.dead) {
+        const closed = new Promise<void>((r) => (this.onClosed = r));
+        this.worker.postMessage({ type: 'close' } satisfies ToStepWorker);
+        await Promise.race([closed, new Promise((r) => setTimeout(r, 5000))]);
+      }
+      await this.worker.terminate();
+    })();
+    return this.closing;
+  }
+}
