@@ -148,6 +148,9 @@ interface TurnFigures {
   thinkerStepMs: { speaking: number[]; silent: number[] };
 }
 
+/** When the last frame was due: the microphone's clock, across questions. */
+let micClock = 0;
+
 /** Streams one question in real time (with the silence a live microphone goes on sending) and waits for its answer to be said. */
 async function ask(q: { text: string; audio: Float32Array }): Promise<TurnFigures> {
   const lagMs: number[] = [];
@@ -177,7 +180,8 @@ async function ask(q: { text: string; audio: Float32Array }): Promise<TurnFigure
   const silence = new Float32Array(FRAME_SAMPLES);
   const lead = Math.round(0.5 * 16000);
   const total = lead + q.audio.length;
-  const t0 = performance.now();
+  // A live microphone never pauses: this question's frames follow the last one's without a gap.
+  const t0 = Math.max(micClock, performance.now() - FRAME_MS);
   voice = { start: t0 + 500, end: t0 + 500 + (q.audio.length / 16000) * 1000 };
   const deadline = voice.end + 60_000;
   for (let i = 0; ; i++) {
@@ -191,6 +195,7 @@ async function ask(q: { text: string; audio: Float32Array }): Promise<TurnFigure
       frame = whole;
     }
     socket.emit('audio', floatToPcm16(frame));
+    micClock = due;
     const m = metrics as ServerEvents['metrics'] | null;
     if ((m?.done && player.idle && performance.now() > voice.end + 1000) || performance.now() > deadline) break;
   }
@@ -212,19 +217,23 @@ const med = (xs: (number | null | undefined)[]) => {
 };
 
 const report: Record<string, Record<string, number>> = {};
+const perTurn: { mode: string; question: string; stamps: ServerEvents['metrics']['stamps']; totalDelayMs: number | null; writerReleasedMs: number | null }[] = [];
 for (const mode of args.modes!.split(',')) {
   socket.emit('settings', { mode });
   const turns: TurnFigures[] = [];
   for (const q of questions) {
     log(`${mode}: "${q.text}"`);
-    turns.push(await ask(q));
-    await new Promise((r) => setTimeout(r, 500));
+    const t = await ask(q);
+    turns.push(t);
+    perTurn.push({ mode, question: q.text, stamps: t.metrics.stamps, totalDelayMs: t.metrics.totalDelayMs, writerReleasedMs: t.writerReleasedMs });
+    if (process.env.BENCH_VOICE_DEBUG) log(JSON.stringify(perTurn.at(-1)));
   }
   const st = (k: keyof ServerEvents['metrics']['stamps']) => med(turns.map((t) => t.metrics.stamps[k]));
   const allLag = turns.flatMap((t) => t.lagMs);
   report[mode] = {
     vadLagP50Ms: pct(allLag, 50),
     vadLagP95Ms: pct(allLag, 95),
+    firstPartialMs: st('firstPartial'),
     turnEndMs: st('turnEnd'),
     finalTranscriptMs: st('finalTranscript'),
     finalAfterTurnEndMs: med(turns.map((t) => (t.metrics.stamps.finalTranscript ?? NaN) - (t.metrics.stamps.turnEnd ?? NaN))),
@@ -244,11 +253,12 @@ socket.close();
 server.kill('SIGTERM');
 
 if (args.json) {
-  console.log(JSON.stringify({ model, weights: args.weights, silenceMs: SILENCE_MS, questions: nQuestions, modes: report }));
+  console.log(JSON.stringify({ model, weights: args.weights, silenceMs: SILENCE_MS, questions: nQuestions, modes: report, turns: perTurn }));
 } else {
   const rows: [string, string][] = [
     ['vadLagP50Ms', 'listening lag behind the mic, p50 over frames'],
     ['vadLagP95Ms', 'listening lag behind the mic, p95 over frames'],
+    ['firstPartialMs', 'first partial transcript'],
     ['turnEndMs', `turn end (silence setting ${SILENCE_MS} ms)`],
     ['finalTranscriptMs', 'final transcript'],
     ['finalAfterTurnEndMs', '  … after turn end'],

@@ -8,7 +8,7 @@ import { pcm16ToFloat } from '../audio/wav.ts';
 import type { InterruptCause, ServerEvents } from '../protocol.ts';
 import type { TtsEngine } from '../tts/engine.ts';
 import { BargeInPolicy } from './barge-in.ts';
-import { ListeningLag } from './listening-lag.ts';
+import { Heartbeat, ListeningLag } from './listening-lag.ts';
 import { Playout } from './playout.ts';
 import { TurnObserver } from './turn-observer.ts';
 import { UtteranceTracker, type UtteranceEnd } from './utterances.ts';
@@ -50,6 +50,7 @@ export class Conversation {
   private readonly transcriber: StreamingTranscriber;
   private readonly utterances = new UtteranceTracker();
   private readonly lag: ListeningLag;
+  private readonly heartbeat = new Heartbeat();
   private readonly bargeIn: BargeInPolicy;
   private mode: Mode;
   handsFree: boolean;
@@ -64,7 +65,10 @@ export class Conversation {
     this.now = o.now ?? (() => performance.now());
     this.mode = o.mode ?? 'async';
     this.handsFree = o.handsFree ?? true;
-    this.lag = new ListeningLag((lagMs) => o.emit('listening', { lagMs }));
+    this.lag = new ListeningLag(
+      (lagMs) => o.emit('listening', { lagMs }),
+      (ms) => this.heartbeat.idleFor(ms),
+    );
     this.transcriber = new StreamingTranscriber(o.vad, o.recognizer, (e) => this.heardEvent(e), { vad: { minSilenceMs: 600 }, partialEveryMs: 800 });
     this.bargeIn = new BargeInPolicy({
       confirmMs: o.bargeInConfirmMs,
@@ -266,6 +270,7 @@ export class Conversation {
     if (this.closed) return this.closing;
     this.closed = true;
     this.closing = (async () => {
+      this.heartbeat.stop();
       this.bargeIn.close();
       void this.live?.playout.stop();
       await this.transcriber.close();

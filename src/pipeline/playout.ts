@@ -66,11 +66,32 @@ export class Playout {
 
   /** More answer text. */
   push(text: string): void {
-    if (!this.stopped) for (const c of this.chunker.push(text, this.o.now())) this.speak(c.raw);
+    if (this.stopped) return;
+    const now = this.o.now();
+    for (const c of [...this.chunker.push(text, now), ...this.chunker.due(now)]) this.speak(c.raw);
+    this.armFirstChunkTimer();
+  }
+
+  private firstChunkTimer: NodeJS.Timeout | null = null;
+
+  /** The first chunk goes out by its deadline even if the writer pauses before a clause ends. */
+  private armFirstChunkTimer(): void {
+    const due = this.chunker.firstChunkDueAt;
+    if (due === null || this.firstChunkTimer || due <= this.o.now()) return; // past due: the next text cuts it
+    this.firstChunkTimer = setTimeout(() => {
+      this.firstChunkTimer = null;
+      if (!this.stopped) for (const c of this.chunker.due(this.o.now())) this.speak(c.raw);
+    }, due - this.o.now());
+  }
+
+  private clearFirstChunkTimer(): void {
+    if (this.firstChunkTimer) clearTimeout(this.firstChunkTimer);
+    this.firstChunkTimer = null;
   }
 
   /** The answer is over: the rest is the last chunk. Resolves once every chunk is synthesised and sent. */
   async finish(): Promise<void> {
+    this.clearFirstChunkTimer();
     if (!this.stopped) for (const c of this.chunker.flush(this.o.now())) this.speak(c.raw);
     await this.queue;
     this.flushed = true;
@@ -142,6 +163,7 @@ export class Playout {
    */
   stop(): Promise<number> {
     if (this.stopping) return this.stopping;
+    this.clearFirstChunkTimer();
     this.abort.abort();
     const stoppedAt = this.o.now();
     this.stopping = new Promise<number>((resolve) => {

@@ -14,6 +14,11 @@ export interface ChunkerOptions {
   firstChunkMinWords?: number;
   /** Later chunks end at sentence ends; one longer than this is cut at a clause or word break. */
   maxChars?: number;
+  /**
+   * The first chunk goes out at the last word break once its first text is this old, clause or
+   * not: a slow writer must not keep the listener waiting for a sentence (default 1200 ms).
+   */
+  firstChunkMaxWaitMs?: number;
 }
 
 /**
@@ -25,14 +30,35 @@ export class SpeechChunker {
   private count = 0;
   private readonly firstMinWords: number;
   private readonly maxChars: number;
+  readonly firstChunkMaxWaitMs: number;
+  /** When the first chunk's first text arrived (caller's clock), while it waits. */
+  private firstTextAt: number | null = null;
 
   constructor(opts: ChunkerOptions = {}) {
     this.firstMinWords = opts.firstChunkMinWords ?? 4;
     this.maxChars = opts.maxChars ?? 220;
+    this.firstChunkMaxWaitMs = opts.firstChunkMaxWaitMs ?? 1200;
+  }
+
+  /** When the first chunk must go out at the latest (caller's clock), while it is still being written. */
+  get firstChunkDueAt(): number | null {
+    return this.count === 0 && this.firstTextAt !== null ? this.firstTextAt + this.firstChunkMaxWaitMs : null;
+  }
+
+  /** The first chunk's time is up: it goes out at the last word break written so far (none yet: nothing). */
+  due(nowMs: number): TextChunk[] {
+    const at = this.firstChunkDueAt;
+    if (at === null || nowMs < at) return [];
+    const cut = this.findCut(true);
+    if (cut <= 0) return [];
+    const chunk = this.emit(this.pending.slice(0, cut), nowMs);
+    this.pending = this.pending.slice(cut);
+    return [chunk];
   }
 
   /** Adds text; returns the chunks it completed. */
   push(delta: string, readyMs: number): TextChunk[] {
+    if (this.count === 0 && this.firstTextAt === null && delta.trim()) this.firstTextAt = readyMs;
     this.pending += delta;
     const out: TextChunk[] = [];
     for (let cut = this.findCut(); cut > 0; cut = this.findCut()) {
@@ -53,8 +79,11 @@ export class SpeechChunker {
     return { raw, readyMs, index: this.count++ };
   }
 
-  /** Index to cut at (just past a break, including its trailing spaces), or 0 for "not yet". */
-  private findCut(): number {
+  /**
+   * Index to cut at (just past a break, including its trailing spaces), or 0 for "not yet".
+   * `timeUp`: the first chunk must go now, at its last clause or word break.
+   */
+  private findCut(timeUp = false): number {
     const text = this.pending;
     // Positions inside formulas are never break points, nor anything after one still arriving.
     const { ranges, openAt } = mathRanges(text);
@@ -85,6 +114,10 @@ export class SpeechChunker {
         const at = clause > 0 ? clause : word > 0 ? word : i + 1; // no break at all: a hard cut
         return skipSpaces(text, at, lim);
       }
+    }
+    if (timeUp && first) {
+      const at = clause > 0 ? clause : word;
+      if (at > 0) return skipSpaces(text, at, lim);
     }
     return 0;
   }

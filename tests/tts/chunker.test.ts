@@ -88,3 +88,36 @@ describe('speakable text', () => {
     expect(speakable('bad $\\frac{$ tex')).not.toMatch(/\\/);
   });
 });
+
+describe('the first chunk is bounded in time', () => {
+  it('a slow writer with no clause break: the first chunk goes out at its deadline, at the last whole word', () => {
+    const c = new SpeechChunker({ firstChunkMaxWaitMs: 1200 });
+    const got: string[] = [];
+    // About three tokens a second and no punctuation: no clause ever completes.
+    ['The', ' sky', ' looks', ' blue', ' because', ' air', ' scat'].forEach((t, i) => got.push(...c.push(t, 1000 + i * 300).map((x) => x.raw)));
+    expect(got).toEqual([]);
+    expect(c.firstChunkDueAt).toBe(2200);
+    expect(c.due(2199)).toEqual([]);
+    const first = c.due(2200);
+    expect(first.map((x) => x.raw)).toEqual(['The sky looks blue because air ']);
+    expect(first[0].readyMs).toBe(2200);
+    // Later chunks wait for sentences as before; the unfinished word is kept.
+    expect(c.firstChunkDueAt).toBeNull();
+    expect(c.push('ters light.', 2500).map((x) => x.raw)).toEqual([]);
+    expect(c.push(' Then', 2600).map((x) => x.raw)).toEqual(['scatters light. ']);
+  });
+
+  it('never cuts inside a formula, even when time is up', () => {
+    const c = new SpeechChunker({ firstChunkMaxWaitMs: 1000 });
+    c.push('So we get $x^2 + ', 0);
+    expect(c.due(1000).map((x) => x.raw)).toEqual(['So we get ']);
+    const d = new SpeechChunker({ firstChunkMaxWaitMs: 1000 });
+    d.push('$x^2 + y', 0);
+    expect(d.due(5000)).toEqual([]); // nothing before the formula: it waits for the formula to close
+  });
+
+  it('a clause break after a few words still cuts at once, before the deadline', () => {
+    const c = new SpeechChunker({ firstChunkMaxWaitMs: 1200 });
+    expect(c.push('Well, the sky is blue, ', 0).map((x) => x.raw)).toEqual(['Well, the sky is blue, ']);
+  });
+});
