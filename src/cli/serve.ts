@@ -74,7 +74,7 @@ export function registerServe(program: Command): void {
         // One recogniser, loaded once, serving every conversation. A voice assistant that cannot
         // speak or hear is not worth serving: a failed check ends the service with its fix.
         report({ what: 'checking speech output and recognition', done: 0, total: null });
-        const recognizer = o.asr === 'whisper' ? await WhisperRecognizer.load({ offline: o.offline }) : new PocketsphinxRecognizer();
+        const recognizer = o.asr === 'whisper' ? await WhisperRecognizer.load({ offline: o.offline }) : new PocketsphinxRecognizer({ warm: true });
         try {
           await checkSpeechEngines(tts, recognizer);
         } catch (e) {
@@ -114,6 +114,7 @@ export function registerServe(program: Command): void {
       const stop = async () => {
         await server.close();
         await components.lm.close();
+        await components.recognizer.close();
         process.exit(0);
       };
       process.on('SIGINT', stop);
