@@ -173,6 +173,11 @@ async function ask(q: { text: string; audio: Float32Array }): Promise<TurnFigure
   const onState = (s: ServerEvents['state']) => {
     if (s.to === 'thinker_and_writer' || s.to === 'writer_only') writerReleasedAt ??= performance.now();
   };
+  const trace: string[] = [];
+  const traceAny = (event: string, payload: unknown) => {
+    if (process.env.BENCH_VOICE_DEBUG && !['listening', 'audio', 'metrics', 'speech-chunk'].includes(event) && trace.length < 60) trace.push(`${(performance.now() - voice.end).toFixed(0)} ${event} ${JSON.stringify(payload).slice(0, 80)}`);
+  };
+  socket.onAny(traceAny);
   socket.on('listening', onLag);
   socket.on('metrics', onMetrics);
   socket.on('thinking', onThinking);
@@ -199,6 +204,8 @@ async function ask(q: { text: string; audio: Float32Array }): Promise<TurnFigure
     const m = metrics as ServerEvents['metrics'] | null;
     if ((m?.done && player.idle && performance.now() > voice.end + 1000) || performance.now() > deadline) break;
   }
+  socket.offAny(traceAny);
+  if (trace.length) log(trace.join('\n'));
   socket.off('listening', onLag);
   socket.off('metrics', onMetrics);
   socket.off('thinking', onThinking);

@@ -6,7 +6,7 @@ import { ASR_SAMPLE_RATE } from '../audio/resample.ts';
 import { installHint, runTool } from '../audio/tools.ts';
 import { encodeWav, floatToPcm16 } from '../audio/wav.ts';
 import { SpeechEngineError } from '../errors.ts';
-import { EMPTY_TRANSCRIPT, joinSegments, type Recognizer, type Transcript, type TranscriptSegment } from './recognizer.ts';
+import { EMPTY_TRANSCRIPT, joinSegments, type RecognitionStream, type Recognizer, type Transcript, type TranscriptSegment } from './recognizer.ts';
 
 export interface PocketsphinxOptions {
   /** Acoustic model, language model and dictionary; default: the system's en-us model. */
@@ -109,6 +109,56 @@ export class PocketsphinxRecognizer implements Recognizer {
       kill();
       await rm(spare.dir, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * With `warm`: a decoder already loaded takes the utterance as it is spoken (pocketsphinx decodes
+   * incrementally as its input arrives), so at the end only the last moments remain to decode.
+   */
+  openStream(): RecognitionStream | null {
+    if (!this.useWarm) return null;
+    const spare = this.takeSpare();
+    let chain: Promise<unknown> = spare.then((s) => s.input);
+    let aborted = false;
+    let written = 0;
+    const abort = () => {
+      if (aborted) return;
+      aborted = true;
+      void spare.then(async (s) => {
+        s.child.kill('SIGKILL');
+        await s.input.then((f) => f.close()).catch(() => undefined);
+        await rm(s.dir, { recursive: true, force: true });
+      }).catch(() => undefined);
+    };
+    return {
+      write: (audio) => {
+        if (aborted) return;
+        written += audio.length;
+        const bytes = floatToPcm16(audio);
+        chain = chain.then(async () => (await (await spare).input).write(bytes));
+        chain.catch(() => undefined);
+      },
+      end: async () => {
+        try {
+          const s = await spare;
+          await chain;
+          if (written < ASR_SAMPLE_RATE / 10) {
+            abort();
+            return EMPTY_TRANSCRIPT;
+          }
+          await (await s.input).close();
+          const { code, stdout, stderr } = await s.output;
+          if (aborted) throw new SpeechEngineError('pocketsphinx was cancelled');
+          if (code !== 0) throw new SpeechEngineError(`pocketsphinx exited with ${code}: ${stderr.trim().slice(-300)}`);
+          await rm(s.dir, { recursive: true, force: true });
+          return parsePocketsphinxOutput(stdout);
+        } catch (e) {
+          abort();
+          throw e instanceof SpeechEngineError ? e : new SpeechEngineError(`pocketsphinx failed: ${(e as Error).message}`, { cause: e });
+        }
+      },
+      abort,
+    };
   }
 
   async recognize(audio16k: Float32Array, { signal }: { signal?: AbortSignal } = {}): Promise<Transcript> {

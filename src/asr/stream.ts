@@ -1,5 +1,5 @@
 import { ASR_SAMPLE_RATE } from '../audio/resample.ts';
-import type { Recognizer, Transcript } from './recognizer.ts';
+import type { RecognitionStream, Recognizer, Transcript } from './recognizer.ts';
 import { VadSegmenter, type SileroVad, type VadOptions } from './vad.ts';
 
 /**
@@ -82,6 +82,8 @@ export class StreamingTranscriber {
   private failure: Error | null = null;
   /** Aborted by close(): nothing queued runs after it, and the pass in flight is cancelled. */
   private readonly lifetime = new AbortController();
+  /** The current utterance decoded as it arrives, where the recogniser can (its final needs no pass). */
+  private stream: { s: RecognitionStream; startMs: number; upTo: number } | null = null;
 
   constructor(
     vad: SileroVad,
@@ -125,9 +127,11 @@ export class StreamingTranscriber {
     for (const e of await this.seg.push(samples)) await this.handle(e);
     const nowMs = this.ms(this.total);
     if (this.speechStart >= 0) {
+      this.feedStream();
       const quietMs = this.seg.silenceMs;
       if (quietMs === 0) this.quietPassAsked = false;
-      if (quietMs >= this.earlyFinalAfterMs && !this.quietPassAsked) {
+      // A streamed utterance's final is ready moments after it ends: no early pass is needed.
+      if (quietMs >= this.earlyFinalAfterMs && !this.quietPassAsked && !this.stream) {
         // The voice may have ended: hear the whole utterance now, in case this is the final; a
         // partial still running over less of it is not worth waiting for.
         this.quietPassAsked = true;
@@ -154,6 +158,8 @@ export class StreamingTranscriber {
     if (e.type === 'speech-start') {
       this.speechStart = e.atMs;
       this.lastPartial = this.ms(this.total);
+      const s = this.recognizer.openStream?.() ?? null;
+      if (s) this.stream = { s, startMs: e.atMs, upTo: Math.max(this.audioStart, Math.floor((e.atMs / 1000) * ASR_SAMPLE_RATE)) };
       this.onEvent({ type: 'speech-start', atMs: e.voicedMs });
     } else {
       this.finish(e.segment.startMs, e.segment.endMs, e.segment.voicedEndMs);
@@ -178,7 +184,10 @@ export class StreamingTranscriber {
       abort: new AbortController(),
       quiet,
     };
-    this.lifetime.signal.addEventListener('abort', () => pass.abort.abort(), { once: true });
+    // Closing cancels the pass; the link goes once the pass is over (a conversation runs thousands).
+    const cancel = () => pass.abort.abort();
+    this.lifetime.signal.addEventListener('abort', cancel, { once: true });
+    void pass.result.finally(() => this.lifetime.signal.removeEventListener('abort', cancel));
     this.waiting = pass;
     this.passes.push(pass);
     this.enqueue(async () => {
@@ -202,19 +211,41 @@ export class StreamingTranscriber {
     });
   }
 
+  /** Writes what the streamed utterance has not been given yet. */
+  private feedStream(): void {
+    const st = this.stream;
+    if (!st) return;
+    const end = this.audioStart + this.audio.length;
+    if (end > st.upTo) st.s.write(this.audio.subarray(st.upTo - this.audioStart, end - this.audioStart));
+    st.upTo = end;
+  }
+
   private finish(startMs: number, endMs: number, voicedEndMs = endMs): void {
     // The first pass of this utterance that already hears all of it (the early final) gives the final's words.
     const heard = this.passes.find((p) => p.startMs === startMs && p.atMs >= endMs) ?? null;
     if (heard) heard.keep = true;
+    this.feedStream();
+    const stream = this.stream;
+    this.stream = null;
+    // Its decoding ends now, not when the passes queued before it are done.
+    const streamed = stream ? stream.s.end().then((t) => ({ t, offsetMs: stream.startMs })) : null;
+    streamed?.catch(() => undefined);
+    // A partial still running over this utterance would hold the streamed final back for a whole
+    // pass, to say less than it: stopped.
+    const r = this.running;
+    if (streamed && r && this.passes.includes(r)) r.abort.abort();
     this.passes = [];
     this.speechStart = -1;
     this.quietPassAsked = false;
     this.onEvent({ type: 'speech-end', atMs: voicedEndMs });
     const audio = this.slice(startMs, endMs);
     this.enqueue(async () => {
-      const t = (heard && (await heard.result)) || (await this.recognizer.recognize(audio, { signal: this.lifetime.signal }));
+      // The stream's words; should it fail, a whole pass.
+      const fromStream = streamed ? await streamed.catch(() => null) : null;
+      const t = fromStream?.t ?? ((heard && (await heard.result)) || (await this.recognizer.recognize(audio, { signal: this.lifetime.signal })));
       if (this.lifetime.signal.aborted) return;
-      const transcript: Transcript = { text: t.text, segments: t.segments.map((s) => ({ ...s, startMs: s.startMs + startMs, endMs: s.endMs + startMs })) };
+      const offset = fromStream ? fromStream.offsetMs : startMs;
+      const transcript: Transcript = { text: t.text, segments: t.segments.map((s) => ({ ...s, startMs: s.startMs + offset, endMs: s.endMs + offset })) };
       this.onEvent({ type: 'final', text: t.text, startMs, endMs, voicedEndMs, transcript });
     });
   }
@@ -233,6 +264,8 @@ export class StreamingTranscriber {
    */
   async close(): Promise<void> {
     this.lifetime.abort();
+    this.stream?.s.abort();
+    this.stream = null;
     this.waiting = null;
     this.passes = [];
     await this.recognition;

@@ -14,7 +14,7 @@ const post = (m: FromStepWorker | { type: 'load-failed'; message: string }, tran
 // listening (VAD, recognition and speech processes) whenever that has work.
 if (spec.lowerPriority && process.platform === 'linux') {
   try {
-    setPriority(0, 10);
+    setPriority(0, Number(process.env.ASYNCVOICE_STEP_NICE ?? 10));
   } catch {
     /* not permitted: run at normal priority */
   }
