@@ -21,7 +21,6 @@ import { runTool } from '../src/audio/tools.ts';
 import { toAsrInput } from '../src/audio/resample.ts';
 import { floatToPcm16, parseWav } from '../src/audio/wav.ts';
 import type { ServerEvents } from '../src/protocol.ts';
-import { SPOKEN_QUESTIONS } from '../tests/helpers/spoken-questions.ts';
 import { benchModel, fmt, median, requireTools } from './shared.ts';
 
 const { values: args } = parseArgs({
@@ -76,9 +75,17 @@ const gen = JSON.parse(await cli(['generate', ...modelArgs, '--prompt', 'Tell me
 const generateStepMs: number = gen.timings.decodeMsPerToken;
 
 // 2. The questions, as 16 kHz mono.
-const nQuestions = Math.min(SPOKEN_QUESTIONS.length, Number(args.questions));
+/** Short and long, as people ask: the long ones give the thinker something to do while they are spoken. */
+const BENCH_QUESTIONS = [
+  'what is seven plus five',
+  'can you explain in simple words why the sky looks blue during the day but red at sunset',
+  'how many legs does a spider have',
+  'if a train leaves at three and travels for two hours at sixty miles an hour how far does it go',
+  'what is the capital of france',
+];
+const nQuestions = Math.min(BENCH_QUESTIONS.length, Number(args.questions));
 const questions: { text: string; audio: Float32Array }[] = [];
-for (const text of SPOKEN_QUESTIONS.slice(0, nQuestions)) {
+for (const text of BENCH_QUESTIONS.slice(0, nQuestions)) {
   const wav = join(work, `q${questions.length}.wav`);
   await runTool('espeak-ng', ['-v', 'en-us+klatt', '-s', '150', '-w', wav, text]);
   questions.push({ text, audio: toAsrInput(parseWav(readFileSync(wav), wav)) });
@@ -145,7 +152,7 @@ interface TurnFigures {
   lagMs: number[];
   metrics: ServerEvents['metrics'];
   writerReleasedMs: number | null;
-  thinkerStepMs: { speaking: number[]; silent: number[] };
+  thinkerStepMs: { speaking: number[]; silent: number[]; silentAlone: number[] };
 }
 
 /** When the last frame was due: the microphone's clock, across questions. */
@@ -159,7 +166,8 @@ async function ask(q: { text: string; audio: Float32Array }): Promise<TurnFigure
   let voice = { start: Infinity, end: Infinity }; // on this process's clock
   let lastThinkingAt = -1;
   let writerReleasedAt: number | null = null;
-  const steps = { speaking: [] as number[], silent: [] as number[] };
+  const steps = { speaking: [] as number[], silent: [] as number[], silentAlone: [] as number[] };
+  let writing = false;
   const onLag = (l: ServerEvents['listening']) => lagMs.push(...l.lagMs);
   const onMetrics = (m: ServerEvents['metrics']) => {
     if (turnId < 0 || m.turnId === turnId) metrics = m;
@@ -167,11 +175,19 @@ async function ask(q: { text: string; audio: Float32Array }): Promise<TurnFigure
   };
   const onThinking = () => {
     const now = performance.now();
-    if (lastThinkingAt >= 0) (now >= voice.start && now <= voice.end ? steps.speaking : steps.silent).push(now - lastThinkingAt);
+    if (lastThinkingAt >= 0) {
+      const dt = now - lastThinkingAt;
+      if (now >= voice.start && now <= voice.end) steps.speaking.push(dt);
+      else {
+        steps.silent.push(dt);
+        if (!writing) steps.silentAlone.push(dt);
+      }
+    }
     lastThinkingAt = now;
   };
   const onState = (s: ServerEvents['state']) => {
-    if (s.to === 'thinker_and_writer' || s.to === 'writer_only') writerReleasedAt ??= performance.now();
+    writing = s.to === 'thinker_and_writer' || s.to === 'writer_only';
+    if (writing) writerReleasedAt ??= performance.now();
   };
   const trace: string[] = [];
   const traceAny = (event: string, payload: unknown) => {
@@ -253,6 +269,7 @@ for (const mode of args.modes!.split(',')) {
     writerReleasedAfterTurnEndMs: med(turns.map((t) => t.writerReleasedMs)),
     thinkerStepSpeakingMs: med(turns.flatMap((t) => t.thinkerStepMs.speaking)),
     thinkerStepSilentMs: med(turns.flatMap((t) => t.thinkerStepMs.silent)),
+    thinkerStepSilentAloneMs: med(turns.flatMap((t) => t.thinkerStepMs.silentAlone)),
     generateStepMs,
   };
 }
@@ -278,6 +295,7 @@ if (args.json) {
     ['totalDelayMs', 'total delay'],
     ['thinkerStepSpeakingMs', 'thinker ms/step while the user speaks'],
     ['thinkerStepSilentMs', 'thinker ms/step while silent'],
+    ['thinkerStepSilentAloneMs', '  … of which the thinker alone (writer quiet)'],
   ];
   const modes = Object.keys(report);
   console.log(`\nbench:voice — ${model} (${args.weights}), ${nQuestions} spoken questions, medians; times in ms after the end of the user's voice`);
@@ -285,5 +303,7 @@ if (args.json) {
   console.log(`${''.padEnd(48)}${modes.map((m) => m.padStart(10)).join('')}`);
   for (const [k, label] of rows) console.log(`${label.padEnd(48)}${modes.map((m) => fmt(report[m][k], 0).padStart(10)).join('')}`);
   console.log(`${'thinker silent step / generate step'.padEnd(48)}${modes.map((m) => fmt(report[m].thinkerStepSilentMs / generateStepMs, 2).padStart(10)).join('')}`);
+  console.log(`${'  … thinker alone / generate step'.padEnd(48)}${modes.map((m) => fmt(report[m].thinkerStepSilentAloneMs / generateStepMs, 2).padStart(10)).join('')}`);
+  console.log(`${'thinker speaking step / silent step'.padEnd(48)}${modes.map((m) => fmt(report[m].thinkerStepSpeakingMs / report[m].thinkerStepSilentMs, 2).padStart(10)).join('')}`);
 }
 process.exit(0);

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, open, rm, writeFile, type FileHandle } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ASR_SAMPLE_RATE } from '../audio/resample.ts';
 import { installHint, runTool } from '../audio/tools.ts';
@@ -28,6 +28,9 @@ interface Spare {
   input: Promise<FileHandle>;
   output: Promise<{ code: number | null; stdout: string; stderr: string }>;
 }
+
+/** Niceness of whole passes when a streamed decoder carries the final (see recognizeWarm). */
+const PASS_NICE = 5;
 
 const NOT_WORDS = /^(<s>|<\/s>|<sil>|\[NOISE\]|\+\+.*\+\+|\[.*\])$/;
 
@@ -91,6 +94,14 @@ export class PocketsphinxRecognizer implements Recognizer {
 
   private async recognizeWarm(audio16k: Float32Array, signal?: AbortSignal): Promise<Transcript> {
     const spare = await this.takeSpare();
+    // A whole pass (a partial) matters less than the streamed utterance and the VAD: it yields to them.
+    if (spare.child.pid !== undefined) {
+      try {
+        setPriority(spare.child.pid, PASS_NICE);
+      } catch {
+        /* not permitted here: normal priority */
+      }
+    }
     const kill = () => spare.child.kill('SIGKILL');
     signal?.addEventListener('abort', kill, { once: true });
     try {

@@ -82,6 +82,18 @@ export class StreamingTranscriber {
   private failure: Error | null = null;
   /** Aborted by close(): nothing queued runs after it, and the pass in flight is cancelled. */
   private readonly lifetime = new AbortController();
+  /** Partial passes asked for in the current utterance. */
+  private partialsAsked = 0;
+
+  /**
+   * The first partial comes after `partialEvery` (it starts the turn); when the final is streamed,
+   * later ones only add words mid-flight, at half the rate: each is a whole pass over the utterance
+   * so far, CPU the model would otherwise think with while the user talks.
+   */
+  private partialInterval(): number {
+    return this.stream && this.partialsAsked > 0 ? 2 * this.partialEvery : this.partialEvery;
+  }
+
   /** The current utterance decoded as it arrives, where the recogniser can (its final needs no pass). */
   private stream: { s: RecognitionStream; startMs: number; upTo: number } | null = null;
 
@@ -139,8 +151,9 @@ export class StreamingTranscriber {
         const r = this.running;
         if (r && !r.quiet && this.passes.includes(r)) r.abort.abort();
         this.requestPartial(this.speechStart, nowMs, true);
-      } else if (nowMs - this.lastPartial >= this.partialEvery) {
+      } else if (nowMs - this.lastPartial >= this.partialInterval()) {
         this.lastPartial = nowMs;
+        this.partialsAsked++;
         this.requestPartial(this.speechStart, nowMs);
       }
       if (nowMs - this.speechStart > this.maxUtterance) this.finish(this.speechStart, nowMs);
@@ -158,6 +171,7 @@ export class StreamingTranscriber {
     if (e.type === 'speech-start') {
       this.speechStart = e.atMs;
       this.lastPartial = this.ms(this.total);
+      this.partialsAsked = 0;
       const s = this.recognizer.openStream?.() ?? null;
       if (s) this.stream = { s, startMs: e.atMs, upTo: Math.max(this.audioStart, Math.floor((e.atMs / 1000) * ASR_SAMPLE_RATE)) };
       this.onEvent({ type: 'speech-start', atMs: e.voicedMs });

@@ -12,9 +12,12 @@ const post = (m: FromStepWorker | { type: 'load-failed'; message: string }, tran
 // On Linux a thread's nice value is its own and threads it creates inherit it: lowered here,
 // before the session makes its thread pool, every thread computing steps yields the CPU to
 // listening (VAD, recognition and speech processes) whenever that has work.
+// As nice as recognition's whole passes (pocketsphinx.ts): the model and the partial transcripts
+// share what the VAD and the streamed final leave. At 10, nothing was thought while the user spoke.
+const STEP_NICE = 5;
 if (spec.lowerPriority && process.platform === 'linux') {
   try {
-    setPriority(0, Number(process.env.ASYNCVOICE_STEP_NICE ?? 10));
+    setPriority(0, STEP_NICE);
   } catch {
     /* not permitted: run at normal priority */
   }

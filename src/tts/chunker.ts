@@ -116,7 +116,9 @@ export class SpeechChunker {
       }
     }
     if (timeUp && first) {
-      const at = clause > 0 ? clause : word;
+      // No space at all (Chinese, Japanese, or a model that writes none): every character edge is
+      // a break, so all that is written goes.
+      const at = clause > 0 ? clause : word > 0 ? word : /\s/.test(text.slice(0, lim)) ? 0 : lim;
       if (at > 0) return skipSpaces(text, at, lim);
     }
     return 0;

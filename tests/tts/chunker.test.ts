@@ -116,6 +116,12 @@ describe('the first chunk is bounded in time', () => {
     expect(d.due(5000)).toEqual([]); // nothing before the formula: it waits for the formula to close
   });
 
+  it('text without spaces (Chinese, or a model that writes none) goes out whole at the deadline', () => {
+    const c = new SpeechChunker({ firstChunkMaxWaitMs: 500 });
+    c.push('天空是蓝色的因为', 0);
+    expect(c.due(500).map((x) => x.raw)).toEqual(['天空是蓝色的因为']);
+  });
+
   it('a clause break after a few words still cuts at once, before the deadline', () => {
     const c = new SpeechChunker({ firstChunkMaxWaitMs: 1200 });
     expect(c.push('Well, the sky is blue, ', 0).map((x) => x.raw)).toEqual(['Well, the sky is blue, ']);
