@@ -191,7 +191,7 @@ async function ask(q: { text: string; audio: Float32Array }): Promise<TurnFigure
   };
   const trace: string[] = [];
   const traceAny = (event: string, payload: unknown) => {
-    if (process.env.BENCH_VOICE_DEBUG && !['listening', 'audio', 'metrics', 'speech-chunk'].includes(event) && trace.length < 60) trace.push(`${(performance.now() - voice.end).toFixed(0)} ${event} ${JSON.stringify(payload).slice(0, 80)}`);
+    if (process.env.BENCH_VOICE_DEBUG && !['listening', 'audio', 'metrics', 'speech-chunk'].includes(event) && trace.length < 60) trace.push(`${(performance.now() - voice.end).toFixed(0)} ${event} ${JSON.stringify(payload).slice(-120)}`);
   };
   socket.onAny(traceAny);
   socket.on('listening', onLag);

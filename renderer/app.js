@@ -39,7 +39,11 @@ let chart = null;
 
 const player = new SpeechPlayer((chunkId, event, heardChars) => {
   queueMicrotask(showActivity);
-  if (event === 'start') trace.playbackStarts++;
+  if (event === 'start') {
+    // What the dashboard already showed when the first audio began (metrics arrive as they happen).
+    if (trace.playbackStarts === 0) trace.stampsAtFirstAudio = document.querySelectorAll('#timeline .row[data-stamp]').length;
+    trace.playbackStarts++;
+  }
   if (event === 'stopped') trace.playbackStops++;
   note(`playback ${event}`, `chunk ${chunkId}`);
   socket.emit(C.playback, heardChars === undefined ? { chunkId, event } : { chunkId, event, heardChars });
@@ -47,7 +51,7 @@ const player = new SpeechPlayer((chunkId, event, heardChars) => {
 });
 
 // Exposed for tests and the Electron shell: a small, read-only window into what the page did.
-const trace = { activity: [], listeningLagMs: [], chartPoints: 0, partials: 0, finals: 0, thinking: 0, answer: 0, chunksReceived: 0, playbackStarts: 0, playbackStops: 0, stopAudio: 0, microphoneOpens: 0, interruptions: [], errors: [], log: [] };
+const trace = { activity: [], listeningLagMs: [], stampsAtFirstAudio: 0, chartPoints: 0, partials: 0, finals: 0, thinking: 0, answer: 0, chunksReceived: 0, playbackStarts: 0, playbackStops: 0, stopAudio: 0, microphoneOpens: 0, interruptions: [], errors: [], log: [] };
 window.asyncvoiceTrace = trace;
 /** The last few hundred things that happened, with page time in ms: enough to tell why a turn went as it did. */
 const note = (what, detail = '') => {

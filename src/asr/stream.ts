@@ -235,8 +235,9 @@ export class StreamingTranscriber {
   }
 
   private finish(startMs: number, endMs: number, voicedEndMs = endMs): void {
-    // The first pass of this utterance that already hears all of it (the early final) gives the final's words.
-    const heard = this.passes.find((p) => p.startMs === startMs && p.atMs >= endMs) ?? null;
+    // The first pass of this utterance that already hears all of it (the early final) gives the
+    // final's words, unless the utterance was streamed: then no pass of it is worth waiting for.
+    const heard = this.stream ? null : (this.passes.find((p) => p.startMs === startMs && p.atMs >= endMs) ?? null);
     if (heard) heard.keep = true;
     this.feedStream();
     const stream = this.stream;

@@ -118,6 +118,11 @@ describe('the renderer in chromium against asyncvoice serve, with a fake microph
     await waitForTrace(page, 'finals', 1, 30_000);
     await waitForTrace(page, 'playbackStarts', 1, 30_000);
     const firstAudioS = (Date.now() - micOnMs) / 1000;
+    // The dashboard filled in while the user waited: speech, recognition, thinking and the answer's
+    // first token and chunk were on the timeline before any audio played.
+    expect((await trace()).stampsAtFirstAudio).toBeGreaterThanOrEqual(6);
+    // And the page showed how far listening ran behind the microphone.
+    expect(((await trace()).listeningLagMs as unknown as number[]).length).toBeGreaterThan(10);
     await page.screenshot({ path: join(ARTIFACTS, 'e2e-1-answering.png') });
     const t1 = await trace();
     expect(t1.partials).toBeGreaterThanOrEqual(1);

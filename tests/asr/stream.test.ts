@@ -126,3 +126,50 @@ describe('StreamingTranscriber', () => {
     expect(String(failed)).toContain('recogniser crashed');
   });
 });
+
+describe('StreamingTranscriber with a recogniser that streams', () => {
+  it('feeds the whole utterance to the stream as it comes; the final is the stream’s, not held behind a slow partial', async () => {
+    const events: ListenEvent[] = [];
+    let streamed = 0;
+    let ended = 0;
+    let partialAborted = false;
+    const rec = {
+      ...fakeRecognizer(async (_pcm, o) => {
+        // A partial that would take 10 s: only an abort ends it early.
+        await new Promise<void>((resolve, reject) => {
+          const t = setTimeout(resolve, 10_000);
+          o?.signal?.addEventListener('abort', () => {
+            partialAborted = true;
+            clearTimeout(t);
+            reject(new Error('aborted'));
+          });
+        });
+        return { text: 'too late', segments: [] };
+      }, 'streaming'),
+      openStream: () => ({
+        write: (a: Float32Array) => void (streamed += a.length),
+        end: async () => {
+          ended++;
+          return { text: 'how many days are there in a week', segments: [{ text: 'how many days are there in a week', startMs: 100, endMs: 1900 }] };
+        },
+        abort: () => undefined,
+      }),
+    };
+    vad.reset();
+    const t = new StreamingTranscriber(vad, rec, (e) => events.push(e), { partialEveryMs: 300 });
+    const t0 = performance.now();
+    for (let i = 0; i < audio.length; i += 1600) await t.push(audio.subarray(i, i + 1600));
+    await t.flush();
+    expect(performance.now() - t0).toBeLessThan(5000); // not the 10 s partial
+    expect(partialAborted).toBe(true);
+    expect(ended).toBe(1);
+    const final = events.find((e) => e.type === 'final') as Extract<ListenEvent, { type: 'final' }>;
+    expect(final.text).toBe('how many days are there in a week');
+    expect(events.some((e) => e.type === 'partial' && e.text === 'too late')).toBe(false);
+    // Everything from the (padded) start of speech to the turn end went to the stream, once.
+    expect(streamed).toBeGreaterThanOrEqual(Math.round(((final.endMs - final.startMs) / 1000) * SR));
+    expect(streamed).toBeLessThanOrEqual(audio.length);
+    // Segment times are placed on the stream's own clock.
+    expect(final.transcript.segments[0].startMs).toBeCloseTo(final.startMs + 100, 0);
+  });
+});
