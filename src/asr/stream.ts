@@ -24,6 +24,8 @@ interface PartialPass {
   abort: AbortController;
   /** Asked for when the voice went quiet (a possible final): never stopped for another. */
   quiet: boolean;
+  /** Its utterance's final has been given: its words would come too late. */
+  superseded?: boolean;
 }
 
 export interface StreamingOptions {
@@ -221,7 +223,7 @@ export class StreamingTranscriber {
         this.running = null;
       }
       settle(t);
-      if (t.text && !this.lifetime.signal.aborted) this.onEvent({ type: 'partial', text: t.text, startMs, atMs: pass.atMs });
+      if (t.text && !this.lifetime.signal.aborted && !pass.superseded) this.onEvent({ type: 'partial', text: t.text, startMs, atMs: pass.atMs });
     });
   }
 
@@ -235,35 +237,50 @@ export class StreamingTranscriber {
   }
 
   private finish(startMs: number, endMs: number, voicedEndMs = endMs): void {
-    // The first pass of this utterance that already hears all of it (the early final) gives the
-    // final's words, unless the utterance was streamed: then no pass of it is worth waiting for.
-    const heard = this.stream ? null : (this.passes.find((p) => p.startMs === startMs && p.atMs >= endMs) ?? null);
-    if (heard) heard.keep = true;
     this.feedStream();
     const stream = this.stream;
     this.stream = null;
-    // Its decoding ends now, not when the passes queued before it are done.
-    const streamed = stream ? stream.s.end().then((t) => ({ t, offsetMs: stream.startMs })) : null;
-    streamed?.catch(() => undefined);
-    // A partial still running over this utterance would hold the streamed final back for a whole
-    // pass, to say less than it: stopped.
-    const r = this.running;
-    if (streamed && r && this.passes.includes(r)) r.abort.abort();
+    // The first pass of this utterance that already hears all of it (the early final) gives the
+    // final's words, unless the utterance was streamed: then no pass of it is worth waiting for.
+    const heard = stream ? null : (this.passes.find((p) => p.startMs === startMs && p.atMs >= endMs) ?? null);
+    if (heard) heard.keep = true;
+    const passes = this.passes;
     this.passes = [];
     this.speechStart = -1;
     this.quietPassAsked = false;
     this.onEvent({ type: 'speech-end', atMs: voicedEndMs });
     const audio = this.slice(startMs, endMs);
-    this.enqueue(async () => {
-      // The stream's words; should it fail, a whole pass.
-      const fromStream = streamed ? await streamed.catch(() => null) : null;
-      const t = fromStream?.t ?? ((heard && (await heard.result)) || (await this.recognizer.recognize(audio, { signal: this.lifetime.signal })));
-      if (this.lifetime.signal.aborted) return;
-      const offset = fromStream ? fromStream.offsetMs : startMs;
+    const emitFinal = (t: Transcript, offset: number) => {
       const transcript: Transcript = { text: t.text, segments: t.segments.map((s) => ({ ...s, startMs: s.startMs + offset, endMs: s.endMs + offset })) };
       this.onEvent({ type: 'final', text: t.text, startMs, endMs, voicedEndMs, transcript });
+    };
+    if (stream) {
+      // The streamed final goes out the moment it is decoded, not behind a partial still running:
+      // that partial is stopped then, and a partial of this utterance never follows its final.
+      const done = stream.s
+        .end()
+        .then((t) => {
+          if (this.lifetime.signal.aborted) return;
+          for (const p of passes) {
+            p.superseded = true;
+            p.abort.abort();
+          }
+          emitFinal(t, stream.startMs);
+        })
+        .catch(() => this.enqueue(async () => emitFinal(await this.recognizer.recognize(audio, { signal: this.lifetime.signal }), startMs)));
+      this.streamedFinals.add(done);
+      void done.finally(() => this.streamedFinals.delete(done));
+      return;
+    }
+    this.enqueue(async () => {
+      const t = (heard && (await heard.result)) || (await this.recognizer.recognize(audio, { signal: this.lifetime.signal }));
+      if (this.lifetime.signal.aborted) return;
+      emitFinal(t, startMs);
     });
   }
+
+  /** Streamed finals still being decoded. */
+  private readonly streamedFinals = new Set<Promise<void>>();
 
   private enqueue(pass: () => Promise<void>): void {
     this.recognition = this.recognition
@@ -294,6 +311,7 @@ export class StreamingTranscriber {
 
   /** Resolves when every recognition asked for so far has run; rejects with the first failure. */
   async settled(): Promise<void> {
+    while (this.streamedFinals.size) await Promise.all([...this.streamedFinals]);
     await this.recognition;
     const e = this.failure;
     this.failure = null;

@@ -168,7 +168,10 @@ export class WorkerStepRunner implements StepRunner {
       if (!this.dead) {
         const closed = new Promise<void>((r) => (this.onClosed = r));
         this.worker.postMessage({ type: 'close' } satisfies ToStepWorker);
-        await Promise.race([closed, new Promise((r) => setTimeout(r, 5000))]);
+        // A worker that never answers is terminated anyway; the timer must not keep the process alive.
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([closed, new Promise((r) => (timer = setTimeout(r, 5000)))]);
+        clearTimeout(timer);
       }
       await this.worker.terminate();
     })();
