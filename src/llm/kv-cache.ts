@@ -1,5 +1,4 @@
 import { RuntimeUsageError } from '../errors.ts';
-
 import { Arena, type ArenaSink } from './arena.ts';
 
 /**

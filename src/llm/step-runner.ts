@@ -30,7 +30,7 @@ export interface StepRunner {
 }
 
 /** The arena's feeds and the graph's outputs, by layer. */
-export function arenaFeeds(arena: Arena, capacity: number, feeds: Record<string, FeedValue>): Record<string, FeedValue> {
+function arenaFeeds(arena: Arena, capacity: number, feeds: Record<string, FeedValue>): Record<string, FeedValue> {
   const { kvHeads: K, headDim: D } = arena;
   const all = { ...feeds };
   for (let l = 0; l < arena.numLayers; l++) {
@@ -40,7 +40,7 @@ export function arenaFeeds(arena: Arena, capacity: number, feeds: Record<string,
   return all;
 }
 
-export function outputNames(numLayers: number): string[] {
+function outputNames(numLayers: number): string[] {
   const names: string[] = [GRAPH_IO.logits];
   for (let l = 0; l < numLayers; l++) names.push(GRAPH_IO.newKey(l), GRAPH_IO.newValue(l));
   return names;
@@ -65,6 +65,7 @@ export class LocalStepRunner implements StepRunner {
   }
 
   async run(feeds: Record<string, FeedValue>, capacity: number): Promise<Float32Array> {
+    this.last = null; // a failed run leaves nothing to commit
     const out = await this.session.run(arenaFeeds(this.arena, capacity, feeds), this.outputs);
     const L = this.arena.numLayers;
     this.last = { keys: Array.from({ length: L }, (_, l) => out[GRAPH_IO.newKey(l)].data), values: Array.from({ length: L }, (_, l) => out[GRAPH_IO.newValue(l)].data) };
@@ -88,6 +89,7 @@ export type ToStepWorker =
   | { type: 'close' };
 export type FromStepWorker =
   | { type: 'ready' }
+  | { type: 'load-failed'; message: string }
   | { type: 'ran'; id: number; logits: Float32Array }
   | { type: 'failed'; id: number; message: string }
   | { type: 'closed' };
@@ -135,12 +137,12 @@ export class WorkerStepRunner implements StepRunner {
     return new Promise((resolve, reject) => {
       const fail = (e: Error) => reject(e instanceof BackendError ? e : new BackendError(`the model's worker thread failed to start: ${e.message}`, { cause: e }));
       worker.once('error', fail);
-      worker.once('message', (m: FromStepWorker | { type: 'load-failed'; message: string }) => {
+      worker.once('message', (m: FromStepWorker) => {
         worker.off('error', fail);
         if (m.type === 'ready') resolve(new WorkerStepRunner(worker));
         else {
           void worker.terminate();
-          reject(new BackendError((m as { message: string }).message));
+          reject(new BackendError(m.type === 'load-failed' ? m.message : `the model's worker thread said "${m.type}" before it was ready`));
         }
       });
     });
