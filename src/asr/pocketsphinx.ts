@@ -20,13 +20,18 @@ export interface PocketsphinxOptions {
   warm?: boolean;
 }
 
-/** A pocketsphinx process with its models loaded, waiting for raw audio on a FIFO we hold open. */
+/** A pocketsphinx process with its models loaded, waiting for raw audio on a FIFO we hold open (its name already removed). */
 interface Spare {
   child: ChildProcess;
-  dir: string;
   /** Resolves once the decoder has opened the FIFO (its models are loaded). */
   input: Promise<FileHandle>;
   output: Promise<{ code: number | null; stdout: string; stderr: string }>;
+}
+
+/** Stops a warm decoder. */
+async function discard(s: Spare): Promise<void> {
+  s.child.kill('SIGKILL');
+  await s.input.then((f) => f.close()).catch(() => undefined);
 }
 
 /** Niceness of whole passes when a streamed decoder carries the final (see recognizeWarm). */
@@ -79,9 +84,12 @@ export class PocketsphinxRecognizer implements Recognizer {
     });
     output.catch(() => undefined);
     // Opening a FIFO to write waits for its reader: the decoder opens it once its models are loaded.
-    const input = Promise.race([open(fifo, 'w'), output.then(({ stderr }) => Promise.reject(new SpeechEngineError(`pocketsphinx exited before reading its audio: ${stderr.trim().slice(-300)}`)))]);
+    // Both ends open, its name is no longer needed: removed, nothing is left on disk whatever happens next.
+    const input = Promise.race([open(fifo, 'w'), output.then(({ stderr }) => Promise.reject(new SpeechEngineError(`pocketsphinx exited before reading its audio: ${stderr.trim().slice(-300)}`)))]).finally(
+      () => rm(dir, { recursive: true, force: true }),
+    );
     input.catch(() => undefined);
-    return { child, dir, input, output };
+    return { child, input, output };
   }
 
   private async takeSpare(): Promise<Spare> {
@@ -92,33 +100,27 @@ export class PocketsphinxRecognizer implements Recognizer {
     return next;
   }
 
+  /** A whole pass on a warm decoder: the utterance written at once, then its end. */
   private async recognizeWarm(audio16k: Float32Array, signal?: AbortSignal): Promise<Transcript> {
-    const spare = await this.takeSpare();
-    // A whole pass (a partial) matters less than the streamed utterance and the VAD: it yields to them.
-    if (spare.child.pid !== undefined) {
-      try {
-        setPriority(spare.child.pid, PASS_NICE);
-      } catch {
-        /* not permitted here: normal priority */
+    const spare = this.takeSpare().then((s) => {
+      // A whole pass (a partial) matters less than the streamed utterance and the VAD: it yields to them.
+      if (s.child.pid !== undefined) {
+        try {
+          setPriority(s.child.pid, PASS_NICE);
+        } catch {
+          /* not permitted here: normal priority */
+        }
       }
-    }
-    const kill = () => spare.child.kill('SIGKILL');
-    signal?.addEventListener('abort', kill, { once: true });
+      return s;
+    });
+    const stream = this.streamOn(spare);
+    const abort = () => stream.abort();
+    signal?.addEventListener('abort', abort, { once: true });
     try {
-      const fifo = await spare.input;
-      try {
-        await fifo.write(floatToPcm16(audio16k));
-      } finally {
-        await fifo.close();
-      }
-      const { code, stdout, stderr } = await spare.output;
-      if (signal?.aborted) throw new SpeechEngineError('pocketsphinx was cancelled');
-      if (code !== 0) throw new SpeechEngineError(`pocketsphinx exited with ${code}: ${stderr.trim().slice(-300)}`);
-      return parsePocketsphinxOutput(stdout);
+      stream.write(audio16k);
+      return await stream.end();
     } finally {
-      signal?.removeEventListener('abort', kill);
-      kill();
-      await rm(spare.dir, { recursive: true, force: true });
+      signal?.removeEventListener('abort', abort);
     }
   }
 
@@ -127,19 +129,18 @@ export class PocketsphinxRecognizer implements Recognizer {
    * incrementally as its input arrives), so at the end only the last moments remain to decode.
    */
   openStream(): RecognitionStream | null {
-    if (!this.useWarm) return null;
-    const spare = this.takeSpare();
+    return this.useWarm ? this.streamOn(this.takeSpare()) : null;
+  }
+
+  /** One utterance on one warm decoder: audio goes to its FIFO in order; closing it ends the utterance. */
+  private streamOn(spare: Promise<Spare>): RecognitionStream {
     let chain: Promise<unknown> = spare.then((s) => s.input);
     let aborted = false;
     let written = 0;
     const abort = () => {
       if (aborted) return;
       aborted = true;
-      void spare.then(async (s) => {
-        s.child.kill('SIGKILL');
-        await s.input.then((f) => f.close()).catch(() => undefined);
-        await rm(s.dir, { recursive: true, force: true });
-      }).catch(() => undefined);
+      void spare.then(discard).catch(() => undefined);
     };
     return {
       write: (audio) => {
@@ -161,7 +162,6 @@ export class PocketsphinxRecognizer implements Recognizer {
           const { code, stdout, stderr } = await s.output;
           if (aborted) throw new SpeechEngineError('pocketsphinx was cancelled');
           if (code !== 0) throw new SpeechEngineError(`pocketsphinx exited with ${code}: ${stderr.trim().slice(-300)}`);
-          await rm(s.dir, { recursive: true, force: true });
           return parsePocketsphinxOutput(stdout);
         } catch (e) {
           abort();
@@ -174,14 +174,7 @@ export class PocketsphinxRecognizer implements Recognizer {
 
   async recognize(audio16k: Float32Array, { signal }: { signal?: AbortSignal } = {}): Promise<Transcript> {
     if (audio16k.length < ASR_SAMPLE_RATE / 10) return EMPTY_TRANSCRIPT;
-    if (this.useWarm) {
-      try {
-        return await this.recognizeWarm(audio16k, signal);
-      } catch (e) {
-        if (e instanceof SpeechEngineError) throw e;
-        throw new SpeechEngineError(`pocketsphinx failed: ${(e as Error).message}`, { cause: e });
-      }
-    }
+    if (this.useWarm) return this.recognizeWarm(audio16k, signal);
     const dir = await mkdtemp(join(tmpdir(), 'asyncvoice-ps-'));
     const wav = join(dir, 'segment.wav');
     try {
@@ -202,10 +195,7 @@ export class PocketsphinxRecognizer implements Recognizer {
     const spare = this.spare;
     this.spare = null;
     const s = await spare?.catch(() => null);
-    if (!s) return;
-    s.child.kill('SIGKILL');
-    await s.input.then((f) => f.close()).catch(() => undefined);
-    await rm(s.dir, { recursive: true, force: true });
+    if (s) await discard(s);
   }
 }
 

@@ -98,6 +98,8 @@ export class StreamingTranscriber {
 
   /** The current utterance decoded as it arrives, where the recogniser can (its final needs no pass). */
   private stream: { s: RecognitionStream; startMs: number; upTo: number } | null = null;
+  /** Streamed finals still being decoded. */
+  private readonly streamedFinals = new Set<Promise<void>>();
 
   constructor(
     vad: SileroVad,
@@ -257,17 +259,18 @@ export class StreamingTranscriber {
     if (stream) {
       // The streamed final goes out the moment it is decoded, not behind a partial still running:
       // that partial is stopped then, and a partial of this utterance never follows its final.
-      const done = stream.s
-        .end()
-        .then((t) => {
+      // Should the stream fail, a whole pass gives the final instead.
+      const done = stream.s.end().then(
+        (t) => {
           if (this.lifetime.signal.aborted) return;
           for (const p of passes) {
             p.superseded = true;
             p.abort.abort();
           }
           emitFinal(t, stream.startMs);
-        })
-        .catch(() => this.enqueue(async () => emitFinal(await this.recognizer.recognize(audio, { signal: this.lifetime.signal }), startMs)));
+        },
+        () => this.enqueue(async () => emitFinal(await this.recognizer.recognize(audio, { signal: this.lifetime.signal }), startMs)),
+      );
       this.streamedFinals.add(done);
       void done.finally(() => this.streamedFinals.delete(done));
       return;
@@ -278,9 +281,6 @@ export class StreamingTranscriber {
       emitFinal(t, startMs);
     });
   }
-
-  /** Streamed finals still being decoded. */
-  private readonly streamedFinals = new Set<Promise<void>>();
 
   private enqueue(pass: () => Promise<void>): void {
     this.recognition = this.recognition
