@@ -10,6 +10,8 @@
  *
  *   npm run bench:voice -- [--model DIR] [--preset qwen3-0.6b] [--weights int4] [--modes async,think,nothink]
  *                          [--questions 3] [--max-thinking 96] [--max-answer 40] [--threads N] [--json]
+ *
+ * BENCH_VOICE_DEBUG=1 also prints each turn's stamps and the events the client saw, in ms from the end of the voice.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -20,6 +22,7 @@ import { io, type Socket } from 'socket.io-client';
 import { runTool } from '../src/audio/tools.ts';
 import { toAsrInput } from '../src/audio/resample.ts';
 import { floatToPcm16, parseWav } from '../src/audio/wav.ts';
+import { TURN_END_SILENCE_MS } from '../src/pipeline/conversation.ts';
 import type { ServerEvents } from '../src/protocol.ts';
 import { benchModel, fmt, median, requireTools } from './shared.ts';
 
@@ -40,8 +43,6 @@ const log = (s: string) => process.stderr.write(`${s}\n`);
 const BIN = resolve(import.meta.dirname, '../bin/asyncvoice.mjs');
 const FRAME_SAMPLES = 320; // 20 ms at 16 kHz
 const FRAME_MS = 20;
-/** The service's turn-end silence (Conversation's VAD setting). */
-const SILENCE_MS = 600;
 
 await requireTools('bench:voice', ['espeak-ng', 'sox', 'pocketsphinx_continuous']);
 const work = mkdtempSync(join(tmpdir(), 'asyncvoice-bench-voice-'));
@@ -277,13 +278,13 @@ socket.close();
 server.kill('SIGTERM');
 
 if (args.json) {
-  console.log(JSON.stringify({ model, weights: args.weights, silenceMs: SILENCE_MS, questions: nQuestions, modes: report, turns: perTurn }));
+  console.log(JSON.stringify({ model, weights: args.weights, silenceMs: TURN_END_SILENCE_MS, questions: nQuestions, modes: report, turns: perTurn }));
 } else {
   const rows: [string, string][] = [
     ['vadLagP50Ms', 'listening lag behind the mic, p50 over frames'],
     ['vadLagP95Ms', 'listening lag behind the mic, p95 over frames'],
     ['firstPartialMs', 'first partial transcript'],
-    ['turnEndMs', `turn end (silence setting ${SILENCE_MS} ms)`],
+    ['turnEndMs', `turn end (silence setting ${TURN_END_SILENCE_MS} ms)`],
     ['finalTranscriptMs', 'final transcript'],
     ['finalAfterTurnEndMs', '  … after turn end'],
     ['firstThinkingTokenMs', 'first thinking token'],

@@ -249,22 +249,28 @@ async function openMic() {
   }
 }
 /** Browsers start audio only after a gesture on the page: say so, and resume on the first one. */
+let clickWait = null;
 function waitForClick(c) {
   activity.needsClick = true;
-  const go = () => {
-    window.removeEventListener('pointerdown', go, true);
-    window.removeEventListener('keydown', go, true);
-    activity.needsClick = false;
+  clickWait = () => {
+    stopWaitingForClick();
     void c.resume().then(showActivity);
   };
-  window.addEventListener('pointerdown', go, true);
-  window.addEventListener('keydown', go, true);
+  window.addEventListener('pointerdown', clickWait, true);
+  window.addEventListener('keydown', clickWait, true);
+}
+function stopWaitingForClick() {
+  if (!clickWait) return;
+  window.removeEventListener('pointerdown', clickWait, true);
+  window.removeEventListener('keydown', clickWait, true);
+  clickWait = null;
+  activity.needsClick = false;
 }
 function stopMic() {
   if (!capture) return;
   capture.stop();
   capture = null;
-  activity.needsClick = false;
+  stopWaitingForClick(); // a closed microphone is not resumed by the next click
   note('microphone off');
   $('mic').textContent = 'Start microphone';
   $('mic').classList.remove('active');

@@ -1,4 +1,5 @@
 // DOM updates. Model and user text only ever reach the page through textContent: never as HTML.
+import { STAMP_NAMES } from '/protocol.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -128,7 +129,7 @@ export function renderTimeline(m) {
   const span = (label, a, b, cls = 'span', key = '') => typeof a === 'number' && items.push({ label, start: a, end: typeof b === 'number' ? b : undefined, cls, key });
   span('you spoke', st.userSpeechStart, st.userSpeechEnd, 'span', 'userSpeechStart');
   span('recognising the rest', st.turnEnd, st.finalTranscript);
-  for (const k of ['firstPartial', 'userSpeechEnd', 'turnEnd', 'finalTranscript', 'firstThinkingToken', 'firstAnswerToken', 'firstChunkReady', 'firstAudioStart', 'lastAudioEnd']) {
+  for (const k of STAMP_NAMES.filter((n) => n !== 'userSpeechStart')) { // the start is the span's left end
     point(STAMP_LABELS[k], st[k], k === 'userSpeechEnd' ? 'zero' : k === 'firstAudioStart' ? 'audio' : '', k);
   }
   for (const c of m.chunks) {

@@ -13,6 +13,9 @@ import { Playout } from './playout.ts';
 import { TurnObserver } from './turn-observer.ts';
 import { UtteranceTracker, type UtteranceEnd } from './utterances.ts';
 
+/** Quiet this long after speech ends the user's turn (hands-free). */
+export const TURN_END_SILENCE_MS = 600;
+
 export type Emit = <E extends keyof ServerEvents>(event: E, payload: ServerEvents[E]) => void;
 
 export interface ConversationOptions {
@@ -69,7 +72,7 @@ export class Conversation {
       (lagMs) => o.emit('listening', { lagMs }),
       (ms) => this.heartbeat.idleFor(ms),
     );
-    this.transcriber = new StreamingTranscriber(o.vad, o.recognizer, (e) => this.heardEvent(e), { vad: { minSilenceMs: 600 }, partialEveryMs: 800 });
+    this.transcriber = new StreamingTranscriber(o.vad, o.recognizer, (e) => this.heardEvent(e), { vad: { minSilenceMs: TURN_END_SILENCE_MS }, partialEveryMs: 800 });
     this.bargeIn = new BargeInPolicy({
       confirmMs: o.bargeInConfirmMs,
       graceMs: o.stopGraceMs,

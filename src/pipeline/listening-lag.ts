@@ -1,3 +1,6 @@
+/** No frame for this long, with this thread free, is the client pausing, not us lagging. */
+const PAUSE_MS = 1000;
+
 /**
  * How far listening runs behind the microphone, frame by frame. A client sends frames as they are
  * captured, so frame k's end was spoken at (anchor + its stream time), where the anchor is the
@@ -5,9 +8,6 @@
  * frames so far. A frame's lag is when the VAD was done with it minus that moment: it counts the
  * frame waiting to be read (a busy event loop) as well as waiting for the VAD.
  */
-/** No frame for this long, with this thread free, is the client pausing, not us lagging. */
-const PAUSE_MS = 1000;
-
 export class ListeningLag {
   private anchor = Infinity;
   private pending: number[] = [];
