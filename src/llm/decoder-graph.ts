@@ -4,10 +4,11 @@ import { UnsupportedModelError } from '../errors.ts';
 import type { DecoderConfig } from './config.ts';
 import { DT, GraphBuilder } from './onnx/graph-builder.ts';
 import { ropeTables } from './rope.ts';
-import { quantizeInt4 } from './quantize.ts';
+import { quantizeBlockwise, type QuantBits } from './quantize.ts';
 import { readTensorF32, readTensorF32Pieces, type TensorInfo } from './safetensors.ts';
 
-const INT4_BLOCK = 32;
+/** Block size of every quantised table: one scale per 32 inputs (MatMulNBits' and llama.cpp's choice). */
+const QUANT_BLOCK = 32;
 
 /**
  * The graph contract (see docs/architecture.md, "Decoder graph"). Dims: B rows, S new tokens
@@ -48,11 +49,21 @@ export const GRAPH_IO = {
 export const MASKED = -1e30;
 
 /** Bump when the graph layout changes, so cached graphs are rebuilt. */
-export const GRAPH_FORMAT_VERSION = 6;
+export const GRAPH_FORMAT_VERSION = 7;
 
-/** How linear-layer weights are stored: float32, or blockwise int4 (MatMulNBits; embeddings stay float32). */
+/** How linear-layer weights are stored: float32, or blockwise int4 (MatMulNBits). */
 export type WeightFormat = 'fp32' | 'int4';
 export const WEIGHT_FORMATS: readonly WeightFormat[] = ['fp32', 'int4'];
+
+/**
+ * How the vocabulary-sized tables (token embeddings and LM head; one table when tied) are stored:
+ * float32, or blockwise int8/int4 read by MatMulNBits for the head and GatherBlockQuantized for
+ * the embeddings. A tied table is stored once and read by both.
+ */
+export type HeadFormat = 'fp32' | 'int8' | 'int4';
+export const HEAD_FORMATS: readonly HeadFormat[] = ['fp32', 'int8', 'int4'];
+/** The head follows the linear weights unless asked otherwise: a step reads it whole. */
+export const defaultHeadFormat = (weights: WeightFormat | undefined): HeadFormat => (weights === 'int4' ? 'int4' : 'fp32');
 
 export interface BuildOptions {
   ropeMode: RopeMode;
@@ -63,6 +74,8 @@ export interface BuildOptions {
    * dequantised weights (exact against a reference with the same weights).
    */
   int4Compute?: 'int8' | 'fp32';
+  /** Embeddings and LM head; default defaultHeadFormat(weights). Quantised heads follow int4Compute too. */
+  head?: HeadFormat;
   /** Largest position any query may take (size of the RoPE tables). */
   maxPositions: number;
   onProgress?: (done: number, total: number, what: string) => void;
@@ -141,6 +154,7 @@ export async function buildDecoderGraph(
       'asyncvoice.model_type': cfg.modelType,
       'asyncvoice.rope_mode': opts.ropeMode,
       'asyncvoice.weights': opts.weights ?? 'fp32',
+      'asyncvoice.head': opts.head ?? defaultHeadFormat(opts.weights),
     });
   } catch (e) {
     g.abort();
@@ -243,23 +257,20 @@ async function emitDecoder(
   const byPast = g.o('Concat', [c([0, 0, -1]), Cd], { axis: 0 }); // [B,K,G*S,C]
   const byNew = g.o('Concat', [c([0, 0, -1]), Sd], { axis: 0 }); // [B,K,G*S,S]
 
-  // The vocabulary-sized tables are the largest tensors by far: streamed in pieces.
-  const embedName = await g.streamWeight('model.embed_tokens.weight', [V, H], pieces('model.embed_tokens.weight', [V, H]), yieldToLoop);
-  let x = g.o('Gather', [embedName, inputIds], { axis: 0 }); // [B,S,H]
-  const lmHead = cfg.tieWordEmbeddings ? embedName : await g.streamWeight('lm_head.weight', [V, H], pieces('lm_head.weight', [V, H]), yieldToLoop);
-
   const int4 = (opts.weights ?? 'fp32') === 'int4';
+  const accuracyLevel = opts.int4Compute === 'fp32' ? 0 : 4;
+  const { embed, head } = await vocabTables(g, cfg, pieces, opts.head ?? defaultHeadFormat(opts.weights), accuracyLevel);
+  let x = embed(inputIds); // [B,S,H]
   /** y = x·Wᵀ (+ b) for an HF weight `${name}` of shape [out, inp]. */
   const project = async (input: string, name: string, out: number, inp: number, bias = false): Promise<string> => {
     await yieldToLoop(); // one matrix at a time: reading and quantising each takes tens of ms
     const w = load(name, [out, inp]);
     let y: string;
     if (int4) {
-      const q = quantizeInt4(w, out, inp, INT4_BLOCK);
-      const b = g.bytes(`${name}.q4`, DT.UINT8, q.packed, [out, q.kBlocks, INT4_BLOCK / 2]);
+      const q = quantizeBlockwise(w, out, inp, 4, QUANT_BLOCK);
+      const b = g.bytes(`${name}.q4`, DT.UINT8, q.packed, [out, q.kBlocks, QUANT_BLOCK / 2]);
       const sc = g.weight(`${name}.q4.scales`, q.scales, [out * q.kBlocks]);
-      const accuracyLevel = opts.int4Compute === 'fp32' ? 0 : 4;
-      y = g.o('MatMulNBits', [input, b, sc], { K: inp, N: out, bits: 4, block_size: INT4_BLOCK, accuracy_level: accuracyLevel }, 'com.microsoft');
+      y = g.o('MatMulNBits', [input, b, sc], { K: inp, N: out, bits: 4, block_size: QUANT_BLOCK, accuracy_level: accuracyLevel }, 'com.microsoft');
     } else {
       y = g.o('MatMul', [input, g.weight(`${name}.T`, transpose2d(w, out, inp), [inp, out])]);
     }
@@ -322,10 +333,70 @@ async function emitDecoder(
   const picked = g.o('GatherND', [x, g.o('Unsqueeze', [logitsIndex, c([-1])])], { batch_dims: 1 }); // [B,R,H]
   const normed = rmsNorm(picked, 'model.norm.weight', H);
   const flat = g.o('Reshape', [normed, c([-1, H])]);
-  const logits2d = g.o('Gemm', [flat, lmHead], { transB: 1 });
+  const logits2d = head(flat);
   const logitsShape = g.o('Concat', [Bd, c([-1, V])], { axis: 0 });
   const logits = g.o('Reshape', [logits2d, logitsShape]);
   g.bindOutput(logits, io.logits);
   g.output(io.logits, DT.FLOAT, ['B', 'R', V]);
   opts.onProgress?.(total, total, 'done');
+}
+
+/**
+ * The token embeddings and the LM head: the two largest tensors by far, streamed in row pieces
+ * (a 600 MB table never sits whole in memory). Quantised, each piece is packed as it is read.
+ */
+async function vocabTables(
+  g: GraphBuilder,
+  cfg: DecoderConfig,
+  pieces: WeightSource['pieces'],
+  format: HeadFormat,
+  accuracyLevel: number,
+): Promise<{ embed: (ids: string) => string; head: (flat: string) => string }> {
+  const { hiddenSize: H, vocabSize: V } = cfg;
+  const EMBED = 'model.embed_tokens.weight';
+  const HEAD = cfg.tieWordEmbeddings ? EMBED : 'lm_head.weight';
+  if (format === 'fp32') {
+    const embedT = await g.streamWeight(EMBED, [V, H], pieces(EMBED, [V, H]), yieldToLoop);
+    const headT = cfg.tieWordEmbeddings ? embedT : await g.streamWeight(HEAD, [V, H], pieces(HEAD, [V, H]), yieldToLoop);
+    return {
+      embed: (ids) => g.o('Gather', [embedT, ids], { axis: 0 }),
+      head: (flat) => g.o('Gemm', [flat, headT], { transB: 1 }),
+    };
+  }
+  const bits: QuantBits = format === 'int8' ? 8 : 4;
+  const kBlocks = Math.ceil(H / QUANT_BLOCK);
+  const blob = (QUANT_BLOCK * bits) / 8;
+  /** Packs one table: codes [V, kBlocks, blob] streamed, scales [V, kBlocks] after them. */
+  const table = async (name: string): Promise<{ codes: string; scales: string }> => {
+    const scaleParts: Float32Array[] = [];
+    const packedPieces = function* () {
+      for (const rows of pieces(name, [V, H])) {
+        const q = quantizeBlockwise(rows, rows.length / H, H, bits, QUANT_BLOCK);
+        scaleParts.push(q.scales);
+        yield q.packed;
+      }
+    };
+    const codes = await g.streamBytes(`${name}.q${bits}`, DT.UINT8, 1, [V, kBlocks, blob], packedPieces(), yieldToLoop);
+    const all = new Float32Array(V * kBlocks);
+    let at = 0;
+    for (const p of scaleParts) {
+      all.set(p, at);
+      at += p.length;
+    }
+    return { codes, scales: g.weight(`${name}.q${bits}.scales`, all, [V, kBlocks]) };
+  };
+  const embedT = await table(EMBED);
+  const headT = cfg.tieWordEmbeddings ? embedT : await table(HEAD);
+  // GatherBlockQuantized blocks along the last axis of its data, whose scales must have the
+  // data's rank: the same codes as [V, kBlocks, blob] and a [V, kBlocks, 1] view of the scales.
+  const gatherScales = g.alias(`${EMBED}.q${bits}.scales.3d`, embedT.scales, [V, kBlocks, 1]);
+  const padded = kBlocks * QUANT_BLOCK;
+  return {
+    embed: (ids) => {
+      const rows = g.o('GatherBlockQuantized', [embedT.codes, ids, gatherScales], { gather_axis: 0, quantize_axis: 2, block_size: QUANT_BLOCK, bits }, 'com.microsoft'); // [B,S,kBlocks,32]
+      const flat = g.o('Reshape', [rows, g.constInt64([0, 0, padded])]);
+      return padded === H ? flat : g.o('Slice', [flat, g.constInt64([0]), g.constInt64([H]), g.constInt64([-1])]);
+    },
+    head: (flat) => g.o('MatMulNBits', [flat, headT.codes, headT.scales], { K: H, N: V, bits, block_size: QUANT_BLOCK, accuracy_level: accuracyLevel }, 'com.microsoft'),
+  };
 }

@@ -6,7 +6,7 @@ import { Worker } from 'node:worker_threads';
 import { BackendError, ModelSourceError, UnsupportedModelError } from '../errors.ts';
 import type { DecoderConfig } from './config.ts';
 import type { BuildJob, BuildMessage } from './graph-build-job.ts';
-import { GRAPH_FORMAT_VERSION, buildDecoderGraph, type RopeMode, type WeightFormat } from './decoder-graph.ts';
+import { GRAPH_FORMAT_VERSION, buildDecoderGraph, defaultHeadFormat, type HeadFormat, type RopeMode, type WeightFormat } from './decoder-graph.ts';
 import type { TensorInfo } from './safetensors.ts';
 
 /** Where built graphs live: $ASYNCVOICE_CACHE_DIR, else $XDG_CACHE_HOME/asyncvoice, else ~/.cache/asyncvoice. */
@@ -40,6 +40,7 @@ export interface EnsureGraphOptions {
   ropeMode: RopeMode;
   weights?: WeightFormat;
   int4Compute?: 'int8' | 'fp32';
+  head?: HeadFormat;
   onProgress?: (done: number, total: number, what: string) => void;
   /**
    * Build in a worker thread: seconds of quantising and writing never hold up the caller's event
@@ -55,7 +56,9 @@ export async function ensureGraph(
   tensors: Map<string, TensorInfo>,
   opts: EnsureGraphOptions,
 ): Promise<{ path: string; built: boolean }> {
-  const key = graphKey(modelDir, tensors, { maxPositions: opts.maxPositions, ropeMode: opts.ropeMode, weights: opts.weights ?? 'fp32', int4Compute: opts.weights === 'int4' ? (opts.int4Compute ?? 'int8') : undefined });
+  const head = opts.head ?? defaultHeadFormat(opts.weights);
+  const quantised = opts.weights === 'int4' || head !== 'fp32';
+  const key = graphKey(modelDir, tensors, { maxPositions: opts.maxPositions, ropeMode: opts.ropeMode, weights: opts.weights ?? 'fp32', int4Compute: quantised ? (opts.int4Compute ?? 'int8') : undefined, head });
   const dir = join(cacheRoot(), 'graphs', key);
   const path = join(dir, 'model.onnx');
   if (existsSync(path) && existsSync(path + '.data')) return { path, built: false };
@@ -64,9 +67,9 @@ export async function ensureGraph(
   const running = building.get(dir);
   if (running) return running.then((r) => ({ ...r, built: false }));
   const build = (async () => {
-    if (opts.inWorker) await buildInWorker({ cfg, tensors, outDir: dir, opts: { maxPositions: opts.maxPositions, ropeMode: opts.ropeMode, weights: opts.weights, int4Compute: opts.int4Compute } }, opts.onProgress);
+    if (opts.inWorker) await buildInWorker({ cfg, tensors, outDir: dir, opts: { maxPositions: opts.maxPositions, ropeMode: opts.ropeMode, weights: opts.weights, int4Compute: opts.int4Compute, head } }, opts.onProgress);
     else await buildDecoderGraph(cfg, tensors, dir, opts);
-    const meta: GraphMeta = { source: modelDir, format: GRAPH_FORMAT_VERSION, ropeMode: opts.ropeMode, weights: opts.weights ?? 'fp32', maxPositions: opts.maxPositions, builtAt: new Date().toISOString() };
+    const meta: GraphMeta = { source: modelDir, format: GRAPH_FORMAT_VERSION, ropeMode: opts.ropeMode, weights: opts.weights ?? 'fp32', head, maxPositions: opts.maxPositions, builtAt: new Date().toISOString() };
     writeFileSync(join(dir, 'meta.json'), JSON.stringify(meta, null, 2));
     return { path, built: true };
   })().finally(() => building.delete(dir));
@@ -105,6 +108,8 @@ export interface GraphMeta {
   format: number;
   ropeMode: string;
   weights: string;
+  /** Absent in graphs built before the head could be quantised (they are rebuilt: format 7). */
+  head?: string;
   maxPositions: number;
   builtAt: string;
 }

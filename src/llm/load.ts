@@ -6,7 +6,7 @@ import { LocalStepRunner, WorkerStepRunner, type RunnerSpec } from './step-runne
 import { CausalLM } from './causal-lm.ts';
 import { parseDecoderConfig, type DecoderConfig } from './config.ts';
 import { ensureGraph } from './graph-cache.ts';
-import type { RopeMode, WeightFormat } from './decoder-graph.ts';
+import type { HeadFormat, RopeMode, WeightFormat } from './decoder-graph.ts';
 import { resolveModelSource, type DownloadProgress } from './model-source.ts';
 import { listModelTensors } from './safetensors.ts';
 
@@ -25,6 +25,8 @@ export interface LoadOptions extends BackendOptions {
   weights?: WeightFormat;
   /** See BuildOptions.int4Compute. */
   int4Compute?: 'int8' | 'fp32';
+  /** Embeddings and LM head (see HeadFormat); default: int4 with int4 weights, else fp32. */
+  head?: HeadFormat;
   onProgress?: (p: LoadProgress) => void;
   /** Build a missing graph in a worker thread (see EnsureGraphOptions.inWorker). */
   buildInWorker?: boolean;
@@ -68,6 +70,7 @@ export async function loadCausalLM(source: string, opts: LoadOptions = {}): Prom
     ropeMode,
     weights: opts.weights,
     int4Compute: opts.int4Compute,
+    head: opts.head,
     inWorker: opts.buildInWorker,
     onProgress: (done, total, what) => opts.onProgress?.({ stage: 'build', done, total, what }),
   });

@@ -1,10 +1,16 @@
 /**
- * Blockwise symmetric int4 weights in onnxruntime's MatMulNBits layout: for each output feature
- * n (a row of the HF [out, in] weight) and each block of `blockSize` inputs, one float scale and
- * `blockSize` 4-bit codes q ∈ [0, 15] meaning (q − 8) · scale, two per byte, low nibble first.
+ * Blockwise symmetric weights in onnxruntime's MatMulNBits layout (which GatherBlockQuantized
+ * reads too): for each output feature n (a row of the HF [out, in] weight) and each block of
+ * `blockSize` inputs, one float scale and `blockSize` codes q meaning (q − zero) · scale, where
+ * zero = 2^(bits−1) (onnxruntime's default when no zero points are given).
+ * - 4 bits: q ∈ [0, 15], two codes per byte, low nibble first.
+ * - 8 bits: q ∈ [0, 255], one code per byte.
  */
-export interface Int4Weight {
-  /** [N, kBlocks, blockSize / 2] */
+export type QuantBits = 4 | 8;
+
+export interface BlockQuantized {
+  bits: QuantBits;
+  /** [N, kBlocks, blockSize * bits / 8] */
   packed: Uint8Array;
   /** [N * kBlocks] */
   scales: Float32Array;
@@ -14,10 +20,16 @@ export interface Int4Weight {
   kBlocks: number;
 }
 
-export function quantizeInt4(w: Float32Array, n: number, k: number, blockSize = 32): Int4Weight {
+export function quantizeBlockwise(w: Float32Array, n: number, k: number, bits: QuantBits, blockSize = 32): BlockQuantized {
   if (blockSize < 16 || (blockSize & (blockSize - 1)) !== 0) throw new Error(`block size must be a power of two ≥ 16, got ${blockSize}`);
+  if (bits !== 4 && bits !== 8) throw new Error(`bits must be 4 or 8, got ${bits}`);
+  if (w.length !== n * k) throw new Error(`weight has ${w.length} values, [${n}, ${k}] needs ${n * k}`);
   const kBlocks = Math.ceil(k / blockSize);
-  const blob = blockSize / 2;
+  const blob = (blockSize * bits) / 8;
+  const zero = 1 << (bits - 1);
+  // Symmetric: −zero…zero−1 → the positive side's last code bounds the scale so ±amax both fit.
+  const qMax = zero - 1;
+  const codeMax = (1 << bits) - 1;
   const packed = new Uint8Array(n * kBlocks * blob);
   const scales = new Float32Array(n * kBlocks);
   for (let row = 0; row < n; row++) {
@@ -26,33 +38,34 @@ export function quantizeInt4(w: Float32Array, n: number, k: number, blockSize = 
       const end = Math.min(row * k + k, start + blockSize);
       let amax = 0;
       for (let i = start; i < end; i++) amax = Math.max(amax, Math.abs(w[i]));
-      // Symmetric around code 8: −8…7 → use 7 for the positive side so ±amax both fit.
-      const scale = amax / 7 || 1;
+      const scale = amax / qMax || 1;
       scales[row * kBlocks + b] = scale;
       const out = (row * kBlocks + b) * blob;
       for (let j = 0; j < blockSize; j++) {
         const v = start + j < end ? w[start + j] : 0;
-        const q = Math.max(0, Math.min(15, Math.round(v / scale) + 8));
-        if (j & 1) packed[out + (j >> 1)] |= q << 4;
+        const q = Math.max(0, Math.min(codeMax, Math.round(v / scale) + zero));
+        if (bits === 8) packed[out + j] = q;
+        else if (j & 1) packed[out + (j >> 1)] |= q << 4;
         else packed[out + (j >> 1)] = q;
       }
     }
   }
-  return { packed, scales, n, k, blockSize, kBlocks };
+  return { bits, packed, scales, n, k, blockSize, kBlocks };
 }
 
 /** Back to float [N, K], exactly as onnxruntime reads the codes (for references and error checks). */
-export function dequantizeInt4(q: Int4Weight): Float32Array {
-  const { n, k, blockSize, kBlocks, packed, scales } = q;
+export function dequantizeBlockwise(q: BlockQuantized): Float32Array {
+  const { n, k, blockSize, kBlocks, packed, scales, bits } = q;
   const out = new Float32Array(n * k);
-  const blob = blockSize / 2;
+  const blob = (blockSize * bits) / 8;
+  const zero = 1 << (bits - 1);
   for (let row = 0; row < n; row++) {
     for (let i = 0; i < k; i++) {
       const b = Math.floor(i / blockSize);
       const j = i % blockSize;
-      const byte = packed[(row * kBlocks + b) * blob + (j >> 1)];
-      const code = j & 1 ? byte >> 4 : byte & 15;
-      out[row * k + i] = (code - 8) * scales[row * kBlocks + b];
+      const at = (row * kBlocks + b) * blob;
+      const code = bits === 8 ? packed[at + j] : j & 1 ? packed[at + (j >> 1)] >> 4 : packed[at + (j >> 1)] & 15;
+      out[row * k + i] = (code - zero) * scales[row * kBlocks + b];
     }
   }
   return out;

@@ -66,18 +66,39 @@ export class GraphBuilder {
    * Adds a float32 weight given as pieces in order, written to the external data file one by one
    * with `between` awaited after each: a 600 MB embedding never stalls its process for seconds.
    */
-  async streamWeight(name: string, dims: number[], pieces: Iterable<Float32Array>, between: () => Promise<void>): Promise<string> {
+  streamWeight(name: string, dims: number[], pieces: Iterable<Float32Array>, between: () => Promise<void>): Promise<string> {
+    const bytes = function* () {
+      for (const p of pieces) yield new Uint8Array(p.buffer, p.byteOffset, p.byteLength);
+    };
+    return this.streamBytes(name, DT.FLOAT, 4, dims, bytes(), between);
+  }
+
+  /** Like streamWeight, for raw bytes of any element type (`bytesPerElement` checks the total). */
+  async streamBytes(name: string, dataType: number, bytesPerElement: number, dims: number[], pieces: Iterable<Uint8Array>, between: () => Promise<void>): Promise<string> {
     this.alignData();
     const offset = this.dataOffset;
     for (const p of pieces) {
-      writeSync(this.dataFd, new Uint8Array(p.buffer, p.byteOffset, p.byteLength));
+      writeSync(this.dataFd, p);
       this.dataOffset += p.byteLength;
       await between();
     }
     const length = this.dataOffset - offset;
-    const expected = 4 * dims.reduce((a, b) => a * b, 1);
+    const expected = bytesPerElement * dims.reduce((a, b) => a * b, 1);
     if (length !== expected) throw new Error(`weight "${name}": ${length} bytes written, dims ${JSON.stringify(dims)} need ${expected}`);
-    this.initializers.push(this.external(name, DT.FLOAT, dims, offset, length));
+    this.initializers.push(this.external(name, dataType, dims, offset, length));
+    return name;
+  }
+
+  /**
+   * A second initializer over an existing one's bytes with other dims (same element count), so
+   * two operators that want different shapes of one table need not store it twice in the file.
+   */
+  alias(name: string, of: string, dims: number[]): string {
+    const src = this.initializers.find((t) => t.name === of);
+    if (!src) throw new Error(`alias "${name}": no initializer "${of}"`);
+    const count = (d: readonly unknown[]) => d.reduce<number>((a, b) => a * Number(b), 1);
+    if (count(src.dims ?? []) !== count(dims)) throw new Error(`alias "${name}": dims ${JSON.stringify(dims)} do not hold the ${count(src.dims ?? [])} elements of "${of}"`);
+    this.initializers.push({ ...src, name, dims });
     return name;
   }
 
