@@ -1,4 +1,6 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { GGUF_TYPES, exportGguf, type GgufType } from '../llm/gguf.ts';
+import { resolveModelSource } from '../llm/model-source.ts';
 import { PRESETS, makeTestModel } from '../llm/test-model.ts';
 import { cacheRoot, listGraphs, pruneGraphs } from '../llm/graph-cache.ts';
 import { formatBytes } from './progress.ts';
@@ -65,5 +67,21 @@ export function registerModel(program: Command): void {
       });
       bar.done();
       process.stdout.write(`${dir}: ${JSON.stringify(shape)}\n`);
+    });
+  model
+    .command('export')
+    .description('write a model folder in another runtime\'s format: --gguf (llama.cpp)')
+    .requiredOption('--model <dir|hf:Org/Name>', 'a Hugging Face model folder, or a Hub id already downloaded')
+    .requiredOption('--out <file>', 'file to write')
+    .option('--gguf', 'GGUF, as llama.cpp (and Ollama, node-llama-cpp) load it', false)
+    .addOption(new Option('--type <t>', 'weight matrices: q4_0 and q8_0 as llama.cpp quantises them, or f32').choices([...GGUF_TYPES]).default('q4_0'))
+    .option('--offline', 'never use the network', false)
+    .action(async (o: { model: string; out: string; gguf: boolean; type: GgufType; offline: boolean }) => {
+      if (!o.gguf) throw new Error('choose an export format: --gguf');
+      const dir = await resolveModelSource(o.model, { offline: o.offline });
+      const bar = new ProgressBar(`writing ${o.type} GGUF`);
+      const { bytes, tensors } = await exportGguf(dir, o.out, { type: o.type, onProgress: (done, total, what) => bar.update(done, total, what) });
+      bar.done();
+      process.stdout.write(`${o.out}: ${tensors} tensors, ${formatBytes(bytes)}\n`);
     });
 }
