@@ -11,6 +11,7 @@ const root = scratchDir();
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 type NodeLlamaCpp = typeof import('node-llama-cpp');
+type Token = import('node-llama-cpp').Token;
 let nlc: NodeLlamaCpp;
 let llama: Awaited<ReturnType<NodeLlamaCpp['getLlama']>>;
 beforeAll(async () => {
@@ -82,7 +83,7 @@ describe('GGUF export', () => {
       const file = join(root, `${name}.gguf`);
       await exportGguf(loaded.dir, file, { type: 'f32' });
       const { metadata, tensorInfos } = await gguf(file, { allowLocalFile: true });
-      expect((metadata['tokenizer.ggml.tokens'] as string[]).length).toBe(loaded.config.vocabSize);
+      expect(((metadata as Record<string, unknown>)['tokenizer.ggml.tokens'] as string[]).length).toBe(loaded.config.vocabSize);
       expect(tensorInfos.find((t) => t.name === 'token_embd.weight')?.shape).toEqual([BigInt(loaded.config.hiddenSize), BigInt(loaded.config.vocabSize)]);
 
       const prompt = [785, 3974, 13876, 38835, 34208, 916];
@@ -104,7 +105,7 @@ describe('GGUF export', () => {
       // f32 cache and plain attention, so the two differ only in summation order.
       const ctx = await model.createContext({ contextSize: 256, threads: 2, flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' });
       const theirs: number[] = [];
-      for await (const t of ctx.getSequence().evaluate(prompt, { temperature: 0 })) {
+      for await (const t of ctx.getSequence().evaluate(prompt as Token[], { temperature: 0 })) {
         theirs.push(t);
         if (theirs.length >= steps) break;
       }
@@ -133,7 +134,7 @@ describe('GGUF export', () => {
       const model = await llama.loadModel({ modelPath: file });
       const ctx = await model.createContext({ contextSize: 128, threads: 2 });
       const got: number[] = [];
-      for await (const t of ctx.getSequence().evaluate([785, 3974, 13876], { temperature: 0 })) {
+      for await (const t of ctx.getSequence().evaluate([785, 3974, 13876] as Token[], { temperature: 0 })) {
         got.push(t);
         if (got.length >= 4) break;
       }

@@ -1,0 +1,211 @@
+/**
+ * Our runtime beside llama.cpp (node-llama-cpp's prebuilt CPU binary) on the same weights and the
+ * same threads: the model folder is exported as a q4_0 GGUF, ours runs it with int4 weights (and
+ * int4 head). Each context is measured A B A B (ours, llama.cpp, ours, llama.cpp) so that drift
+ * in the machine's speed falls on both. Not a test: figures and ratios from this one run.
+ *
+ *   npm run bench:peer -- [--preset qwen3-0.6b] [--threads 2] [--contexts 64,512,2048]
+ *                         [--decode-steps 16] [--rounds 2] [--json]
+ *
+ * Per context: prefill tok/s (a prompt of the context's length, fed in chunks of 512), decode
+ * ms/token (one token in, logits out, greedy pick), and a batched 2-row step (two streams over
+ * that context in one call: our thinker+writer; llama.cpp's two sequences in one batch).
+ */
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ProgressBar } from '../src/cli/progress.ts';
+import type { Token } from 'node-llama-cpp';
+import { exportGguf } from '../src/llm/gguf.ts';
+import { loadCausalLM } from '../src/llm/load.ts';
+import { benchModel, fmt, median } from './shared.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    preset: { type: 'string', default: 'qwen3-0.6b' },
+    threads: { type: 'string', default: '2' },
+    contexts: { type: 'string', default: '64,512,2048' },
+    'decode-steps': { type: 'string', default: '16' },
+    rounds: { type: 'string', default: '2' },
+    json: { type: 'boolean', default: false },
+  },
+});
+const threads = Number(args.threads);
+const contexts = args.contexts!.split(',').map(Number);
+const steps = Number(args['decode-steps']);
+const rounds = Number(args.rounds);
+const CHUNK = 512;
+if (![threads, steps, rounds, ...contexts].every((n) => Number.isInteger(n) && n > 0) || contexts.some((c) => c <= steps + 1)) {
+  console.error('--threads, --decode-steps, --rounds and --contexts must be positive integers, each context longer than the decode steps');
+  process.exit(2);
+}
+let nlc: typeof import('node-llama-cpp');
+try {
+  nlc = await import('node-llama-cpp');
+} catch (e) {
+  console.error(`bench:peer needs node-llama-cpp (a dev dependency; npm ci installs it): ${(e as Error).message}`);
+  process.exit(2);
+}
+
+const log = (s: string) => process.stderr.write(s + '\n');
+const tokensFor = (n: number, salt: number) => Array.from({ length: n }, (_, i) => 1000 + ((i * 7919 + salt * 104729) % 140000));
+const rssMiB = () => process.memoryUsage().rss / 2 ** 20;
+
+// 1. The same weights for both: the bench model's folder, and its q4_0 GGUF (exported once).
+const modelDir = benchModel(args.preset!);
+const ggufDir = join(process.cwd(), '.cache', 'bench', 'gguf');
+mkdirSync(ggufDir, { recursive: true });
+const ggufFile = join(ggufDir, `${args.preset}-q4_0.gguf`);
+if (!existsSync(ggufFile) || statSync(ggufFile).mtimeMs < statSync(join(modelDir, 'model.safetensors')).mtimeMs) {
+  const bar = new ProgressBar('exporting q4_0 GGUF');
+  await exportGguf(modelDir, ggufFile, { type: 'q4_0', onProgress: (d, t, w) => bar.update(d, t, w) });
+  bar.done();
+}
+
+const maxContext = Math.max(...contexts);
+let rss = rssMiB();
+const bar = new ProgressBar('our graph (int4)');
+const ours = await loadCausalLM(modelDir, {
+  weights: 'int4',
+  maxPositions: maxContext + 64,
+  intraOpThreads: threads,
+  onProgress: (p) => p.stage === 'build' && bar.update(p.done, p.total, p.what),
+});
+bar.done();
+const lm = ours.lm;
+// One warm-up step: first runs pre-pack weights and size arenas.
+{
+  const b = lm.cache.createBlock('warm');
+  await lm.forward([{ view: [b], tokens: [1, 2, 3] }]);
+  b.drop();
+}
+const oursRss = rssMiB() - rss;
+
+rss = rssMiB();
+const llama = await nlc.getLlama({ gpu: false, build: 'never', logLevel: nlc.LlamaLogLevel.error });
+const model = await llama.loadModel({ modelPath: ggufFile });
+const ctx = await model.createContext({ contextSize: maxContext + 64, sequences: 2, threads, batchSize: CHUNK });
+const [seqA, seqB] = [ctx.getSequence(), ctx.getSequence()];
+const llamaRss = rssMiB() - rss;
+
+interface Figures {
+  prefillTokPerS: number[];
+  decodeMs: number[];
+  twoRowMs: number[];
+}
+const blank = (): Figures => ({ prefillTokPerS: [], decodeMs: [], twoRowMs: [] });
+
+const argmax = (logits: Float32Array) => {
+  let best = 0;
+  for (let v = 1; v < logits.length; v++) if (logits[v] > logits[best]) best = v;
+  return best;
+};
+
+async function measureOurs(context: number, into: Figures): Promise<void> {
+  const block = lm.cache.createBlock('bench');
+  const prompt = tokensFor(context - steps, context);
+  let t = performance.now();
+  for (let i = 0; i < prompt.length; i += CHUNK) await lm.forward([{ view: [block], tokens: prompt.slice(i, i + CHUNK) }]);
+  into.prefillTokPerS.push(prompt.length / ((performance.now() - t) / 1000));
+  let next = 42;
+  for (let i = 0; i < steps; i++) {
+    t = performance.now();
+    next = argmax((await lm.forward([{ view: [block], tokens: [next] }])).logits[0]);
+    into.decodeMs.push(performance.now() - t);
+  }
+  // Thinker and writer: two rows over the same cache, each at its own layout.
+  const side = lm.cache.createBlock('side');
+  for (let i = 0; i < 4; i++) {
+    t = performance.now();
+    await lm.forward([
+      { view: [block], tokens: [7], persist: false },
+      { view: [block, side], tokens: [8], persist: false },
+    ]);
+    if (i > 0) into.twoRowMs.push(performance.now() - t);
+  }
+  side.drop();
+  block.drop();
+}
+
+/** One token in, one greedy token out, as llama.cpp generates. */
+async function llamaStep(seq: typeof seqA, token: number): Promise<number> {
+  const gen = seq.evaluate([token as Token], { temperature: 0 });
+  const r = await gen.next();
+  await gen.return();
+  if (r.done) throw new Error('llama.cpp produced no token');
+  return r.value;
+}
+
+async function measureLlama(context: number, into: Figures): Promise<void> {
+  const prompt = tokensFor(context - steps, context) as Token[];
+  await seqA.clearHistory();
+  await seqB.clearHistory();
+  let t = performance.now();
+  await seqA.evaluateWithoutGeneratingNewTokens(prompt);
+  into.prefillTokPerS.push(prompt.length / ((performance.now() - t) / 1000));
+  let next = 42;
+  for (let i = 0; i < steps; i++) {
+    t = performance.now();
+    next = await llamaStep(seqA, next);
+    into.decodeMs.push(performance.now() - t);
+  }
+  // Two sequences queued together are decoded in one batch.
+  await seqB.evaluateWithoutGeneratingNewTokens(prompt);
+  for (let i = 0; i < 4; i++) {
+    t = performance.now();
+    await Promise.all([llamaStep(seqA, 7), llamaStep(seqB, 8)]);
+    if (i > 0) into.twoRowMs.push(performance.now() - t);
+  }
+}
+
+const results: { context: number; ours: Figures; llama: Figures }[] = [];
+for (const context of contexts) {
+  const r = { context, ours: blank(), llama: blank() };
+  for (let round = 0; round < rounds; round++) {
+    log(`context ${context}, round ${round + 1}/${rounds}: ours…`);
+    await measureOurs(context, r.ours);
+    log(`context ${context}, round ${round + 1}/${rounds}: llama.cpp…`);
+    await measureLlama(context, r.llama);
+  }
+  results.push(r);
+}
+await ctx.dispose();
+await model.dispose();
+await llama.dispose();
+await lm.close();
+
+const summary = results.map(({ context, ours: o, llama: l }) => {
+  const fig = (f: Figures) => ({ prefillTokPerS: median(f.prefillTokPerS), decodeMs: median(f.decodeMs), twoRowMs: median(f.twoRowMs) });
+  const a = fig(o);
+  const b = fig(l);
+  return {
+    context,
+    ours: { ...a, twoRowPerOneRow: a.twoRowMs / a.decodeMs },
+    llamaCpp: { ...b, twoRowPerOneRow: b.twoRowMs / b.decodeMs },
+    // Time ratios: ours / llama.cpp (below 1: we are faster). Prefill: our rate / theirs.
+    decodeTimeRatio: a.decodeMs / b.decodeMs,
+    twoRowTimeRatio: a.twoRowMs / b.twoRowMs,
+    prefillRateRatio: a.prefillTokPerS / b.prefillTokPerS,
+  };
+});
+const weights = {
+  oursGraphBytes: statSync(ours.graphPath + '.data').size,
+  ggufBytes: statSync(ggufFile).size,
+  oursResidentMiB: oursRss,
+  llamaCppResidentMiB: llamaRss,
+};
+
+if (args.json) {
+  console.log(JSON.stringify({ preset: args.preset, threads, decodeSteps: steps, rounds, weights, contexts: summary }));
+} else {
+  const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+  console.log(`\nbench:peer — ${args.preset} shapes, random weights, ${threads} threads, ${rounds} alternating rounds (A B A B), medians`);
+  console.log(`weights: ours int4 graph ${mib(weights.oursGraphBytes)} (resident +${fmt(oursRss, 0)} MiB); llama.cpp q4_0 GGUF ${mib(weights.ggufBytes)} (resident +${fmt(llamaRss, 0)} MiB)\n`);
+  console.log('context │ prefill tok/s: ours  llama.cpp  ratio │ decode ms/tok: ours  llama.cpp  ratio │ 2-row ms: ours (×1-row)  llama.cpp (×1-row)');
+  for (const s of summary) {
+    console.log(
+      `${String(s.context).padStart(7)} │ ${fmt(s.ours.prefillTokPerS).padStart(19)} ${fmt(s.llamaCpp.prefillTokPerS).padStart(10)} ${fmt(s.prefillRateRatio, 2).padStart(6)} │ ${fmt(s.ours.decodeMs).padStart(19)} ${fmt(s.llamaCpp.decodeMs).padStart(10)} ${fmt(s.decodeTimeRatio, 2).padStart(6)} │ ${fmt(s.ours.twoRowMs).padStart(14)} (${fmt(s.ours.twoRowPerOneRow, 2)}) ${fmt(s.llamaCpp.twoRowMs).padStart(10)} (${fmt(s.llamaCpp.twoRowPerOneRow, 2)})`,
+    );
+  }
+  console.log('\nratios: prefill = our tok/s ÷ llama.cpp\'s (goal ≥ 0.8); decode = our ms ÷ llama.cpp\'s (goal ≤ 1.0 at 64, ≤ 0.75 at 2048); our 2-row ÷ our 1-row (goal ≤ 1.3 at 2048)');
+}
