@@ -49,7 +49,7 @@ export const GRAPH_IO = {
 export const MASKED = -1e30;
 
 /** Bump when the graph layout changes, so cached graphs are rebuilt. */
-export const GRAPH_FORMAT_VERSION = 7;
+export const GRAPH_FORMAT_VERSION = 8;
 
 /** How linear-layer weights are stored: float32, or blockwise int4 (MatMulNBits). */
 export type WeightFormat = 'fp32' | 'int4';
@@ -217,7 +217,9 @@ async function emitDecoder(
   };
 
   // How each layer scores its new tokens' queries against the cache: (q [B,NH,S,D] pre-rotation,
-  // past keys [K,D,C]) → scores [B,K,G,S,C].
+  // past keys [K,D,C]) → scores [K,B,G,S,C]. Attention runs kv-head-major ([K,B,…]) so that all
+  // rows' queries meet the shared cache in one matmul per kv head: a batched step reads the cache
+  // once, not once per row.
   let pastScores: (q: string, pastKey: string) => string;
   if (rotateQuery) {
     const NSd = dimOf(slotDelta, 1);
@@ -225,18 +227,19 @@ async function emitDecoder(
     const qPos = g.o('Add', [g.o('Unsqueeze', [positionIds, ONE]), g.o('Unsqueeze', [slotDelta, c([2])])]);
     const cosSlot = g.o('Unsqueeze', [g.o('Gather', [cosT, qPos], { axis: 0 }), c([2])]); // [B,NS,1,S,D]
     const sinSlot = g.o('Unsqueeze', [g.o('Gather', [sinT, qPos], { axis: 0 }), c([2])]);
-    // Per cache slot, a one-hot over view slots [B,1,1,NS,1,C]: multiplying by it and summing
+    // Per cache slot, a one-hot over view slots [1,B,1,NS,1,C]: multiplying by it and summing
     // over NS picks each key's score made with its own slot's query (cheaper than an expanded
     // int64 index for GatherElements when S is large).
     const slotRange = g.o('Unsqueeze', [g.o('Range', [g.constInt64([0], []), g.o('Squeeze', [NSd]), g.constInt64([1], [])]), ONE]); // [NS,1]
     const oneHot = g.o('Cast', [g.o('Equal', [g.o('Unsqueeze', [keyIndex, ONE]), slotRange])], { to: DT.FLOAT }); // [B,NS,C]
-    const slotPick = g.o('Unsqueeze', [oneHot, c([1, 2, 4])]); // [B,1,1,NS,1,C]
-    const scoresShape = g.o('Concat', [c([0, 0, G]), NSd, Sd, c([-1])], { axis: 0 }); // [B,K,G,NS,S,C]
+    const slotPick = g.o('Unsqueeze', [oneHot, c([0, 2, 4])]); // [1,B,1,NS,1,C]
+    const slotsShape = g.o('Concat', [Bd, NSd, c([K, G]), Sd, c([D])], { axis: 0 }); // [B,NS,K,G,S,D]
+    const scoresShape = g.o('Concat', [c([K]), Bd, c([G]), NSd, Sd, c([-1])], { axis: 0 }); // [K,B,G,NS,S,C]
     pastScores = (q, pastKey) => {
-      // One rotated query per view slot, one matmul over all of them, then a per-key pick.
+      // One rotated query per view slot, one matmul over all rows and slots, then a per-key pick.
       const qSlots = rope(g.o('Unsqueeze', [q, ONE]), cosSlot, sinSlot); // [B,NS,NH,S,D]
-      const qSlotsK = g.o('Reshape', [g.o('Transpose', [qSlots], { perm: [0, 2, 1, 3, 4] }), c([0, K, -1, D])]); // [B,K,G*NS*S,D]
-      const sAll = g.o('Reshape', [g.o('MatMul', [qSlotsK, pastKey]), scoresShape]); // [B,K,G,NS,S,C]
+      const qByHead = g.o('Transpose', [g.o('Reshape', [qSlots, slotsShape])], { perm: [2, 0, 3, 1, 4, 5] }); // [K,B,G,NS,S,D]
+      const sAll = g.o('Reshape', [g.o('MatMul', [g.o('Reshape', [qByHead, c([K, -1, D])]), pastKey]), scoresShape]); // [K,B,G,NS,S,C]
       return g.o('ReduceSum', [g.o('Mul', [sAll, slotPick]), c([3])], { keepdims: 0 });
     };
   } else {
@@ -246,16 +249,19 @@ async function emitDecoder(
     const sinK = g.o('Unsqueeze', [g.o('Transpose', [g.o('Gather', [sinT, keyIndex], { axis: 0 })], perm), ONE]);
     const byG = g.o('Concat', [c([0, K, G, -1]), Cd], { axis: 0 });
     pastScores = (q, pastKey) => {
+      // Each row rotates the cache its own way, so here every row reads it anyway.
       const kRot = rope(pastKey, cosK, sinK, 1); // [B,K,D,C]: the per-step pass over the cache
       const qRot = g.o('Reshape', [rope(q, cosNew, sinNew), c([0, K, -1, D])]); // [B,K,G*S,D]
-      return g.o('Reshape', [g.o('MatMul', [qRot, kRot]), byG]); // [B,K,G,S,C]
+      return g.o('Transpose', [g.o('Reshape', [g.o('MatMul', [qRot, kRot]), byG])], { perm: [1, 0, 2, 3, 4] }); // [K,B,G,S,C]
     };
   }
-  const maskB = g.o('Unsqueeze', [mask, c([1, 2])]); // [B,1,1,S,C+S]
+  const maskB = g.o('Unsqueeze', [mask, c([0, 2])]); // [1,B,1,S,C+S]
   const splitPastNew = g.o('Concat', [Cd, Sd], { axis: 0 });
   const scale = g.constFloat([1 / Math.sqrt(D)], []);
-  const byPast = g.o('Concat', [c([0, 0, -1]), Cd], { axis: 0 }); // [B,K,G*S,C]
-  const byNew = g.o('Concat', [c([0, 0, -1]), Sd], { axis: 0 }); // [B,K,G*S,S]
+  const byPast = g.o('Concat', [c([K, -1]), Cd], { axis: 0 }); // [K,B*G*S,C]
+  const byNew = g.o('Concat', [c([K]), Bd, c([-1]), Sd], { axis: 0 }); // [K,B,G*S,S]
+  const newScoresShape = g.o('Concat', [c([K]), Bd, c([G]), Sd, Sd], { axis: 0 }); // [K,B,G,S,S]
+  const attnShape = g.o('Concat', [c([K]), Bd, c([G]), Sd, c([D])], { axis: 0 }); // [K,B,G,S,D]
 
   const int4 = (opts.weights ?? 'fp32') === 'int4';
   const accuracyLevel = opts.int4Compute === 'fp32' ? 0 : 4;
@@ -302,20 +308,23 @@ async function emitDecoder(
     const kNewRot = rotateQuery ? io.newKey(l) : kRot;
     const vNew = io.newValue(l);
 
-    // New tokens against each other (causality comes from the mask).
-    const qNew = g.o('Reshape', [rope(q, cosNew, sinNew), c([0, K, -1, D])]); // [B,K,G*S,D]
-    const sNew = g.o('Reshape', [g.o('MatMul', [qNew, g.o('Transpose', [kNewRot], { perm: [0, 1, 3, 2] })]), g.o('Concat', [c([0, 0, G, -1]), Sd], { axis: 0 })]); // [B,K,G,S,S]
+    // New tokens against each other (causality comes from the mask), kv-head-major: the
+    // transposes are of q and k (S × D per head), never of the S × S scores.
+    const qNew = g.o('Reshape', [g.o('Transpose', [g.o('Reshape', [rope(q, cosNew, sinNew), c([0, K, G, -1, D])])], { perm: [1, 0, 2, 3, 4] }), c([K, 0, -1, D])]); // [K,B,G*S,D]
+    const kNewT = g.o('Transpose', [kNewRot], { perm: [1, 0, 3, 2] }); // [K,B,D,S]
+    const sNew = g.o('Reshape', [g.o('MatMul', [qNew, kNewT]), newScoresShape]); // [K,B,G,S,S]
     // New tokens against the cache.
-    const sPast = pastScores(q, g.input(io.pastKey(l), DT.FLOAT, [K, D, 'C'])); // [B,K,G,S,C]
+    const sPast = pastScores(q, g.input(io.pastKey(l), DT.FLOAT, [K, D, 'C'])); // [K,B,G,S,C]
 
-    const scores = g.o('Add', [g.o('Concat', [sPast, sNew], { axis: -1 }), maskB]); // [B,K,G,S,C+S]
+    const scores = g.o('Add', [g.o('Concat', [sPast, sNew], { axis: -1 }), maskB]); // [K,B,G,S,C+S]
     const probs = g.o('Softmax', [scores], { axis: -1 });
     const [pPast, pNew] = g.op('Split', [probs, splitPastNew], { axis: -1 }, 2);
     const pastV = g.input(io.pastValue(l), DT.FLOAT, [K, 'C', D]);
-    const attnPast = g.o('MatMul', [g.o('Reshape', [pPast, byPast]), pastV]); // [B,K,G*S,D]
-    const attnNew = g.o('MatMul', [g.o('Reshape', [pNew, byNew]), vNew]); // [B,K,G*S,D]
-    const attn = g.o('Reshape', [g.o('Add', [attnPast, attnNew]), c([0, NH, -1, D])]); // [B,NH,S,D]
-    const merged = g.o('Reshape', [g.o('Transpose', [attn], { perm: [0, 2, 1, 3] }), c([0, 0, NH * D])]);
+    const attnPast = g.o('MatMul', [g.o('Reshape', [pPast, byPast]), pastV]); // [K,B*G*S,D]: every row's probabilities against the values, read once
+    const vNewT = g.o('Transpose', [vNew], { perm: [1, 0, 2, 3] }); // [K,B,S,D]
+    const attnNew = g.o('MatMul', [g.o('Reshape', [pNew, byNew]), vNewT]); // [K,B,G*S,D]
+    const attn = g.o('Add', [g.o('Reshape', [attnPast, attnShape]), g.o('Reshape', [attnNew, attnShape])]); // [K,B,G,S,D]
+    const merged = g.o('Reshape', [g.o('Transpose', [attn], { perm: [1, 3, 0, 2, 4] }), c([0, 0, NH * D])]); // [B,S,K*G*D]
     x = g.o('Add', [x, await linear(merged, n.o, H, NH * D, cfg.oBias)]);
 
     const h2 = rmsNorm(x, n.postNorm, H);
