@@ -13,7 +13,7 @@ import type { CausalLM } from '../src/llm/causal-lm.ts';
 import { ROPE_MODES, type RopeMode, type WeightFormat } from '../src/llm/decoder-graph.ts';
 import { loadCausalLM } from '../src/llm/load.ts';
 import type { ExecutionProvider } from '../src/backend/onnx.ts';
-import { benchModel, fmt, median } from './shared.ts';
+import { benchModel, fmt, median, tokensFor } from './shared.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -31,8 +31,6 @@ const modes = args.modes!.split(',') as RopeMode[];
 const weightFormats = args.weights!.split(',') as WeightFormat[];
 const decodeSteps = Number(args['decode-steps']);
 const PREFILL_CHUNK = 512;
-
-const tokensFor = (n: number, salt: number) => Array.from({ length: n }, (_, i) => 1000 + ((i * 7919 + salt * 104729) % 140000));
 
 const modelDir = benchModel(args.preset!);
 

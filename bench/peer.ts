@@ -18,7 +18,8 @@ import { ProgressBar } from '../src/cli/progress.ts';
 import type { Token } from 'node-llama-cpp';
 import { exportGguf } from '../src/llm/gguf.ts';
 import { loadCausalLM } from '../src/llm/load.ts';
-import { benchModel, fmt, median } from './shared.ts';
+import { argmax } from '../src/llm/sampling.ts';
+import { benchModel, fmt, median, tokensFor } from './shared.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -48,7 +49,6 @@ try {
 }
 
 const log = (s: string) => process.stderr.write(s + '\n');
-const tokensFor = (n: number, salt: number) => Array.from({ length: n }, (_, i) => 1000 + ((i * 7919 + salt * 104729) % 140000));
 const rssMiB = () => process.memoryUsage().rss / 2 ** 20;
 
 // 1. The same weights for both: the bench model's folder, and its q4_0 GGUF (exported once).
@@ -94,12 +94,6 @@ interface Figures {
   twoRowMs: number[];
 }
 const blank = (): Figures => ({ prefillTokPerS: [], decodeMs: [], twoRowMs: [] });
-
-const argmax = (logits: Float32Array) => {
-  let best = 0;
-  for (let v = 1; v < logits.length; v++) if (logits[v] > logits[best]) best = v;
-  return best;
-};
 
 async function measureOurs(context: number, into: Figures): Promise<void> {
   const block = lm.cache.createBlock('bench');

@@ -16,6 +16,9 @@ export function benchModel(preset: string): string {
   return dir;
 }
 
+/** n token ids spread over the vocabulary, different per `salt`: a prompt whose content does not matter. */
+export const tokensFor = (n: number, salt: number): number[] => Array.from({ length: n }, (_, i) => 1000 + ((i * 7919 + salt * 104729) % 140000));
+
 export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 export const fmt = (x: number, d = 1) => x.toFixed(d);
 

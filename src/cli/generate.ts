@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { RuntimeUsageError } from '../errors.ts';
 import { generate } from '../llm/generate.ts';
-import { readJson } from '../llm/load.ts';
+import { readJson } from '../llm/model-source.ts';
 import { Tokenizer } from '../llm/tokenizer.ts';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';

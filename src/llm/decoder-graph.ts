@@ -5,7 +5,7 @@ import type { DecoderConfig } from './config.ts';
 import { DT, GraphBuilder } from './onnx/graph-builder.ts';
 import { ropeTables } from './rope.ts';
 import { quantizeBlockwise, type QuantBits } from './quantize.ts';
-import { readTensorF32, readTensorF32Pieces, type TensorInfo } from './safetensors.ts';
+import { checkedTensor, readTensorF32, readTensorF32Pieces, type TensorInfo } from './safetensors.ts';
 
 /** Block size of every quantised table: one scale per 32 inputs (MatMulNBits' and llama.cpp's choice). */
 const QUANT_BLOCK = 32;
@@ -123,18 +123,7 @@ export async function buildDecoderGraph(
   outDir: string,
   opts: BuildOptions,
 ): Promise<void> {
-  const need = (name: string): TensorInfo => {
-    const t = tensors.get(name);
-    if (!t) throw new UnsupportedModelError(`checkpoint lacks tensor "${name}" that a ${cfg.modelType} model must have`);
-    return t;
-  };
-  const checked = (name: string, shape: number[]): TensorInfo => {
-    const info = need(name);
-    if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
-      throw new UnsupportedModelError(`tensor "${name}" has shape ${JSON.stringify(info.shape)}, config implies ${JSON.stringify(shape)}`);
-    }
-    return info;
-  };
+  const checked = (name: string, shape: number[]): TensorInfo => checkedTensor(tensors, name, shape, cfg.modelType);
   const weights: WeightSource = {
     load: (name, shape) => readTensorF32(checked(name, shape)),
     pieces: (name, shape) => readTensorF32Pieces(checked(name, shape)),
@@ -143,18 +132,19 @@ export async function buildDecoderGraph(
     throw new UnsupportedModelError('checkpoint has no lm_head.weight and tie_word_embeddings is false');
   }
 
+  const head = opts.head ?? defaultHeadFormat(opts.weights);
   const tmp = `${outDir}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   const g = new GraphBuilder(join(tmp, 'model.onnx'));
   try {
-    await emitDecoder(g, cfg, weights, opts);
+    await emitDecoder(g, cfg, weights, { ...opts, head });
     g.finish(`${cfg.modelType}_decoder`, {
       'asyncvoice.format': String(GRAPH_FORMAT_VERSION),
       'asyncvoice.model_type': cfg.modelType,
       'asyncvoice.rope_mode': opts.ropeMode,
       'asyncvoice.weights': opts.weights ?? 'fp32',
-      'asyncvoice.head': opts.head ?? defaultHeadFormat(opts.weights),
+      'asyncvoice.head': head,
     });
   } catch (e) {
     g.abort();
@@ -178,7 +168,7 @@ async function emitDecoder(
   g: GraphBuilder,
   cfg: DecoderConfig,
   { load, pieces }: WeightSource,
-  opts: BuildOptions,
+  opts: BuildOptions & { head: HeadFormat },
 ): Promise<void> {
   const { hiddenSize: H, numHeads: NH, numKvHeads: K, headDim: D, intermediateSize: I, vocabSize: V } = cfg;
   const G = NH / K;
@@ -265,7 +255,7 @@ async function emitDecoder(
 
   const int4 = (opts.weights ?? 'fp32') === 'int4';
   const accuracyLevel = opts.int4Compute === 'fp32' ? 0 : 4;
-  const { embed, head } = await vocabTables(g, cfg, pieces, opts.head ?? defaultHeadFormat(opts.weights), accuracyLevel);
+  const { embed, head } = await vocabTables(g, cfg, pieces, opts.head, accuracyLevel);
   let x = embed(inputIds); // [B,S,H]
   /** y = x·Wᵀ (+ b) for an HF weight `${name}` of shape [out, inp]. */
   const project = async (input: string, name: string, out: number, inp: number, bias = false): Promise<string> => {
@@ -276,7 +266,7 @@ async function emitDecoder(
       const q = quantizeBlockwise(w, out, inp, 4, QUANT_BLOCK);
       const b = g.bytes(`${name}.q4`, DT.UINT8, q.packed, [out, q.kBlocks, QUANT_BLOCK / 2]);
       const sc = g.weight(`${name}.q4.scales`, q.scales, [out * q.kBlocks]);
-      y = g.o('MatMulNBits', [input, b, sc], { K: inp, N: out, bits: 4, block_size: QUANT_BLOCK, accuracy_level: accuracyLevel }, 'com.microsoft');
+      y = matMulNBits(g, input, b, sc, inp, out, 4, accuracyLevel);
     } else {
       y = g.o('MatMul', [input, g.weight(`${name}.T`, transpose2d(w, out, inp), [inp, out])]);
     }
@@ -350,6 +340,11 @@ async function emitDecoder(
   opts.onProgress?.(total, total, 'done');
 }
 
+/** y = x·Wᵀ for W [n, k] stored as blockwise codes and scales (see quantize.ts). */
+function matMulNBits(g: GraphBuilder, x: string, codes: string, scales: string, k: number, n: number, bits: QuantBits, accuracyLevel: number): string {
+  return g.o('MatMulNBits', [x, codes, scales], { K: k, N: n, bits, block_size: QUANT_BLOCK, accuracy_level: accuracyLevel }, 'com.microsoft');
+}
+
 /**
  * The token embeddings and the LM head: the two largest tensors by far, streamed in row pieces
  * (a 600 MB table never sits whole in memory). Quantised, each piece is packed as it is read.
@@ -406,6 +401,6 @@ async function vocabTables(
       const flat = g.o('Reshape', [rows, g.constInt64([0, 0, padded])]);
       return padded === H ? flat : g.o('Slice', [flat, g.constInt64([0]), g.constInt64([H]), g.constInt64([-1])]);
     },
-    head: (flat) => g.o('MatMulNBits', [flat, headT.codes, headT.scales], { K: H, N: V, bits, block_size: QUANT_BLOCK, accuracy_level: accuracyLevel }, 'com.microsoft'),
+    head: (flat) => matMulNBits(g, flat, headT.codes, headT.scales, H, V, bits, accuracyLevel),
   };
 }

@@ -7,12 +7,13 @@
  * Layout (GGUF v3): header + key/values, tensor infos, padding to `ALIGN`, then each tensor's
  * data at an `ALIGN`-aligned offset from the start of the data section.
  */
-import { closeSync, existsSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { GGMLQuantizationType, GGUFValueType, serializeGgufMetadata, type GGUFTypedMetadata } from '@huggingface/gguf';
-import { ModelSourceError, UnsupportedModelError } from '../errors.ts';
+import { UnsupportedModelError } from '../errors.ts';
 import { parseDecoderConfig, type DecoderConfig } from './config.ts';
-import { listModelTensors, readTensorF32, readTensorF32Pieces, type TensorInfo } from './safetensors.ts';
+import { readJson } from './model-source.ts';
+import { checkedTensor, listModelTensors, readTensorF32, readTensorF32Pieces, type TensorInfo } from './safetensors.ts';
 
 export type GgufType = 'f32' | 'q8_0' | 'q4_0';
 export const GGUF_TYPES: readonly GgufType[] = ['f32', 'q8_0', 'q4_0'];
@@ -51,6 +52,7 @@ interface PlannedTensor {
   type: GgufType;
   /** Llama's q/k rows are re-ordered for llama.cpp's interleaved RoPE: the head count to do it with. */
   permuteHeads?: number;
+  source: TensorInfo;
   bytes: number;
   offset: number;
 }
@@ -58,7 +60,7 @@ interface PlannedTensor {
 /** Writes `outFile` (through a temporary name, so a failed export leaves nothing half written). */
 export async function exportGguf(modelDir: string, outFile: string, opts: GgufExportOptions): Promise<{ bytes: number; tensors: number }> {
   if (!GGUF_TYPES.includes(opts.type)) throw new UnsupportedModelError(`GGUF type must be one of ${GGUF_TYPES.join(', ')}, got "${opts.type}"`);
-  const cfg = parseDecoderConfig(readJsonFile(join(modelDir, 'config.json')));
+  const cfg = parseDecoderConfig(readJson(join(modelDir, 'config.json')));
   if (cfg.ropeScaling.type !== 'default') {
     throw new UnsupportedModelError(`GGUF export of rope scaling "${cfg.ropeScaling.type}" is not implemented; only unscaled RoPE`);
   }
@@ -86,7 +88,7 @@ export async function exportGguf(modelDir: string, outFile: string, opts: GgufEx
       const t = plan[i];
       opts.onProgress?.(i, plan.length, t.gguf);
       write(new Uint8Array(dataStart + t.offset - written));
-      for (const bytes of encodeTensor(t, need(tensors, t.hf))) write(bytes);
+      for (const bytes of encodeTensor(t)) write(bytes);
       // Yield between tensors: an export inside a process that serves keeps answering.
       await new Promise<void>((r) => setImmediate(r));
     }
@@ -103,26 +105,11 @@ export async function exportGguf(modelDir: string, outFile: string, opts: GgufEx
 
 const pad = (n: number) => Math.ceil(n / ALIGN) * ALIGN;
 
-function readJsonFile(path: string): unknown {
-  if (!existsSync(path)) throw new ModelSourceError(`${path} does not exist`);
-  try {
-    return JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new ModelSourceError(`cannot read ${path}: ${(e as Error).message}`, { cause: e });
-  }
-}
-
-function need(tensors: Map<string, TensorInfo>, name: string): TensorInfo {
-  const t = tensors.get(name);
-  if (!t) throw new UnsupportedModelError(`checkpoint lacks tensor "${name}"`);
-  return t;
-}
-
 /** Every tensor llama.cpp's loader expects for this architecture, with its GGUF name, type and offset. */
 function planTensors(cfg: DecoderConfig, tensors: Map<string, TensorInfo>, type: GgufType): PlannedTensor[] {
   const { hiddenSize: H, numHeads: NH, numKvHeads: K, headDim: D, intermediateSize: I, vocabSize: V } = cfg;
   const llamaRope = ARCH[cfg.modelType] === 'llama';
-  const out: Omit<PlannedTensor, 'bytes' | 'offset'>[] = [];
+  const out: Omit<PlannedTensor, 'source' | 'bytes' | 'offset'>[] = [];
   const matrix = (gguf: string, hf: string, shape: number[], permuteHeads?: number) =>
     // Rows whose length is not a whole number of ggml blocks cannot be block-quantised.
     out.push({ gguf, hf, shape, type: shape[1] % QK === 0 ? type : 'f32', permuteHeads });
@@ -158,13 +145,10 @@ function planTensors(cfg: DecoderConfig, tensors: Map<string, TensorInfo>, type:
 
   let offset = 0;
   return out.map((t) => {
-    const info = need(tensors, t.hf);
-    if (info.shape.length !== t.shape.length || info.shape.some((d, i) => d !== t.shape[i])) {
-      throw new UnsupportedModelError(`tensor "${t.hf}" has shape ${JSON.stringify(info.shape)}, config implies ${JSON.stringify(t.shape)}`);
-    }
+    const source = checkedTensor(tensors, t.hf, t.shape, cfg.modelType);
     const elements = t.shape.reduce((a, b) => a * b, 1);
     const bytes = (elements / QK) * GGML[t.type].blockBytes;
-    const planned = { ...t, bytes, offset };
+    const planned = { ...t, source, bytes, offset };
     offset = pad(offset + bytes);
     return planned;
   });
@@ -192,13 +176,13 @@ function tensorInfoBytes(t: PlannedTensor): Uint8Array {
 }
 
 /** The tensor's data in its GGUF type, in pieces of whole rows. */
-function* encodeTensor(t: PlannedTensor, info: TensorInfo): Generator<Uint8Array> {
+function* encodeTensor(t: PlannedTensor): Generator<Uint8Array> {
   if (t.permuteHeads) {
-    const w = readTensorF32(info);
+    const w = readTensorF32(t.source);
     yield encodeRows(permuteRoPEHalves(w, t.shape[0], t.shape[1] ?? 1, t.permuteHeads), t.type);
     return;
   }
-  for (const rows of readTensorF32Pieces(info)) yield encodeRows(rows, t.type);
+  for (const rows of readTensorF32Pieces(t.source)) yield encodeRows(rows, t.type);
 }
 
 /**
@@ -336,12 +320,12 @@ function modelMetadata(cfg: DecoderConfig, modelDir: string, type: GgufType, ten
 
 /** llama.cpp's "gpt2" (byte-level BPE) tokenizer from the folder's tokenizer.json, padded to the model's vocabulary. */
 function tokenizerMetadata(cfg: DecoderConfig, modelDir: string): Record<string, { value: unknown; type: GGUFValueType; subType?: GGUFValueType }> {
-  const json = readJsonFile(join(modelDir, 'tokenizer.json')) as {
+  const json = readJson(join(modelDir, 'tokenizer.json')) as {
     model?: { type?: string; vocab?: Record<string, number>; merges?: (string | [string, string])[] };
     pre_tokenizer?: unknown;
     added_tokens?: { id: number; content: string; special?: boolean }[];
   };
-  const config = (existsSync(join(modelDir, 'tokenizer_config.json')) ? readJsonFile(join(modelDir, 'tokenizer_config.json')) : {}) as Record<string, unknown>;
+  const config = (existsSync(join(modelDir, 'tokenizer_config.json')) ? readJson(join(modelDir, 'tokenizer_config.json')) : {}) as Record<string, unknown>;
   const model = json.model;
   if (model?.type !== 'BPE' || !model.vocab || !model.merges) throw new UnsupportedModelError('GGUF export needs a byte-level BPE tokenizer.json (model.type "BPE" with vocab and merges)');
   const pattern = JSON.stringify(json.pre_tokenizer ?? {}).match(/"Regex":"((?:[^"\\]|\\.)*)"/)?.[1];

@@ -1,13 +1,11 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ModelSourceError } from '../errors.ts';
 import type { BackendOptions } from '../backend/onnx.ts';
 import { LocalStepRunner, WorkerStepRunner, type RunnerSpec } from './step-runner.ts';
 import { CausalLM } from './causal-lm.ts';
 import { parseDecoderConfig, type DecoderConfig } from './config.ts';
 import { ensureGraph } from './graph-cache.ts';
 import type { HeadFormat, RopeMode, WeightFormat } from './decoder-graph.ts';
-import { resolveModelSource, type DownloadProgress } from './model-source.ts';
+import { readJson, resolveModelSource, type DownloadProgress } from './model-source.ts';
 import { listModelTensors } from './safetensors.ts';
 
 export type LoadProgress =
@@ -44,14 +42,6 @@ export interface LoadedModel {
   config: DecoderConfig;
   lm: CausalLM;
   graphPath: string;
-}
-
-export function readJson(path: string): unknown {
-  try {
-    return JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new ModelSourceError(`cannot read ${path}: ${(e as Error).message}`, { cause: e });
-  }
 }
 
 /** Source (folder or hf:id) → ready-to-run CausalLM, building and caching the graph on first use. */

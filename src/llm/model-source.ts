@@ -5,6 +5,16 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { downloadFileToCacheDir, fileExists, getHFHubCachePath, getRepoFolderName, pathsInfo } from '@huggingface/hub';
 import { ModelSourceError } from '../errors.ts';
 
+/** A model folder's JSON file; a missing or unreadable one is a ModelSourceError naming it. */
+export function readJson(path: string): unknown {
+  if (!existsSync(path)) throw new ModelSourceError(`${path} does not exist`);
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new ModelSourceError(`cannot read ${path}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
 export interface DownloadProgress {
   file: string;
   loadedBytes: number;

@@ -1,6 +1,19 @@
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { ModelSourceError } from '../errors.ts';
+import { ModelSourceError, UnsupportedModelError } from '../errors.ts';
+
+/**
+ * The checkpoint's tensor `name`, checked against the shape the config implies; `modelType` names
+ * the architecture in the error when it is missing.
+ */
+export function checkedTensor(tensors: Map<string, TensorInfo>, name: string, shape: number[], modelType: string): TensorInfo {
+  const info = tensors.get(name);
+  if (!info) throw new UnsupportedModelError(`checkpoint lacks tensor "${name}" that a ${modelType} model must have`);
+  if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
+    throw new UnsupportedModelError(`tensor "${name}" has shape ${JSON.stringify(info.shape)}, config implies ${JSON.stringify(shape)}`);
+  }
+  return info;
+}
 
 /** Dtypes we can turn into float32 weights. */
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16';

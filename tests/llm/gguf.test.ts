@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { gguf } from '@huggingface/gguf';
 import { exportGguf, permuteRoPEHalves, quantizeQ4_0, quantizeQ8_0, toHalf } from '../../src/llm/gguf.ts';
 import { Rng } from '../../src/llm/random.ts';
+import { argmax } from '../../src/llm/sampling.ts';
 import { CONFIGS, VARIANTS, makeAndLoad, scratchDir } from '../helpers/models.ts';
 import type { LoadedModel } from '../../src/llm/load.ts';
 
@@ -93,9 +94,7 @@ describe('GGUF export', () => {
       const blk = lm.cache.createBlock('s');
       let next = prompt;
       for (let i = 0; i < steps; i++) {
-        const logits = (await lm.forward([{ view: [blk], tokens: next }])).logits[0];
-        let best = 0;
-        for (let v = 1; v < lm.vocabSize; v++) if (logits[v] > logits[best]) best = v;
+        const best = argmax((await lm.forward([{ view: [blk], tokens: next }])).logits[0]);
         ours.push(best);
         next = [best];
       }
