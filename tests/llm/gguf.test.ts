@@ -21,7 +21,8 @@ beforeAll(async () => {
   } catch (e) {
     throw new Error(`node-llama-cpp is not installed (a dev dependency: npm ci installs it): ${(e as Error).message}`);
   }
-  // The prebuilt CPU binary from npm; never a build from source.
+  // The prebuilt CPU binary from npm; never a build from source. One thread per context: these
+  // models are tiny, and test files beside this one (the browser's live audio) need the other core.
   llama = await nlc.getLlama({ gpu: false, build: 'never', logLevel: nlc.LlamaLogLevel.error });
 }, 60_000);
 afterAll(async () => llama?.dispose());
@@ -102,7 +103,7 @@ describe('GGUF export', () => {
 
       const model = await llama.loadModel({ modelPath: file });
       // f32 cache and plain attention, so the two differ only in summation order.
-      const ctx = await model.createContext({ contextSize: 256, threads: 2, flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' });
+      const ctx = await model.createContext({ contextSize: 256, threads: 1, flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' });
       const theirs: number[] = [];
       for await (const t of ctx.getSequence().evaluate(prompt as Token[], { temperature: 0 })) {
         theirs.push(t);
@@ -131,7 +132,7 @@ describe('GGUF export', () => {
       for (const m of ['token_embd.weight', 'blk.0.attn_q.weight', 'blk.1.ffn_down.weight']) expect(dtype(m)).toBe(want[type]);
       for (const v of ['blk.0.attn_norm.weight', 'blk.0.attn_q_norm.weight', 'output_norm.weight']) expect(dtype(v)).toBe(T.F32);
       const model = await llama.loadModel({ modelPath: file });
-      const ctx = await model.createContext({ contextSize: 128, threads: 2 });
+      const ctx = await model.createContext({ contextSize: 128, threads: 1 });
       const got: number[] = [];
       for await (const t of ctx.getSequence().evaluate([785, 3974, 13876] as Token[], { temperature: 0 })) {
         got.push(t);
