@@ -40,6 +40,8 @@ export interface StepTimings {
   prepareMs: number;
   runMs: number;
   commitMs: number;
+  /** Rotated queries per row in that run (NS): blocks that sit in the view as written share one. */
+  viewSlots: number;
 }
 
 /**
@@ -48,7 +50,7 @@ export interface StepTimings {
  */
 export class CausalLM {
   readonly cache: KvCache;
-  lastStep: StepTimings = { prepareMs: 0, runMs: 0, commitMs: 0 };
+  lastStep: StepTimings = { prepareMs: 0, runMs: 0, commitMs: 0, viewSlots: 0 };
   /**
    * A row with more new tokens than this is fed in pieces of this size, one graph run each, so a
    * run's memory (scores and mask grow with S × (C + S)) is bounded by the piece, not the input,
@@ -187,6 +189,21 @@ export class CausalLM {
     });
   }
 
+  /**
+   * Where an empty last block's keys start: right after the nearest earlier block that shows
+   * tokens, at that block's shift, or at its own offset when that would pass the position limit
+   * (bases stay below it, so every rotated position stays in the graph's tables).
+   */
+  private firstBase(view: CacheBlock[], lengths: number[], offsets: number[]): number {
+    const last = view.length - 1;
+    for (let j = last - 1; j >= 0; j--) {
+      if (lengths[j] === 0) continue;
+      const chained = view[j].base! + lengths[j];
+      return chained < this.maxPositions ? chained : offsets[last];
+    }
+    return offsets[last];
+  }
+
   private wantedLogits(row: ForwardRow, b: number): number[] {
     if (row.logits === 'all') return row.tokens.map((_, i) => i);
     if (Array.isArray(row.logits)) {
@@ -211,12 +228,35 @@ export class CausalLM {
         o += n;
       }
       const want = this.wantedLogits(row, b);
-      return { row, target, offsets, lengths, writeOffset: offsets[offsets.length - 1], want };
+      const writeOffset = offsets[offsets.length - 1];
+      // rotate-query: a block's keys sit at base + local position; in this view they belong at
+      // offset + local, so the block is shifted by offset - base, and every block with the same
+      // shift is scored with one rotated query (one view slot). An empty target takes the shift of
+      // the block before it, so blocks written one after another stay one slot wherever they go.
+      const base = target.base ?? this.firstBase(row.view, lengths, offsets);
+      const targetShift = writeOffset - base;
+      const slotOf: number[] = [];
+      const deltas: number[] = [];
+      const slotByShift = new Map<number, number>();
+      row.view.forEach((blk, j) => {
+        if (lengths[j] === 0) return slotOf.push(-1);
+        const shift = offsets[j] - blk.base!;
+        let slot = slotByShift.get(shift);
+        if (slot === undefined) {
+          slot = deltas.length;
+          slotByShift.set(shift, slot);
+          // The query rotated for this slot sits at (its view position - offset + base): never
+          // negative, and below twice the position limit (the graph's RoPE tables are that long).
+          deltas.push(targetShift - shift);
+        }
+        slotOf.push(slot);
+      });
+      return { row, target, offsets, lengths, writeOffset, base, slotOf, deltas, want };
     });
 
     const B = rows.length;
     const S = Math.max(...rows.map((r) => r.tokens.length));
-    const NS = Math.max(...rows.map((r) => r.view.length));
+    const NS = Math.max(1, ...plans.map((p) => p.deltas.length));
     const R = Math.max(1, ...plans.map((p) => p.want.length));
     const C = this.cache.capacity;
     const CS = C + S;
@@ -234,18 +274,18 @@ export class CausalLM {
     plans.forEach((p, b) => {
       const n = p.row.tokens.length;
       const local0 = p.target.length;
-      const posBase = rotateQuery ? local0 : p.writeOffset + local0;
-      for (let s = 0; s < n; s++) {
-        ids[b * S + s] = BigInt(p.row.tokens[s]);
-        pos[b * S + s] = BigInt(posBase + s);
+      const posBase = (rotateQuery ? p.base : p.writeOffset) + local0;
+      for (let s = 0; s < S; s++) {
+        if (s < n) ids[b * S + s] = BigInt(p.row.tokens[s]);
+        // Padding repeats the last real position, so its (masked) rotated queries stay in the table.
+        pos[b * S + s] = BigInt(posBase + Math.min(s, n - 1));
       }
+      p.deltas.forEach((d, slot) => (delta[b * NS + slot] = BigInt(d)));
       visible.fill(MASKED);
       p.row.view.forEach((blk, j) => {
-        delta[b * NS + j] = BigInt(p.writeOffset - p.offsets[j]);
         const slots = blk.slots;
-        const n = j === p.row.view.length - 1 ? slots.length : p.lengths[j];
-        for (let i = 0; i < n; i++) {
-          keyIndex[b * C + slots[i]] = BigInt(rotateQuery ? j : p.offsets[j] + i);
+        for (let i = 0; i < p.lengths[j]; i++) {
+          keyIndex[b * C + slots[i]] = BigInt(rotateQuery ? p.slotOf[j] : p.offsets[j] + i);
           visible[slots[i]] = 0;
         }
       });
@@ -283,12 +323,13 @@ export class CausalLM {
       for (let s = 0; s < n; s++) writes.push(b, s, slots[s]);
       p.target.slots.push(...slots);
       p.target.tokens.push(...p.row.tokens);
+      p.target.base = p.base;
     });
     if (writes.length) this.runner.commit(Int32Array.from(writes), S);
 
     const V = this.vocabSize;
     const logits = plans.map((p, b) => logitsAll.slice(b * R * V, (b * R + p.want.length) * V));
-    this.lastStep = { prepareMs: t1 - t0, runMs: t2 - t1, commitMs: performance.now() - t2 };
+    this.lastStep = { prepareMs: t1 - t0, runMs: t2 - t1, commitMs: performance.now() - t2, viewSlots: NS };
     return { logits };
   }
 

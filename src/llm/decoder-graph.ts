@@ -18,10 +18,11 @@ const QUANT_BLOCK = 32;
  * Two ways to let every row see every block at a position of its choosing (RoPE scores depend
  * only on the difference of query and key positions):
  *
- * - 'rotate-query' (default): keys are stored rotated at their *block-local* position (0 for a
- *   block's first token). A row that sees block j at view offset o_j and writes at view offset
- *   o_w rotates its query for that block to (local position + o_w - o_j). Per step: one small
- *   rotated query per view slot; the cache is only read.
+ * - 'rotate-query' (default): keys are stored rotated at their block's base b_j (where it was
+ *   first written) plus their position in the block. A row that sees block j at view offset o_j
+ *   rotates its query for that block by its own shift minus the block's (shift = o - b). Blocks
+ *   with equal shifts (those that sit as they were written) share one view slot. Per step: one
+ *   small rotated query per view slot; the cache is only read.
  * - 'rotate-keys': keys are stored un-rotated and every step rotates the whole cache, per row,
  *   to the positions the row gives in `key_positions`. Simple, but an elementwise pass over
  *   B × cache per layer.
@@ -31,9 +32,9 @@ export const ROPE_MODES: readonly RopeMode[] = ['rotate-query', 'rotate-keys'];
 
 export const GRAPH_IO = {
   inputIds: 'input_ids', // int64 [B,S]
-  // int64 [B,S]: rotate-query: block-local positions of the new tokens; rotate-keys: view positions
+  // int64 [B,S]: rotate-query: the new tokens' positions in their block (plus its base); rotate-keys: view positions
   positionIds: 'position_ids',
-  slotDelta: 'slot_delta', // rotate-query: int64 [B,NS], o_w - o_j for each view slot (>= 0)
+  slotDelta: 'slot_delta', // rotate-query: int64 [B,NS], added to position_ids to rotate the query for each view slot
   keySlot: 'key_slot', // rotate-query: int64 [B,C], view slot of each cache slot (any if masked)
   keyPositions: 'key_positions', // rotate-keys: int64 [B,C], view position of each cache slot
   attentionMask: 'attention_mask', // float32 [B,S,C+S]: additive, 0 visible, MASKED hidden
@@ -49,7 +50,7 @@ export const GRAPH_IO = {
 export const MASKED = -1e30;
 
 /** Bump when the graph layout changes, so cached graphs are rebuilt. */
-export const GRAPH_FORMAT_VERSION = 8;
+export const GRAPH_FORMAT_VERSION = 9;
 
 /** How linear-layer weights are stored: float32, or blockwise int4 (MatMulNBits). */
 export type WeightFormat = 'fp32' | 'int4';
@@ -193,10 +194,13 @@ async function emitDecoder(
   const Cd = dimOf(keyIndex, 1);
   const c = (v: number[]) => g.constInt64(v);
 
-  // RoPE tables [P, D], gathered once per step and shared by every layer.
-  const { cos, sin } = ropeTables(cfg, opts.maxPositions);
-  const cosT = g.weight('rope.cos', cos, [opts.maxPositions, D]);
-  const sinT = g.weight('rope.sin', sin, [opts.maxPositions, D]);
+  // RoPE tables [P, D], gathered once per step and shared by every layer. rotate-query rotates a
+  // key at its block's base plus its place in the block, and a query by up to a base more than its
+  // view position: both stay below twice the position limit.
+  const P = rotateQuery ? 2 * opts.maxPositions : opts.maxPositions;
+  const { cos, sin } = ropeTables(cfg, P);
+  const cosT = g.weight('rope.cos', cos, [P, D]);
+  const sinT = g.weight('rope.sin', sin, [P, D]);
   const cosNew = g.o('Unsqueeze', [g.o('Gather', [cosT, positionIds], { axis: 0 }), ONE]); // [B,1,S,D]
   const sinNew = g.o('Unsqueeze', [g.o('Gather', [sinT, positionIds], { axis: 0 }), ONE]);
   const halfSplit = c([D / 2, D / 2]);

@@ -6,8 +6,9 @@ import { Arena, type ArenaSink } from './arena.ts';
  * stream. The K/V themselves live in an arena (see arena.ts) that this bookkeeping drives through
  * a sink: growth, slot moves and copies are sent to it in order, between graph runs.
  * A cache slot holds one token of one block; slots of different blocks interleave freely
- * (attention does not care about slot order). Keys are rotated at the token's position *within
- * its block*, so a block can appear at any offset in any view without being touched.
+ * (attention does not care about slot order). Keys are rotated at the block's `base` plus the
+ * token's position within the block, so a block can appear at any offset in any view without being
+ * touched.
  */
 export class KvCache {
   private _capacity: number;
@@ -137,6 +138,13 @@ export class CacheBlock {
   readonly tokens: number[] = [];
   /** @internal */
   readonly slots: number[] = [];
+  /**
+   * @internal The position its first token's key was rotated at: its offset in the view of the row
+   * that first wrote it. Any base is exact; blocks that sit in a view exactly as they sat when they
+   * were written share a rotated query (see causal-lm.ts), so a step scores far fewer view slots.
+   * Undefined while empty.
+   */
+  base: number | undefined;
   private dropped = false;
 
   /** @internal */
@@ -161,6 +169,7 @@ export class CacheBlock {
     if (length >= this.tokens.length) return;
     this.cache.release(this.slots.splice(length));
     this.tokens.splice(length);
+    if (length === 0) this.base = undefined;
   }
 
   clear(): void {
@@ -176,6 +185,7 @@ export class CacheBlock {
     this.cache.copySlots(this.slots, slots);
     copy.slots.push(...slots);
     copy.tokens.push(...this.tokens);
+    copy.base = this.base;
     return copy;
   }
 

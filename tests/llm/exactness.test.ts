@@ -107,6 +107,37 @@ for (const [name, mode] of cases) {
       for (const b of [bp, bx, by]) b.drop();
     });
 
+    it('(e) blocks written after others keep where they were written: seen earlier or later than that, they equal re-encoding, and blocks that sit as written share one rotated query', async () => {
+      // P written alone; X after P; Q after P and X. The row then sees [X, Q, P, Y]: X and Q both
+      // moved 5 back (one view slot), P moved 11 on (another), Y new (nothing in the cache yet).
+      const bp = lm.cache.createBlock('P');
+      const bx = lm.cache.createBlock('X');
+      const bq = lm.cache.createBlock('Q');
+      const by = lm.cache.createBlock('Y');
+      await lm.forward([{ view: [bp], tokens: P }]);
+      await lm.forward([{ view: [bp, bx], tokens: X }]);
+      await lm.forward([{ view: [bp, bx, bq], tokens: Q }]);
+      const got = (await lm.forward([{ view: [bx, bq, bp, by], tokens: Y, logits: 'all' }])).logits[0];
+      if (mode === 'rotate-query') expect(lm.lastStep.viewSlots).toBe(2);
+
+      const nP = P.length, nX = X.length, nQ = Q.length;
+      const seen = (from: number, n: number, at: number): [number, number][] => Array.from({ length: n }, (_, u) => [from + u, at + u]);
+      const layout: { token: number; position: number; sees: [number, number][] }[] = [];
+      P.forEach((token, i) => layout.push({ token, position: i, sees: seen(0, i + 1, 0) }));
+      X.forEach((token, i) => layout.push({ token, position: nP + i, sees: [...seen(0, nP, 0), ...seen(nP, i + 1, nP)] }));
+      Q.forEach((token, i) => layout.push({ token, position: nP + nX + i, sees: [...seen(0, nP + nX, 0), ...seen(nP + nX, i + 1, nP + nX)] }));
+      const o = nP + nX + nQ;
+      const view = [...seen(nP, nX, 0), ...seen(nP + nX, nQ, nX), ...seen(0, nP, nX + nQ)];
+      Y.forEach((token, i) => layout.push({ token, position: o + i, sees: [...view, ...seen(o, i + 1, o)] }));
+      const want = ref.forwardLayout(layout).slice(o);
+      for (let i = 0; i < Y.length; i++) expect(maxAbsDiff(rowsOf(got, V, i, i + 1), want[i])).toBeLessThanOrEqual(TOL);
+      // Y's keys went in where it was written: its next token, seen in the same view, still agrees.
+      const next = (await lm.forward([{ view: [bx, bq, bp, by], tokens: [X[0]], persist: false }])).logits[0];
+      layout.push({ token: X[0], position: o + Y.length, sees: [...view, ...seen(o, Y.length + 1, o)] });
+      expect(maxAbsDiff(next, ref.forwardLayout(layout)[o + Y.length])).toBeLessThanOrEqual(TOL);
+      for (const b of [bp, bx, bq, by]) b.drop();
+    });
+
     it('(c) two rows with different views in one batched call equal two separate calls', async () => {
       const bp = lm.cache.createBlock('P');
       const bq = lm.cache.createBlock('Q');
