@@ -10,6 +10,11 @@ import { Arena, type ArenaSink } from './arena.ts';
  * token's position within the block, so a block can appear at any offset in any view without being
  * touched.
  */
+/** Arena growth per resize, and the slots it is counted in. */
+const GROWTH = 1.25;
+const GRANULE = 64;
+const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
+
 export class KvCache {
   private _capacity: number;
   /** Free slots, highest first, so pops reuse the lowest ones and the used range stays compact. */
@@ -64,7 +69,7 @@ export class KvCache {
 
   /** @internal */
   allocate(n: number): number[] {
-    while (this.free.length < n) this.grow();
+    if (this.free.length < n) this.grow(n - this.free.length);
     const out: number[] = [];
     for (let i = 0; i < n; i++) out.push(this.free.pop()!);
     return out;
@@ -81,11 +86,18 @@ export class KvCache {
     this.blocks.delete(block.id);
   }
 
-  /** Doubles the arena (the only growth it ever does). */
-  private grow(): void {
+  /**
+   * Grows the arena by a quarter (at least what is missing), in whole granules. Not by doubling:
+   * a step reads the whole capacity, so a doubled arena just past half full made every step read
+   * twice the cache it needed (a live turn's thinker step on Qwen3-0.6B shapes went from 30 to
+   * 38 ms when 260 used slots sat in 512). The extra copies of finer growth are amortised: each
+   * moves the arena once per quarter of growth.
+   */
+  private grow(missing: number): void {
     const old = this._capacity;
-    this.resize(old * 2);
-    for (let s = old * 2 - 1; s >= old; s--) this.free.unshift(s);
+    const cap = roundUp(Math.max(old + missing, old * GROWTH), GRANULE);
+    this.resize(cap);
+    for (let s = cap - 1; s >= old; s--) this.free.unshift(s);
   }
 
   private resize(cap: number): void {
@@ -94,17 +106,17 @@ export class KvCache {
   }
 
   /**
-   * Gives memory back after blocks were dropped: while at most a quarter of the arena is used,
-   * the used slots move to its low half and the arena halves (a step reads the whole capacity, so
-   * a long-running server must not keep paying for conversations that left). The quarter, not
-   * the half, leaves room to grow again before the next doubling. Returns whether it shrank.
-   * Call only between graph runs: it moves slots under every block.
+   * Gives memory back after blocks were dropped: when at most a quarter of the arena is used, the
+   * used slots move to the low end and the arena shrinks to twice what is used (a step reads the
+   * whole capacity, so a long-running server must not keep paying for conversations that left).
+   * The quarter and the twice leave room to grow again before the next resize either way. Returns
+   * whether it shrank. Call only between graph runs: it moves slots under every block.
    */
   shrinkToFit(): boolean {
     const used = this.usedSlots;
-    let cap = this._capacity;
-    while (cap > this.initialCapacity && used <= cap / 4) cap /= 2;
-    if (cap === this._capacity) return false;
+    if (used > this._capacity / 4) return false;
+    const cap = Math.max(this.initialCapacity, roundUp(2 * used, GRANULE));
+    if (cap >= this._capacity) return false;
     // Free slots below the new end, lowest last so pop() hands out the lowest first.
     const low = this.free.filter((s) => s < cap).sort((a, b) => b - a);
     const from: number[] = [];

@@ -29,11 +29,27 @@ describe('KvCache arena', () => {
     expect(c.totalBytes).toBe(16 * c.bytesPerToken);
     expect(c.usedSlots).toBe(0);
     c.allocate(20);
-    expect(c.capacity).toBe(32);
+    expect(c.capacity).toBe(64); // grown in whole granules of 64 slots
     expect(c.usedSlots).toBe(20);
   });
 
-  it('growing by doubling keeps every token exact (prefill past the first capacity)', async () => {
+  it('grows by a quarter, not by doubling, and shrinks to twice what is used', () => {
+    // A step reads the whole capacity: an arena just past half full must not cost twice the reads.
+    const c = new KvCache(1, 1, 4, 64);
+    const a = c.allocate(512);
+    expect(c.capacity).toBe(512);
+    c.allocate(1);
+    expect(c.capacity).toBe(640); // a quarter more
+    const b = c.allocate(400); // more than a quarter missing: what is missing, in granules
+    expect(c.capacity).toBe(960);
+    c.release(a);
+    expect(c.shrinkToFit()).toBe(false); // 401 used: more than a quarter
+    c.release(b.slice(0, 300));
+    expect(c.shrinkToFit()).toBe(true);
+    expect(c.capacity).toBe(256); // 101 used: twice that, in granules
+  });
+
+  it('growing keeps every token exact (prefill past the first capacity)', async () => {
     const tokens = seq(150);
     const before = lm.cache.capacity;
     const blk = lm.cache.createBlock('long');
