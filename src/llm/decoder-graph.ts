@@ -50,7 +50,7 @@ export const GRAPH_IO = {
 export const MASKED = -1e30;
 
 /** Bump when the graph layout changes, so cached graphs are rebuilt. */
-export const GRAPH_FORMAT_VERSION = 9;
+export const GRAPH_FORMAT_VERSION = 10;
 
 /** How linear-layer weights are stored: float32, or blockwise int4 (MatMulNBits). */
 export type WeightFormat = 'fp32' | 'int4';
@@ -261,10 +261,18 @@ async function emitDecoder(
   const accuracyLevel = opts.int4Compute === 'fp32' ? 0 : 4;
   const { embed, head } = await vocabTables(g, cfg, pieces, opts.head, accuracyLevel);
   let x = embed(inputIds); // [B,S,H]
-  /** y = x·Wᵀ (+ b) for an HF weight `${name}` of shape [out, inp]. */
-  const project = async (input: string, name: string, out: number, inp: number, bias = false): Promise<string> => {
+  /**
+   * y = x·Wᵀ (+ b) for HF weights `names` of shapes [outs[i], inp], as one matrix whose output is
+   * split back: projections of one input (q, k, v; gate, up) are one kernel call instead of several
+   * (a decode step is hundreds of small calls, each with its own overhead), and stacking rows
+   * changes no row's blockwise codes.
+   */
+  const projectAll = async (input: string, names: string[], outs: number[], inp: number, bias = false): Promise<string[]> => {
     await yieldToLoop(); // one matrix at a time: reading and quantising each takes tens of ms
-    const w = load(name, [out, inp]);
+    const out = outs.reduce((a, b) => a + b, 0);
+    const w = names.length === 1 ? load(names[0], [out, inp]) : new Float32Array(out * inp);
+    if (names.length > 1) names.reduce((row, n, i) => (w.set(load(n, [outs[i], inp]), row * inp), row + outs[i]), 0);
+    const name = names.join('+');
     let y: string;
     if (int4) {
       const q = quantizeBlockwise(w, out, inp, 4, QUANT_BLOCK);
@@ -274,11 +282,14 @@ async function emitDecoder(
     } else {
       y = g.o('MatMul', [input, g.weight(`${name}.T`, transpose2d(w, out, inp), [inp, out])]);
     }
-    if (!bias) return y;
-    const biasName = name.replace(/\.weight$/, '.bias');
-    return g.o('Add', [y, g.weight(biasName, load(biasName, [out]), [out])]);
+    if (bias) {
+      const b = new Float32Array(out);
+      names.reduce((at, n, i) => (b.set(load(n.replace(/\.weight$/, '.bias'), [outs[i]]), at), at + outs[i]), 0);
+      y = g.o('Add', [y, g.weight(names.map((n) => n.replace(/\.weight$/, '.bias')).join('+'), b, [out])]);
+    }
+    return names.length === 1 ? [y] : g.op('Split', [y, g.constInt64(outs)], { axis: -1 }, names.length);
   };
-  const linear = (input: string, name: string, out: number, inp: number, bias: boolean): Promise<string> => project(input, `${name}.weight`, out, inp, bias);
+  const project = async (input: string, name: string, out: number, inp: number): Promise<string> => (await projectAll(input, [name], [out], inp))[0];
   const rmsNorm = (input: string, weightName: string, n: number): string =>
     g.o('SimplifiedLayerNormalization', [input, g.weight(weightName, load(weightName, [n]), [n])], { axis: -1, epsilon: eps });
 
@@ -286,9 +297,10 @@ async function emitDecoder(
     opts.onProgress?.(l + 1, total, `layer ${l}`);
     const n = layerNames(l);
     const h = rmsNorm(x, n.inNorm, H);
-    let q = g.o('Reshape', [await linear(h, n.q, NH * D, H, cfg.qkvBias), c([0, 0, NH, D])]); // [B,S,NH,D]
-    let k = g.o('Reshape', [await linear(h, n.k, K * D, H, cfg.qkvBias), c([0, 0, K, D])]); // [B,S,K,D]
-    const v0 = g.o('Reshape', [await linear(h, n.v, K * D, H, cfg.qkvBias), c([0, 0, K, D])]);
+    const [q0, k0, v0s] = await projectAll(h, [n.q, n.k, n.v].map((m) => `${m}.weight`), [NH * D, K * D, K * D], H, cfg.qkvBias);
+    let q = g.o('Reshape', [q0, c([0, 0, NH, D])]); // [B,S,NH,D]
+    let k = g.o('Reshape', [k0, c([0, 0, K, D])]); // [B,S,K,D]
+    const v0 = g.o('Reshape', [v0s, c([0, 0, K, D])]);
     if (cfg.qkNorm) {
       q = rmsNorm(q, n.qNorm, D);
       k = rmsNorm(k, n.kNorm, D);
@@ -319,11 +331,10 @@ async function emitDecoder(
     const attnNew = g.o('MatMul', [g.o('Reshape', [pNew, byNew]), vNewT]); // [K,B,G*S,D]
     const attn = g.o('Add', [g.o('Reshape', [attnPast, attnShape]), g.o('Reshape', [attnNew, attnShape])]); // [K,B,G,S,D]
     const merged = g.o('Reshape', [g.o('Transpose', [attn], { perm: [1, 3, 0, 2, 4] }), c([0, 0, NH * D])]); // [B,S,K*G*D]
-    x = g.o('Add', [x, await linear(merged, n.o, H, NH * D, cfg.oBias)]);
+    x = g.o('Add', [x, (await projectAll(merged, [`${n.o}.weight`], [H], NH * D, cfg.oBias))[0]]);
 
     const h2 = rmsNorm(x, n.postNorm, H);
-    const gate = await project(h2, n.gate, I, H);
-    const up = await project(h2, n.up, I, H);
+    const [gate, up] = await projectAll(h2, [n.gate, n.up], [I, I], H);
     const act = g.o('Mul', [g.o('Mul', [gate, g.o('Sigmoid', [gate])]), up]);
     x = g.o('Add', [x, await project(act, n.down, H, I)]);
     g.output(io.newKey(l), DT.FLOAT, ['B', K, 'S', D]);
