@@ -50,7 +50,7 @@ export const GRAPH_IO = {
 export const MASKED = -1e30;
 
 /** Bump when the graph layout changes, so cached graphs are rebuilt. */
-export const GRAPH_FORMAT_VERSION = 10;
+export const GRAPH_FORMAT_VERSION = 11;
 
 /** How linear-layer weights are stored: float32, or blockwise int4 (MatMulNBits). */
 export type WeightFormat = 'fp32' | 'int4';
@@ -199,16 +199,17 @@ async function emitDecoder(
   // view position: both stay below twice the position limit.
   const P = rotateQuery ? 2 * opts.maxPositions : opts.maxPositions;
   const { cos, sin } = ropeTables(cfg, P);
-  const cosT = g.weight('rope.cos', cos, [P, D]);
-  const sinT = g.weight('rope.sin', sin, [P, D]);
-  const cosNew = g.o('Unsqueeze', [g.o('Gather', [cosT, positionIds], { axis: 0 }), ONE]); // [B,1,S,D]
-  const sinNew = g.o('Unsqueeze', [g.o('Gather', [sinT, positionIds], { axis: 0 }), ONE]);
-  const halfSplit = c([D / 2, D / 2]);
-  const rope = (x: string, cs: string, sn: string, axis = -1): string => {
-    const [x1, x2] = g.op('Split', [x, halfSplit], { axis }, 2);
-    const rotated = g.o('Concat', [g.o('Neg', [x2]), x1], { axis });
-    return g.o('Add', [g.o('Mul', [x, cs]), g.o('Mul', [rotated, sn])]);
+  // Both halves of a row repeat the same frequencies: onnxruntime's fused RotaryEmbedding (one
+  // kernel instead of six elementwise ops, three times a layer) takes the first half.
+  const firstHalf = (t: Float32Array) => {
+    const out = new Float32Array(P * (D / 2));
+    for (let p = 0; p < P; p++) out.set(t.subarray(p * D, p * D + D / 2), p * (D / 2));
+    return out;
   };
+  const cosHalf = g.weight('rope.cos.half', firstHalf(cos), [P, D / 2]);
+  const sinHalf = g.weight('rope.sin.half', firstHalf(sin), [P, D / 2]);
+  /** x [N, heads, S, D] rotated at positions [N, S]. */
+  const rotary = (x: string, positions: string): string => g.o('RotaryEmbedding', [x, positions, cosHalf, sinHalf], { interleaved: 0 }, 'com.microsoft');
 
   // How each layer scores its new tokens' queries against the cache: (q [B,NH,S,D] pre-rotation,
   // past keys [K,D,C]) → scores [K,B,G,S,C]. Attention runs kv-head-major ([K,B,…]) so that all
@@ -217,10 +218,10 @@ async function emitDecoder(
   let pastScores: (q: string, pastKey: string) => string;
   if (rotateQuery) {
     const NSd = dimOf(slotDelta, 1);
-    // Query position per slot: [B,NS,S] = position_ids[B,1,S] + slot_delta[B,NS,1]
-    const qPos = g.o('Add', [g.o('Unsqueeze', [positionIds, ONE]), g.o('Unsqueeze', [slotDelta, c([2])])]);
-    const cosSlot = g.o('Unsqueeze', [g.o('Gather', [cosT, qPos], { axis: 0 }), c([2])]); // [B,NS,1,S,D]
-    const sinSlot = g.o('Unsqueeze', [g.o('Gather', [sinT, qPos], { axis: 0 }), c([2])]);
+    // Query position per slot: [B·NS,S] = position_ids[B,1,S] + slot_delta[B,NS,1]
+    const qPos = g.o('Reshape', [g.o('Add', [g.o('Unsqueeze', [positionIds, ONE]), g.o('Unsqueeze', [slotDelta, c([2])])]), g.o('Concat', [c([-1]), Sd], { axis: 0 })]);
+    const qSlotsShape = g.o('Concat', [Bd, NSd, c([NH]), Sd, c([D])], { axis: 0 }); // [B,NS,NH,S,D]
+    const qEachShape = g.o('Concat', [c([-1, NH]), Sd, c([D])], { axis: 0 }); // [B·NS,NH,S,D]
     // Per cache slot, a one-hot over view slots [1,B,1,NS,1,C]: multiplying by it and summing
     // over NS picks each key's score made with its own slot's query (cheaper than an expanded
     // int64 index for GatherElements when S is large).
@@ -231,7 +232,8 @@ async function emitDecoder(
     const scoresShape = g.o('Concat', [c([K]), Bd, c([G]), NSd, Sd, c([-1])], { axis: 0 }); // [K,B,G,NS,S,C]
     pastScores = (q, pastKey) => {
       // One rotated query per view slot, one matmul over all rows and slots, then a per-key pick.
-      const qSlots = rope(g.o('Unsqueeze', [q, ONE]), cosSlot, sinSlot); // [B,NS,NH,S,D]
+      const qEach = g.o('Reshape', [g.o('Expand', [g.o('Unsqueeze', [q, ONE]), qSlotsShape]), qEachShape]);
+      const qSlots = rotary(qEach, qPos);
       const qByHead = g.o('Transpose', [g.o('Reshape', [qSlots, slotsShape])], { perm: [2, 0, 3, 1, 4, 5] }); // [K,B,G,NS,S,D]
       const sAll = g.o('Reshape', [g.o('MatMul', [g.o('Reshape', [qByHead, c([K, -1, D])]), pastKey]), scoresShape]); // [K,B,G,NS,S,C]
       return g.o('ReduceSum', [g.o('Mul', [sAll, slotPick]), c([3])], { keepdims: 0 });
@@ -239,13 +241,23 @@ async function emitDecoder(
   } else {
     // cos/sin of every cache slot's position in each row's view, laid out like the keys: [B,1,D,C].
     const perm = { perm: [0, 2, 1] };
-    const cosK = g.o('Unsqueeze', [g.o('Transpose', [g.o('Gather', [cosT, keyIndex], { axis: 0 })], perm), ONE]);
-    const sinK = g.o('Unsqueeze', [g.o('Transpose', [g.o('Gather', [sinT, keyIndex], { axis: 0 })], perm), ONE]);
+    const full = (half: string) => {
+      const h = g.o('Gather', [half, keyIndex], { axis: 0 }); // [B,C,D/2]
+      return g.o('Unsqueeze', [g.o('Transpose', [g.o('Concat', [h, h], { axis: -1 })], perm), ONE]);
+    };
+    const cosK = full(cosHalf);
+    const sinK = full(sinHalf);
+    const halfSplit = c([D / 2, D / 2]);
+    const rope = (x: string, cs: string, sn: string, axis: number): string => {
+      const [x1, x2] = g.op('Split', [x, halfSplit], { axis }, 2);
+      const rotated = g.o('Concat', [g.o('Neg', [x2]), x1], { axis });
+      return g.o('Add', [g.o('Mul', [x, cs]), g.o('Mul', [rotated, sn])]);
+    };
     const byG = g.o('Concat', [c([0, K, G, -1]), Cd], { axis: 0 });
     pastScores = (q, pastKey) => {
       // Each row rotates the cache its own way, so here every row reads it anyway.
       const kRot = rope(pastKey, cosK, sinK, 1); // [B,K,D,C]: the per-step pass over the cache
-      const qRot = g.o('Reshape', [rope(q, cosNew, sinNew), c([0, K, -1, D])]); // [B,K,G*S,D]
+      const qRot = g.o('Reshape', [rotary(q, positionIds), c([0, K, -1, D])]); // [B,K,G*S,D]
       return g.o('Transpose', [g.o('Reshape', [g.o('MatMul', [qRot, kRot]), byG])], { perm: [1, 0, 2, 3, 4] }); // [K,B,G,S,C]
     };
   }
@@ -308,7 +320,7 @@ async function emitDecoder(
     q = g.o('Mul', [g.o('Transpose', [q], { perm: [0, 2, 1, 3] }), scale]); // [B,NH,S,D], pre-scaled
     k = g.o('Transpose', [k], { perm: [0, 2, 1, 3] }); // [B,K,S,D]
     const v = g.o('Transpose', [v0], { perm: [0, 2, 1, 3] }); // [B,K,S,D]
-    const kRot = rope(k, cosNew, sinNew);
+    const kRot = rotary(k, positionIds);
     g.bindOutput(rotateQuery ? kRot : k, io.newKey(l));
     g.bindOutput(v, io.newValue(l));
     const kNewRot = rotateQuery ? io.newKey(l) : kRot;
@@ -316,7 +328,7 @@ async function emitDecoder(
 
     // New tokens against each other (causality comes from the mask), kv-head-major: the
     // transposes are of q and k (S × D per head), never of the S × S scores.
-    const qNew = g.o('Reshape', [g.o('Transpose', [g.o('Reshape', [rope(q, cosNew, sinNew), c([0, K, G, -1, D])])], { perm: [1, 0, 2, 3, 4] }), c([K, 0, -1, D])]); // [K,B,G*S,D]
+    const qNew = g.o('Reshape', [g.o('Transpose', [g.o('Reshape', [rotary(q, positionIds), c([0, K, G, -1, D])])], { perm: [1, 0, 2, 3, 4] }), c([K, 0, -1, D])]); // [K,B,G*S,D]
     const kNewT = g.o('Transpose', [kNewRot], { perm: [1, 0, 3, 2] }); // [K,B,D,S]
     const sNew = g.o('Reshape', [g.o('MatMul', [qNew, kNewT]), newScoresShape]); // [K,B,G,S,S]
     // New tokens against the cache.
