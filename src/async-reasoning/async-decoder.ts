@@ -36,6 +36,7 @@ export async function runAsync(rt: TurnRuntime): Promise<DoneReason> {
   };
 
   let sinceProbe = 0;
+  let userWasOpen = rt.user.open;
   for (;;) {
     const stop = rt.stopReason();
     if (stop) return stop;
@@ -99,7 +100,18 @@ export async function runAsync(rt: TurnRuntime): Promise<DoneReason> {
     // Words that came after the thinker had ended its thoughts: now in the cache, worth thinking about.
     if (userRow && reopenThinker()) rt.setState('thinker_only', 'user-spoke', 'the user said more; thinking resumes');
 
-    const probe = shouldProbe({ state: rt.state, thinkerEnded: thinker.ended !== null, userOpen: rt.user.open, sinceProbe, controlEvery: cfg.controlEvery, thinkerParagraph: thinker.endsParagraph() });
+    const userJustDone = userWasOpen && !rt.user.open && !rt.user.waiting;
+    if (rt.user.open) userWasOpen = true;
+    else if (userJustDone) userWasOpen = false;
+    const probe = shouldProbe({
+      state: rt.state,
+      thinkerEnded: thinker.ended !== null,
+      userOpen: rt.user.open,
+      sinceProbe,
+      controlEvery: cfg.controlEvery,
+      thinkerParagraph: thinker.endsParagraph(),
+      userJustDone,
+    });
     if (probe) {
       sinceProbe = 0;
       const a = await askControlQuestion(lm, rt.blocks.asyncViews.control, cfg, rt.stepNo);

@@ -48,8 +48,21 @@ export function planAsyncStep(i: AsyncStepInput): AsyncStepPlan {
   return plan;
 }
 
-/** Whether to ask the control question now: while only the thinker runs, every `controlEvery` thoughts or at a paragraph end. */
-export function shouldProbe(i: { state: EngineState; thinkerEnded: boolean; userOpen: boolean; sinceProbe: number; controlEvery: number; thinkerParagraph: boolean }): boolean {
+/**
+ * Whether to ask the control question now: while only the thinker runs, every `controlEvery`
+ * thoughts, at a paragraph end, or as soon as the user has stopped and all their words are in the
+ * cache (the listener starts waiting then; up to `controlEvery` thoughts later wasted ~0.7 s of it).
+ */
+export function shouldProbe(i: {
+  state: EngineState;
+  thinkerEnded: boolean;
+  userOpen: boolean;
+  sinceProbe: number;
+  controlEvery: number;
+  thinkerParagraph: boolean;
+  /** The user stopped since the last step, and nothing they said is waiting to go in. */
+  userJustDone?: boolean;
+}): boolean {
   if (i.thinkerEnded || i.state !== 'thinker_only' || i.userOpen) return false;
-  return i.sinceProbe >= i.controlEvery || (i.sinceProbe > 0 && i.thinkerParagraph);
+  return i.sinceProbe >= i.controlEvery || (i.sinceProbe > 0 && (i.thinkerParagraph || i.userJustDone === true));
 }

@@ -86,7 +86,7 @@ describe('asynchronous reasoning: exactness over the shared cache', () => {
     const { lm: lm1 } = await loadCausalLM(one.dir, { maxPositions: 2048 });
     const recorder = new ForwardRecorder(lm1);
     const checks: { seq: number[]; logits: Float32Array; stream: StreamName }[] = [];
-    let n = 0;
+    const seen = { thinker: 0, writer: 0 };
     let turn!: ReturnType<AsyncReasoningEngine['startTurn']>;
     const engine = new AsyncReasoningEngine({
       lm: lm1,
@@ -97,7 +97,8 @@ describe('asynchronous reasoning: exactness over the shared cache', () => {
       logitsHook: (stream, logits) => {
         const b = turn.cacheBlocks;
         const target = stream === 'thinker' ? b.thinkerOutput! : stream === 'writer' ? b.writerOutput! : b.control!;
-        if (stream === 'control' || n++ % 4 === 0) checks.push({ seq: recorder.lastSequenceInto(target), logits: Float32Array.from(logits), stream });
+        // Every few calls of each stream (counted apart, so neither stream's calls can all fall between checks).
+        if (stream === 'control' || seen[stream]++ % 3 === 0) checks.push({ seq: recorder.lastSequenceInto(target), logits: Float32Array.from(logits), stream });
         if (stream === 'control') force(logits, yesIds());
       },
     });
@@ -289,6 +290,23 @@ describe('asynchronous reasoning: listening and barge-in', () => {
     const inputs = events.filter((e) => e.type === 'user-input');
     expect(inputs.map((e) => e.type === 'user-input' && e.text)).toEqual(['What is seventeen', 'times three?']);
     expect(engine.history[0].user).toBe('What is seventeen times three?');
+    await turn.settled();
+  });
+
+  it('asks whether the writer may start as soon as the user stops, not at the next 20th thought', async () => {
+    const engine = engineWith((stream, logits) => stream === 'control' && force(logits, yesIds()), { controlEvery: 20 });
+    const turn = engine.startTurn('What is seventeen', { final: false });
+    let endStep = -1;
+    const events = await collect(turn.events, (e, all) => {
+      if (e.type === 'thinking' && all.filter((x) => x.type === 'thinking').length === 7) {
+        endStep = e.step;
+        turn.endUserInput();
+      }
+    });
+    const controls = events.filter((e) => e.type === 'control');
+    expect(controls[0].step).toBeLessThanOrEqual(endStep + 1);
+    const firstAnswer = events.find((e) => e.type === 'answer')!;
+    expect(firstAnswer.step).toBeLessThanOrEqual(endStep + 4);
     await turn.settled();
   });
 

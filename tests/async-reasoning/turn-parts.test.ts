@@ -83,12 +83,14 @@ describe('async scheduler (no model)', () => {
     expect(planAsyncStep({ ...base, state: 'writer_only', writerFits: false }).finish).toBe('context-limit');
     expect(planAsyncStep({ ...base, thinkerFits: false })).toMatchObject({ thinker: false, thinkerOutOfRoom: true, wait: false });
   });
-  it('probes every controlEvery thoughts or at a paragraph end, only while the thinker runs alone and the user is quiet', () => {
+  it('probes every controlEvery thoughts, at a paragraph end or when the user has just stopped, only while the thinker runs alone and the user is quiet', () => {
     const p = { state: 'thinker_only' as const, thinkerEnded: false, userOpen: false, sinceProbe: 20, controlEvery: 20, thinkerParagraph: false };
     expect(shouldProbe(p)).toBe(true);
     expect(shouldProbe({ ...p, sinceProbe: 3 })).toBe(false);
     expect(shouldProbe({ ...p, sinceProbe: 3, thinkerParagraph: true })).toBe(true);
     expect(shouldProbe({ ...p, sinceProbe: 0, thinkerParagraph: true })).toBe(false);
+    expect(shouldProbe({ ...p, sinceProbe: 3, userJustDone: true })).toBe(true);
+    expect(shouldProbe({ ...p, sinceProbe: 0, userJustDone: true })).toBe(false);
     expect(shouldProbe({ ...p, userOpen: true })).toBe(false);
     expect(shouldProbe({ ...p, state: 'thinker_and_writer' })).toBe(false);
   });
