@@ -310,6 +310,34 @@ describe('asynchronous reasoning: listening and barge-in', () => {
     await turn.settled();
   });
 
+  it("the user's longer words go in alone, not padded beside the streams' one-token rows, and the streams' next step sees them", async () => {
+    const calls: { rows: number[][] }[] = [];
+    const forward = lm.forward.bind(lm);
+    lm.forward = (rows) => {
+      calls.push({ rows: rows.map((r) => r.tokens) });
+      return forward(rows);
+    };
+    try {
+      const engine = engineWith((stream, logits) => stream === 'control' && force(logits, yesIds()));
+      const turn = engine.startTurn('What is seventeen', { final: false });
+      await collect(turn.events, (e, all) => {
+        if (e.type === 'thinking' && all.filter((x) => x.type === 'thinking').length === 3) {
+          turn.addUserInput('times three, and explain every step of it please');
+          turn.endUserInput();
+        }
+      });
+      await turn.settled();
+    } finally {
+      lm.forward = forward;
+    }
+    const i = calls.findIndex((c) => c.rows.some((t) => tok.decode(t).includes('explain')));
+    expect(i).toBeGreaterThan(0);
+    expect(calls[i].rows).toHaveLength(1);
+    expect(calls[i].rows[0].length).toBeGreaterThan(2);
+    // The very next call steps the thinker (one new token), which now sees the words.
+    expect(calls[i + 1].rows.some((t) => t.length === 1)).toBe(true);
+  });
+
   it('words that come after the thinker ended its thoughts reopen them; a spent budget stays spent', async () => {
     let endThoughts = true;
     const engine = engineWith((stream, logits) => {
