@@ -21,7 +21,8 @@ export interface BackendOptions {
 
 export type FeedValue =
   | { type: 'int64'; data: BigInt64Array; dims: number[] }
-  | { type: 'float32'; data: Float32Array; dims: number[] };
+  | { type: 'float32'; data: Float32Array; dims: number[] }
+  | { type: 'int8'; data: Int8Array; dims: number[] };
 
 export interface FetchValue {
   data: Float32Array;

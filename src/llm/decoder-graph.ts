@@ -39,7 +39,8 @@ export const GRAPH_IO = {
   keyPositions: 'key_positions', // rotate-keys: int64 [B,C], view position of each cache slot
   attentionMask: 'attention_mask', // float32 [B,S,C+S]: additive, 0 visible, MASKED hidden
   logitsIndex: 'logits_index', // int64 [B,R]: which of the S new tokens get logits
-  pastKey: (l: number) => `past_key.${l}`, // float32 [K,D,C] (transposed: keys as columns)
+  pastKey: (l: number) => `past_key.${l}`, // float32 or int8 [K,D,C] (transposed: keys as columns)
+  pastKeyScale: (l: number) => `past_key_scale.${l}`, // int8 keys: float32 [K,1,C], one scale per cached key
   pastValue: (l: number) => `past_value.${l}`, // float32 [K,C,D]
   logits: 'logits', // float32 [B,R,V]
   newKey: (l: number) => `new_key.${l}`, // float32 [B,K,S,D]: rotate-query: rotated at position_ids; rotate-keys: un-rotated
@@ -50,7 +51,7 @@ export const GRAPH_IO = {
 export const MASKED = -1e30;
 
 /** Bump when the graph layout changes, so cached graphs are rebuilt. */
-export const GRAPH_FORMAT_VERSION = 11;
+export const GRAPH_FORMAT_VERSION = 12;
 
 /** How linear-layer weights are stored: float32, or blockwise int4 (MatMulNBits). */
 export type WeightFormat = 'fp32' | 'int4';
@@ -66,8 +67,24 @@ export const HEAD_FORMATS: readonly HeadFormat[] = ['fp32', 'int8', 'int4'];
 /** The head follows the linear weights unless asked otherwise: a step reads it whole. */
 export const defaultHeadFormat = (weights: WeightFormat | undefined): HeadFormat => (weights === 'int4' ? 'int4' : 'fp32');
 
+/**
+ * How cached keys are stored: float32, or int8 with one float scale per token and kv head. With
+ * int8 keys each query row is quantised to 8 bits (its own scale) and scored by MLAS's integer
+ * kernel (MatMulInteger, u8 × s8): at 2 048 tokens scoring takes a quarter of the time, since a
+ * step reads a quarter of the key bytes and the float kernel packed every key on the way. Values
+ * stay float32: probabilities quantised to 8 bits would drop a long context's small weights.
+ * rotate-query only (rotate-keys rotates the stored keys in float every step).
+ */
+export type KeyFormat = 'fp32' | 'int8';
+export const KEY_FORMATS: readonly KeyFormat[] = ['fp32', 'int8'];
+/** int8 keys come with int4 weights (already approximate), float keys with float weights (exact). */
+export const defaultKeyFormat = (weights: WeightFormat | undefined, ropeMode: RopeMode = 'rotate-query'): KeyFormat =>
+  weights === 'int4' && ropeMode === 'rotate-query' ? 'int8' : 'fp32';
+
 export interface BuildOptions {
   ropeMode: RopeMode;
+  /** Cached keys; default defaultKeyFormat(weights, ropeMode). */
+  keys?: KeyFormat;
   weights?: WeightFormat;
   /**
    * int4 only: 'int8' (default) quantises activations per block for MLAS's integer kernels, about
@@ -134,18 +151,21 @@ export async function buildDecoderGraph(
   }
 
   const head = opts.head ?? defaultHeadFormat(opts.weights);
+  const keys = opts.keys ?? defaultKeyFormat(opts.weights, opts.ropeMode);
+  if (keys === 'int8' && opts.ropeMode !== 'rotate-query') throw new UnsupportedModelError('int8 keys need the rotate-query RoPE design (rotate-keys rotates the stored keys in float every step)');
   const tmp = `${outDir}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   const g = new GraphBuilder(join(tmp, 'model.onnx'));
   try {
-    await emitDecoder(g, cfg, weights, { ...opts, head });
+    await emitDecoder(g, cfg, weights, { ...opts, head, keys });
     g.finish(`${cfg.modelType}_decoder`, {
       'asyncvoice.format': String(GRAPH_FORMAT_VERSION),
       'asyncvoice.model_type': cfg.modelType,
       'asyncvoice.rope_mode': opts.ropeMode,
       'asyncvoice.weights': opts.weights ?? 'fp32',
       'asyncvoice.head': head,
+      'asyncvoice.keys': keys,
     });
   } catch (e) {
     g.abort();
@@ -169,7 +189,7 @@ async function emitDecoder(
   g: GraphBuilder,
   cfg: DecoderConfig,
   { load, pieces }: WeightSource,
-  opts: BuildOptions & { head: HeadFormat },
+  opts: BuildOptions & { head: HeadFormat; keys: KeyFormat },
 ): Promise<void> {
   const { hiddenSize: H, numHeads: NH, numKvHeads: K, headDim: D, intermediateSize: I, vocabSize: V } = cfg;
   const G = NH / K;
@@ -215,7 +235,16 @@ async function emitDecoder(
   // past keys [K,D,C]) → scores [K,B,G,S,C]. Attention runs kv-head-major ([K,B,…]) so that all
   // rows' queries meet the shared cache in one matmul per kv head: a batched step reads the cache
   // once, not once per row.
-  let pastScores: (q: string, pastKey: string) => string;
+  let pastScores: (q: string, pastKey: string, keyScale: string) => string;
+  /** q [K,M,D] · keys [K,D,C]: in float, or (int8 keys) each q row quantised around 128 with its own scale. */
+  const q8 = opts.keys === 'int8' ? { zero: g.bytes('q8.zero', DT.UINT8, Uint8Array.of(128), []), step: g.constFloat([127], []), tiny: g.constFloat([1e-12], []), mid: g.constFloat([128], []) } : null;
+  const scoreKeys = (q: string, keys: string, keyScale: string): string => {
+    if (!q8) return g.o('MatMul', [q, keys]);
+    const qScale = g.o('Div', [g.o('Max', [g.o('ReduceMax', [g.o('Abs', [q])], { axes: [-1], keepdims: 1 }), q8.tiny]), q8.step]); // [K,M,1]
+    const qCodes = g.o('Cast', [g.o('Add', [g.o('Round', [g.o('Div', [q, qScale])]), q8.mid])], { to: DT.UINT8 });
+    const dot = g.o('Cast', [g.o('MatMulInteger', [qCodes, keys, q8.zero])], { to: DT.FLOAT }); // [K,M,C]
+    return g.o('Mul', [g.o('Mul', [dot, qScale]), keyScale]);
+  };
   if (rotateQuery) {
     const NSd = dimOf(slotDelta, 1);
     // Query position per slot: [B·NS,S] = position_ids[B,1,S] + slot_delta[B,NS,1]
@@ -230,12 +259,12 @@ async function emitDecoder(
     const slotPick = g.o('Unsqueeze', [oneHot, c([0, 2, 4])]); // [1,B,1,NS,1,C]
     const slotsShape = g.o('Concat', [Bd, NSd, c([K, G]), Sd, c([D])], { axis: 0 }); // [B,NS,K,G,S,D]
     const scoresShape = g.o('Concat', [c([K]), Bd, c([G]), NSd, Sd, c([-1])], { axis: 0 }); // [K,B,G,NS,S,C]
-    pastScores = (q, pastKey) => {
+    pastScores = (q, pastKey, keyScale) => {
       // One rotated query per view slot, one matmul over all rows and slots, then a per-key pick.
       const qEach = g.o('Reshape', [g.o('Expand', [g.o('Unsqueeze', [q, ONE]), qSlotsShape]), qEachShape]);
       const qSlots = rotary(qEach, qPos);
       const qByHead = g.o('Transpose', [g.o('Reshape', [qSlots, slotsShape])], { perm: [2, 0, 3, 1, 4, 5] }); // [K,B,G,NS,S,D]
-      const sAll = g.o('Reshape', [g.o('MatMul', [g.o('Reshape', [qByHead, c([K, -1, D])]), pastKey]), scoresShape]); // [K,B,G,NS,S,C]
+      const sAll = g.o('Reshape', [scoreKeys(g.o('Reshape', [qByHead, c([K, -1, D])]), pastKey, keyScale), scoresShape]); // [K,B,G,NS,S,C]
       return g.o('ReduceSum', [g.o('Mul', [sAll, slotPick]), c([3])], { keepdims: 0 });
     };
   } else {
@@ -332,7 +361,9 @@ async function emitDecoder(
     const kNewT = g.o('Transpose', [kNewRot], { perm: [1, 0, 3, 2] }); // [K,B,D,S]
     const sNew = g.o('Reshape', [g.o('MatMul', [qNew, kNewT]), newScoresShape]); // [K,B,G,S,S]
     // New tokens against the cache.
-    const sPast = pastScores(q, g.input(io.pastKey(l), DT.FLOAT, [K, D, 'C'])); // [K,B,G,S,C]
+    const int8Keys = opts.keys === 'int8';
+    const pastKey = g.input(io.pastKey(l), int8Keys ? DT.INT8 : DT.FLOAT, [K, D, 'C']);
+    const sPast = pastScores(q, pastKey, int8Keys ? g.input(io.pastKeyScale(l), DT.FLOAT, [K, 1, 'C']) : ''); // [K,B,G,S,C]
 
     const scores = g.o('Add', [g.o('Concat', [sPast, sNew], { axis: -1 }), maskB]); // [K,B,G,S,C+S]
     const probs = g.o('Softmax', [scores], { axis: -1 });

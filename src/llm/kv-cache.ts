@@ -29,6 +29,8 @@ export class KvCache {
     readonly initialCapacity = 64,
     /** Default: an arena in this thread. */
     private readonly arena: ArenaSink = new Arena(numLayers, kvHeads, headDim),
+    /** Bytes per cached key component and its share of a scale: 4 (float32), or int8 codes plus a scale per key. */
+    readonly keyBytes = 4,
   ) {
     this._capacity = initialCapacity;
     arena.resize(initialCapacity);
@@ -39,9 +41,9 @@ export class KvCache {
     return this._capacity;
   }
 
-  /** K and V for one token across all layers, in bytes (float32). */
+  /** K and V for one token across all layers, in bytes. */
   get bytesPerToken(): number {
-    return this.numLayers * 2 * this.kvHeads * this.headDim * 4;
+    return this.numLayers * this.kvHeads * this.headDim * (this.keyBytes + 4);
   }
 
   get totalBytes(): number {
