@@ -1,10 +1,10 @@
 /**
  * Our runtime beside llama.cpp (node-llama-cpp's prebuilt CPU binary) on the same weights and the
  * same threads: the model folder is exported as a q4_0 GGUF, ours runs it with int4 weights (and
- * int4 head, and int8 cached keys unless --keys fp32; llama.cpp's cache is f16). Each context is measured A B A B (ours, llama.cpp, ours, llama.cpp) so that drift
+ * int4 head, and an int8 K/V cache unless --kv fp32; llama.cpp's cache is f16). Each context is measured A B A B (ours, llama.cpp, ours, llama.cpp) so that drift
  * in the machine's speed falls on both. Not a test: figures and ratios from this one run.
  *
- *   npm run bench:peer -- [--preset qwen3-0.6b] [--threads 2] [--contexts 64,512,2048] [--keys int8|fp32]
+ *   npm run bench:peer -- [--preset qwen3-0.6b] [--threads 2] [--contexts 64,512,2048] [--kv int8|fp32]
  *                         [--decode-steps 16] [--rounds 2] [--json]
  *
  * Per context: prefill tok/s (a prompt of the context's length, fed in chunks of 512), decode
@@ -18,7 +18,7 @@ import { ProgressBar } from '../src/cli/progress.ts';
 import type { Token } from 'node-llama-cpp';
 import { exportGguf } from '../src/llm/gguf.ts';
 import { loadCausalLM } from '../src/llm/load.ts';
-import { KEY_FORMATS, type KeyFormat } from '../src/llm/decoder-graph.ts';
+import { KV_FORMATS, type KvFormat } from '../src/llm/decoder-graph.ts';
 import { argmax } from '../src/llm/sampling.ts';
 import { benchModel, fmt, median, tokensFor } from './shared.ts';
 
@@ -26,7 +26,7 @@ const { values: args } = parseArgs({
   options: {
     preset: { type: 'string', default: 'qwen3-0.6b' },
     threads: { type: 'string', default: '2' },
-    keys: { type: 'string', default: 'int8' },
+    kv: { type: 'string', default: 'int8' },
     contexts: { type: 'string', default: '64,512,2048' },
     'decode-steps': { type: 'string', default: '16' },
     rounds: { type: 'string', default: '2' },
@@ -38,8 +38,8 @@ const contexts = args.contexts!.split(',').map(Number);
 const steps = Number(args['decode-steps']);
 const rounds = Number(args.rounds);
 const CHUNK = 512;
-if (!KEY_FORMATS.includes(args.keys as KeyFormat)) {
-  console.error(`--keys must be one of ${KEY_FORMATS.join(', ')}`);
+if (!KV_FORMATS.includes(args.kv as KvFormat)) {
+  console.error(`--kv must be one of ${KV_FORMATS.join(', ')}`);
   process.exit(2);
 }
 if (![threads, steps, rounds, ...contexts].every((n) => Number.isInteger(n) && n > 0) || contexts.some((c) => c <= steps + 1)) {
@@ -70,10 +70,10 @@ if (!existsSync(ggufFile) || statSync(ggufFile).mtimeMs < statSync(join(modelDir
 
 const maxContext = Math.max(...contexts);
 let rss = rssMiB();
-const bar = new ProgressBar(`our graph (int4, ${args.keys} keys)`);
+const bar = new ProgressBar(`our graph (int4, ${args.kv} K/V cache)`);
 const ours = await loadCausalLM(modelDir, {
   weights: 'int4',
-  keys: args.keys as KeyFormat,
+  kv: args.kv as KvFormat,
   maxPositions: maxContext + 64,
   intraOpThreads: threads,
   onProgress: (p) => p.stage === 'build' && bar.update(p.done, p.total, p.what),
@@ -197,11 +197,11 @@ const weights = {
 };
 
 if (args.json) {
-  console.log(JSON.stringify({ preset: args.preset, threads, keys: args.keys, decodeSteps: steps, rounds, weights, contexts: summary }));
+  console.log(JSON.stringify({ preset: args.preset, threads, kv: args.kv, decodeSteps: steps, rounds, weights, contexts: summary }));
 } else {
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
   console.log(`\nbench:peer — ${args.preset} shapes, random weights, ${threads} threads, ${rounds} alternating rounds (A B A B), medians`);
-  console.log(`weights: ours int4 graph ${mib(weights.oursGraphBytes)}, ${args.keys} keys (resident +${fmt(oursRss, 0)} MiB); llama.cpp q4_0 GGUF ${mib(weights.ggufBytes)} (resident +${fmt(llamaRss, 0)} MiB)\n`);
+  console.log(`weights: ours int4 graph ${mib(weights.oursGraphBytes)}, ${args.kv} K/V cache (resident +${fmt(oursRss, 0)} MiB); llama.cpp q4_0 GGUF ${mib(weights.ggufBytes)} (resident +${fmt(llamaRss, 0)} MiB)\n`);
   console.log('context │ prefill tok/s: ours  llama.cpp  ratio │ decode ms/tok: ours  llama.cpp  ratio │ 2-row ms: ours (×1-row)  llama.cpp (×1-row)');
   for (const s of summary) {
     console.log(

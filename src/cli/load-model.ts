@@ -2,7 +2,7 @@ import { intArg } from './options.ts';
 import { Option, type Command } from 'commander';
 import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../backend/onnx.ts';
 import { loadCausalLM, type LoadedModel } from '../llm/load.ts';
-import { HEAD_FORMATS, KEY_FORMATS, WEIGHT_FORMATS, defaultHeadFormat, defaultKeyFormat, type HeadFormat, type KeyFormat, type WeightFormat } from '../llm/decoder-graph.ts';
+import { HEAD_FORMATS, KV_FORMATS, WEIGHT_FORMATS, defaultHeadFormat, defaultKvFormat, type HeadFormat, type KvFormat, type WeightFormat } from '../llm/decoder-graph.ts';
 import { ProgressBar, formatBytes } from './progress.ts';
 
 export interface ModelCliOptions {
@@ -13,7 +13,7 @@ export interface ModelCliOptions {
   maxContext?: number;
   weights: WeightFormat;
   head?: HeadFormat;
-  keys?: KeyFormat;
+  kv?: KvFormat;
 }
 
 /** --model, --offline, --device, --threads, --max-context: shared by every command that runs the LLM. */
@@ -26,7 +26,7 @@ export function addModelOptions(cmd: Command): Command {
     .option('--max-context <n>', 'longest context in tokens (default: min(model limit, 32768))', intArg('--max-context', 16))
     .addOption(new Option('--weights <format>', 'linear weights: fp32 (exact) or int4 (blockwise, ~3× less to read per token)').choices([...WEIGHT_FORMATS]).default('fp32'))
     .addOption(new Option('--head <format>', 'embeddings and LM head (read whole every token): fp32, int8 or int4 (default: int4 with --weights int4, else fp32)').choices([...HEAD_FORMATS]))
-    .addOption(new Option('--keys <format>', 'cached keys: fp32 (exact) or int8 (a quarter of the bytes to read per token; default with --weights int4)').choices([...KEY_FORMATS]));
+    .addOption(new Option('--kv <format>', 'K/V cache: fp32 (exact) or int8 (a quarter of the bytes to read per token; default with --weights int4)').choices([...KV_FORMATS]));
 }
 
 export async function loadModelWithProgress(
@@ -42,7 +42,7 @@ export async function loadModelWithProgress(
   let starting = false;
   const t0 = performance.now();
   // Loading takes seconds even from the cache: say what is happening from the first moment.
-  if (!quiet) process.stderr.write(`loading ${o.model} (${o.weights} weights, ${o.head ?? defaultHeadFormat(o.weights)} head, ${o.keys ?? defaultKeyFormat(o.weights)} keys, ${o.device})…\n`);
+  if (!quiet) process.stderr.write(`loading ${o.model} (${o.weights} weights, ${o.head ?? defaultHeadFormat(o.weights)} head, ${o.kv ?? defaultKvFormat(o.weights)} kv, ${o.device})…\n`);
   const model = await loadCausalLM(o.model, {
     offline: o.offline,
     executionProvider: o.device,
@@ -50,7 +50,7 @@ export async function loadModelWithProgress(
     maxPositions: o.maxContext,
     weights: o.weights,
     head: o.head,
-    keys: o.keys,
+    kv: o.kv,
     buildInWorker: true,
     // Where the steps' threads can run at a lower priority (Linux), spinning costs listening little
     // and saves ~10 % a step; elsewhere they must not spin, or they take the cores listening needs.

@@ -1,34 +1,38 @@
-import type { KeyFormat } from './decoder-graph.ts';
+import type { KvFormat } from './decoder-graph.ts';
 
 /**
  * The K/V memory of every layer, as the graph reads it with no copy:
- *   keys       [K, D, capacity]  (transposed, so Q·Kᵀ is a plain MatMul); float32, or int8 codes
- *   keyScales  [K, capacity]     int8 keys only: each cached key is codes × its scale
- *   values     [K, capacity, D]
+ *   keys         [K, D, capacity]  (transposed, so Q·Kᵀ is a plain MatMul)
+ *   values       [K, capacity, D]
+ * float32, or (int8 cache) codes with one scale per token and kv head:
+ *   keyScales    [K, capacity]     each cached key is its codes × its scale
+ *   valueScales  [K, capacity]     likewise each value
  * Only the step runner that feeds the graph holds it (in a worker thread by default); the cache's
  * bookkeeping (which slot holds which block's token) lives with the engine and sends it operations.
  */
 export class Arena {
   readonly keys: (Float32Array | Int8Array)[] = [];
   readonly keyScales: Float32Array[] = [];
-  readonly values: Float32Array[] = [];
+  readonly values: (Float32Array | Int8Array)[] = [];
+  readonly valueScales: Float32Array[] = [];
   private cap = 0;
 
   constructor(
     readonly numLayers: number,
     readonly kvHeads: number,
     readonly headDim: number,
-    readonly keyFormat: KeyFormat = 'fp32',
+    readonly format: KvFormat = 'fp32',
   ) {
     for (let l = 0; l < numLayers; l++) {
-      this.keys.push(this.newKeys(0));
+      this.keys.push(this.newCodes(0));
       this.keyScales.push(new Float32Array(0));
-      this.values.push(new Float32Array(0));
+      this.values.push(this.newCodes(0));
+      this.valueScales.push(new Float32Array(0));
     }
   }
 
-  private newKeys(n: number): Float32Array | Int8Array {
-    return this.keyFormat === 'int8' ? new Int8Array(n) : new Float32Array(n);
+  private newCodes(n: number): Float32Array | Int8Array {
+    return this.format === 'int8' ? new Int8Array(n) : new Float32Array(n);
   }
 
   get capacity(): number {
@@ -41,19 +45,21 @@ export class Arena {
     const n = Math.min(old, cap);
     const { kvHeads: K, headDim: D } = this;
     for (let l = 0; l < this.numLayers; l++) {
-      const k = this.newKeys(K * D * cap);
+      const k = this.newCodes(K * D * cap);
       const ks = this.keys[l];
       for (let row = 0; row < K * D; row++) k.set(ks.subarray(row * old, row * old + n) as never, row * cap);
       this.keys[l] = k;
-      if (this.keyFormat === 'int8') {
-        const sc = new Float32Array(K * cap);
-        for (let h = 0; h < K; h++) sc.set(this.keyScales[l].subarray(h * old, h * old + n), h * cap);
-        this.keyScales[l] = sc;
-      }
-      const v = new Float32Array(K * cap * D);
+      const v = this.newCodes(K * cap * D);
       const vs = this.values[l];
-      for (let h = 0; h < K; h++) v.set(vs.subarray(h * old * D, (h * old + n) * D), h * cap * D);
+      for (let h = 0; h < K; h++) v.set(vs.subarray(h * old * D, (h * old + n) * D) as never, h * cap * D);
       this.values[l] = v;
+      if (this.format === 'int8') {
+        for (const scales of [this.keyScales, this.valueScales]) {
+          const sc = new Float32Array(K * cap);
+          for (let h = 0; h < K; h++) sc.set(scales[l].subarray(h * old, h * old + n), h * cap);
+          scales[l] = sc;
+        }
+      }
     }
     this.cap = cap;
   }
@@ -65,12 +71,18 @@ export class Arena {
     for (let l = 0; l < this.numLayers; l++) {
       const keys = this.keys[l];
       const scales = this.keyScales[l];
+      const vScales = this.valueScales[l];
       const values = this.values[l];
       for (let i = 0; i < from.length; i++) {
         const a = from[i];
         const b = to[i];
         for (let hd = 0; hd < K * D; hd++) keys[hd * cap + b] = keys[hd * cap + a];
-        if (this.keyFormat === 'int8') for (let h = 0; h < K; h++) scales[h * cap + b] = scales[h * cap + a];
+        if (this.format === 'int8') {
+          for (let h = 0; h < K; h++) {
+            scales[h * cap + b] = scales[h * cap + a];
+            vScales[h * cap + b] = vScales[h * cap + a];
+          }
+        }
         for (let h = 0; h < K; h++) values.copyWithin((h * cap + b) * D, (h * cap + a) * D, (h * cap + a + 1) * D);
       }
     }
@@ -78,8 +90,8 @@ export class Arena {
 
   /**
    * Stores new tokens' K/V from a step's outputs, laid out [B, K, S, D] per layer: `writes` holds
-   * (row b, token s, slot) triples. int8 keys: each key (one token, one kv head) gets the scale
-   * that maps its largest |component| to 127, and codes rounded to nearest.
+   * (row b, token s, slot) triples. int8 cache: each key and value (one token, one kv head) gets the
+   * scale that maps its largest |component| to 127, and codes rounded to nearest.
    */
   writeTokens(newKeys: Float32Array[], newValues: Float32Array[], writes: ArrayLike<number>, S: number): void {
     const { kvHeads: K, headDim: D } = this;
@@ -87,7 +99,8 @@ export class Arena {
     for (let l = 0; l < this.numLayers; l++) {
       const keys = this.keys[l];
       const scales = this.keyScales[l];
-      const int8 = this.keyFormat === 'int8';
+      const vScales = this.valueScales[l];
+      const int8 = this.format === 'int8';
       const values = this.values[l];
       const k = newKeys[l];
       const v = newValues[l];
@@ -97,16 +110,14 @@ export class Arena {
         for (let h = 0; h < K; h++) {
           const src = base + h * S * D;
           const kRow = h * D * cap + slot;
+          const vRow = (h * cap + slot) * D;
           if (int8) {
-            let max = 0;
-            for (let d = 0; d < D; d++) max = Math.max(max, Math.abs(k[src + d]));
-            const scale = max / 127;
-            for (let d = 0; d < D; d++) keys[kRow + d * cap] = scale > 0 ? Math.round(k[src + d] / scale) : 0;
-            scales[h * cap + slot] = scale;
+            scales[h * cap + slot] = quantizeInto(k, src, D, keys, kRow, cap);
+            vScales[h * cap + slot] = quantizeInto(v, src, D, values, vRow, 1);
           } else {
             for (let d = 0; d < D; d++) keys[kRow + d * cap] = k[src + d];
+            values.set(v.subarray(src, src + D), vRow);
           }
-          values.set(v.subarray(src, src + D), (h * cap + slot) * D);
         }
       }
     }
@@ -119,6 +130,15 @@ export class Arena {
       else this.copySlots(op.from, op.to);
     }
   }
+}
+
+/** Writes x[from .. from+n) as int8 codes to out[at + i·stride], scaled so the largest |x| is 127; returns the scale. */
+function quantizeInto(x: Float32Array, from: number, n: number, out: Float32Array | Int8Array, at: number, stride: number): number {
+  let max = 0;
+  for (let i = 0; i < n; i++) max = Math.max(max, Math.abs(x[from + i]));
+  const scale = max / 127;
+  for (let i = 0; i < n; i++) out[at + i * stride] = scale > 0 ? Math.round(x[from + i] / scale) : 0;
+  return scale;
 }
 
 /** What the cache's bookkeeping asks of the arena, between graph runs. */

@@ -1,7 +1,7 @@
 import { RuntimeUsageError } from '../errors.ts';
 import type { FeedValue } from '../backend/onnx.ts';
 import type { DecoderConfig } from './config.ts';
-import { GRAPH_IO, MASKED, type KeyFormat, type RopeMode } from './decoder-graph.ts';
+import { GRAPH_IO, MASKED, type KvFormat, type RopeMode } from './decoder-graph.ts';
 import { CacheBlock, KvCache } from './kv-cache.ts';
 import type { StepRunner } from './step-runner.ts';
 
@@ -64,10 +64,10 @@ export class CausalLM {
     private readonly runner: StepRunner,
     readonly maxPositions: number,
     readonly ropeMode: RopeMode = 'rotate-query',
-    readonly keys: KeyFormat = 'fp32',
+    readonly kv: KvFormat = 'fp32',
   ) {
-    const keyBytes = keys === 'int8' ? 1 + 4 / config.headDim : 4;
-    this.cache = new KvCache(config.numLayers, config.numKvHeads, config.headDim, 64, runner.arena, keyBytes);
+    const componentBytes = kv === 'int8' ? 1 + 4 / config.headDim : 4;
+    this.cache = new KvCache(config.numLayers, config.numKvHeads, config.headDim, 64, runner.arena, componentBytes);
   }
 
   get vocabSize(): number {

@@ -40,8 +40,9 @@ export const GRAPH_IO = {
   attentionMask: 'attention_mask', // float32 [B,S,C+S]: additive, 0 visible, MASKED hidden
   logitsIndex: 'logits_index', // int64 [B,R]: which of the S new tokens get logits
   pastKey: (l: number) => `past_key.${l}`, // float32 or int8 [K,D,C] (transposed: keys as columns)
-  pastKeyScale: (l: number) => `past_key_scale.${l}`, // int8 keys: float32 [K,1,C], one scale per cached key
-  pastValue: (l: number) => `past_value.${l}`, // float32 [K,C,D]
+  pastKeyScale: (l: number) => `past_key_scale.${l}`, // int8 cache: float32 [K,1,C], one scale per cached key
+  pastValue: (l: number) => `past_value.${l}`, // float32 or int8 [K,C,D]
+  pastValueScale: (l: number) => `past_value_scale.${l}`, // int8 cache: float32 [K,1,C], one scale per cached value
   logits: 'logits', // float32 [B,R,V]
   newKey: (l: number) => `new_key.${l}`, // float32 [B,K,S,D]: rotate-query: rotated at position_ids; rotate-keys: un-rotated
   newValue: (l: number) => `new_value.${l}`, // float32 [B,K,S,D]
@@ -51,7 +52,7 @@ export const GRAPH_IO = {
 export const MASKED = -1e30;
 
 /** Bump when the graph layout changes, so cached graphs are rebuilt. */
-export const GRAPH_FORMAT_VERSION = 12;
+export const GRAPH_FORMAT_VERSION = 13;
 
 /** How linear-layer weights are stored: float32, or blockwise int4 (MatMulNBits). */
 export type WeightFormat = 'fp32' | 'int4';
@@ -68,23 +69,24 @@ export const HEAD_FORMATS: readonly HeadFormat[] = ['fp32', 'int8', 'int4'];
 export const defaultHeadFormat = (weights: WeightFormat | undefined): HeadFormat => (weights === 'int4' ? 'int4' : 'fp32');
 
 /**
- * How cached keys are stored: float32, or int8 with one float scale per token and kv head. With
- * int8 keys each query row is quantised to 8 bits (its own scale) and scored by MLAS's integer
- * kernel (MatMulInteger, u8 × s8): at 2 048 tokens scoring takes a quarter of the time, since a
- * step reads a quarter of the key bytes and the float kernel packed every key on the way. Values
- * stay float32: probabilities quantised to 8 bits would drop a long context's small weights.
- * rotate-query only (rotate-keys rotates the stored keys in float every step).
+ * How the K/V cache is stored: float32, or int8 with one float scale per token and kv head for
+ * each key and each value. Scores: each query row is quantised to 8 bits around 128 (its own
+ * scale) and meets the keys in MLAS's integer kernel (MatMulInteger, u8 × s8). Values: each
+ * probability is multiplied by its value's scale, the row quantised to 0..255, and weighs the
+ * value codes in the same kernel. A step reads a quarter of the cache's bytes, and the float
+ * kernel packed every key and value it read: at 2 048 tokens a decode step takes about 60 % of the
+ * float one. rotate-query only (rotate-keys rotates the stored keys in float every step).
  */
-export type KeyFormat = 'fp32' | 'int8';
-export const KEY_FORMATS: readonly KeyFormat[] = ['fp32', 'int8'];
-/** int8 keys come with int4 weights (already approximate), float keys with float weights (exact). */
-export const defaultKeyFormat = (weights: WeightFormat | undefined, ropeMode: RopeMode = 'rotate-query'): KeyFormat =>
+export type KvFormat = 'fp32' | 'int8';
+export const KV_FORMATS: readonly KvFormat[] = ['fp32', 'int8'];
+/** An int8 cache comes with int4 weights (already approximate), a float one with float weights (exact). */
+export const defaultKvFormat = (weights: WeightFormat | undefined, ropeMode: RopeMode = 'rotate-query'): KvFormat =>
   weights === 'int4' && ropeMode === 'rotate-query' ? 'int8' : 'fp32';
 
 export interface BuildOptions {
   ropeMode: RopeMode;
-  /** Cached keys; default defaultKeyFormat(weights, ropeMode). */
-  keys?: KeyFormat;
+  /** The K/V cache; default defaultKvFormat(weights, ropeMode). */
+  kv?: KvFormat;
   weights?: WeightFormat;
   /**
    * int4 only: 'int8' (default) quantises activations per block for MLAS's integer kernels, about
@@ -151,21 +153,21 @@ export async function buildDecoderGraph(
   }
 
   const head = opts.head ?? defaultHeadFormat(opts.weights);
-  const keys = opts.keys ?? defaultKeyFormat(opts.weights, opts.ropeMode);
-  if (keys === 'int8' && opts.ropeMode !== 'rotate-query') throw new UnsupportedModelError('int8 keys need the rotate-query RoPE design (rotate-keys rotates the stored keys in float every step)');
+  const kv = opts.kv ?? defaultKvFormat(opts.weights, opts.ropeMode);
+  if (kv === 'int8' && opts.ropeMode !== 'rotate-query') throw new UnsupportedModelError('an int8 K/V cache needs the rotate-query RoPE design (rotate-keys rotates the stored keys in float every step)');
   const tmp = `${outDir}.tmp-${process.pid}`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   const g = new GraphBuilder(join(tmp, 'model.onnx'));
   try {
-    await emitDecoder(g, cfg, weights, { ...opts, head, keys });
+    await emitDecoder(g, cfg, weights, { ...opts, head, kv });
     g.finish(`${cfg.modelType}_decoder`, {
       'asyncvoice.format': String(GRAPH_FORMAT_VERSION),
       'asyncvoice.model_type': cfg.modelType,
       'asyncvoice.rope_mode': opts.ropeMode,
       'asyncvoice.weights': opts.weights ?? 'fp32',
       'asyncvoice.head': head,
-      'asyncvoice.keys': keys,
+      'asyncvoice.kv': kv,
     });
   } catch (e) {
     g.abort();
@@ -189,7 +191,7 @@ async function emitDecoder(
   g: GraphBuilder,
   cfg: DecoderConfig,
   { load, pieces }: WeightSource,
-  opts: BuildOptions & { head: HeadFormat; keys: KeyFormat },
+  opts: BuildOptions & { head: HeadFormat; kv: KvFormat },
 ): Promise<void> {
   const { hiddenSize: H, numHeads: NH, numKvHeads: K, headDim: D, intermediateSize: I, vocabSize: V } = cfg;
   const G = NH / K;
@@ -236,14 +238,25 @@ async function emitDecoder(
   // rows' queries meet the shared cache in one matmul per kv head: a batched step reads the cache
   // once, not once per row.
   let pastScores: (q: string, pastKey: string, keyScale: string) => string;
-  /** q [K,M,D] · keys [K,D,C]: in float, or (int8 keys) each q row quantised around 128 with its own scale. */
-  const q8 = opts.keys === 'int8' ? { zero: g.bytes('q8.zero', DT.UINT8, Uint8Array.of(128), []), step: g.constFloat([127], []), tiny: g.constFloat([1e-12], []), mid: g.constFloat([128], []) } : null;
+  /** q [K,M,D] · keys [K,D,C]: in float, or (int8 cache) each q row quantised around 128 with its own scale. */
+  const q8 = opts.kv === 'int8' ? { zero: g.bytes('q8.zero', DT.UINT8, Uint8Array.of(128), []), step: g.constFloat([127], []), tiny: g.constFloat([1e-12], []), mid: g.constFloat([128], []), full: g.constFloat([255], []) } : null;
   const scoreKeys = (q: string, keys: string, keyScale: string): string => {
     if (!q8) return g.o('MatMul', [q, keys]);
     const qScale = g.o('Div', [g.o('Max', [g.o('ReduceMax', [g.o('Abs', [q])], { axes: [-1], keepdims: 1 }), q8.tiny]), q8.step]); // [K,M,1]
     const qCodes = g.o('Cast', [g.o('Add', [g.o('Round', [g.o('Div', [q, qScale])]), q8.mid])], { to: DT.UINT8 });
     const dot = g.o('Cast', [g.o('MatMulInteger', [qCodes, keys, q8.zero])], { to: DT.FLOAT }); // [K,M,C]
     return g.o('Mul', [g.o('Mul', [dot, qScale]), keyScale]);
+  };
+  /**
+   * probabilities [K,M,C] · values [K,C,D]: in float, or (int8 values) each probability times its
+   * value's scale, quantised per row to 8 bits (all ≥ 0, so 0..255 with no offset).
+   */
+  const weighValues = (p: string, values: string, valueScale: string): string => {
+    if (!q8) return g.o('MatMul', [p, values]);
+    const pv = g.o('Mul', [p, valueScale]);
+    const pScale = g.o('Div', [g.o('Max', [g.o('ReduceMax', [pv], { axes: [-1], keepdims: 1 }), q8.tiny]), q8.full]); // [K,M,1]
+    const pCodes = g.o('Cast', [g.o('Round', [g.o('Div', [pv, pScale])])], { to: DT.UINT8 });
+    return g.o('Mul', [g.o('Cast', [g.o('MatMulInteger', [pCodes, values])], { to: DT.FLOAT }), pScale]);
   };
   if (rotateQuery) {
     const NSd = dimOf(slotDelta, 1);
@@ -361,15 +374,16 @@ async function emitDecoder(
     const kNewT = g.o('Transpose', [kNewRot], { perm: [1, 0, 3, 2] }); // [K,B,D,S]
     const sNew = g.o('Reshape', [g.o('MatMul', [qNew, kNewT]), newScoresShape]); // [K,B,G,S,S]
     // New tokens against the cache.
-    const int8Keys = opts.keys === 'int8';
-    const pastKey = g.input(io.pastKey(l), int8Keys ? DT.INT8 : DT.FLOAT, [K, D, 'C']);
-    const sPast = pastScores(q, pastKey, int8Keys ? g.input(io.pastKeyScale(l), DT.FLOAT, [K, 1, 'C']) : ''); // [K,B,G,S,C]
+    const int8Kv = opts.kv === 'int8';
+    const pastKey = g.input(io.pastKey(l), int8Kv ? DT.INT8 : DT.FLOAT, [K, D, 'C']);
+    const sPast = pastScores(q, pastKey, int8Kv ? g.input(io.pastKeyScale(l), DT.FLOAT, [K, 1, 'C']) : ''); // [K,B,G,S,C]
 
     const scores = g.o('Add', [g.o('Concat', [sPast, sNew], { axis: -1 }), maskB]); // [K,B,G,S,C+S]
     const probs = g.o('Softmax', [scores], { axis: -1 });
     const [pPast, pNew] = g.op('Split', [probs, splitPastNew], { axis: -1 }, 2);
-    const pastV = g.input(io.pastValue(l), DT.FLOAT, [K, 'C', D]);
-    const attnPast = g.o('MatMul', [g.o('Reshape', [pPast, byPast]), pastV]); // [K,B*G*S,D]: every row's probabilities against the values, read once
+    const pastV = g.input(io.pastValue(l), int8Kv ? DT.INT8 : DT.FLOAT, [K, 'C', D]);
+    const pastVScale = int8Kv ? g.input(io.pastValueScale(l), DT.FLOAT, [K, 1, 'C']) : '';
+    const attnPast = weighValues(g.o('Reshape', [pPast, byPast]), pastV, pastVScale); // [K,B*G*S,D]: every row's probabilities against the values, read once
     const vNewT = g.o('Transpose', [vNew], { perm: [1, 0, 2, 3] }); // [K,B,S,D]
     const attnNew = g.o('MatMul', [g.o('Reshape', [pNew, byNew]), vNewT]); // [K,B,G*S,D]
     const attn = g.o('Add', [g.o('Reshape', [attnPast, attnShape]), g.o('Reshape', [attnNew, attnShape])]); // [K,B,G,S,D]

@@ -6,7 +6,7 @@ import { Worker } from 'node:worker_threads';
 import { BackendError, ModelSourceError, UnsupportedModelError } from '../errors.ts';
 import type { DecoderConfig } from './config.ts';
 import type { BuildJob, BuildMessage } from './graph-build-job.ts';
-import { GRAPH_FORMAT_VERSION, buildDecoderGraph, defaultHeadFormat, defaultKeyFormat, type HeadFormat, type KeyFormat, type RopeMode, type WeightFormat } from './decoder-graph.ts';
+import { GRAPH_FORMAT_VERSION, buildDecoderGraph, defaultHeadFormat, defaultKvFormat, type HeadFormat, type KvFormat, type RopeMode, type WeightFormat } from './decoder-graph.ts';
 import type { TensorInfo } from './safetensors.ts';
 
 /** Where built graphs live: $ASYNCVOICE_CACHE_DIR, else $XDG_CACHE_HOME/asyncvoice, else ~/.cache/asyncvoice. */
@@ -41,7 +41,7 @@ export interface EnsureGraphOptions {
   weights?: WeightFormat;
   int4Compute?: 'int8' | 'fp32';
   head?: HeadFormat;
-  keys?: KeyFormat;
+  kv?: KvFormat;
   onProgress?: (done: number, total: number, what: string) => void;
   /**
    * Build in a worker thread: seconds of quantising and writing never hold up the caller's event
@@ -59,14 +59,14 @@ export async function ensureGraph(
 ): Promise<{ path: string; built: boolean }> {
   const head = opts.head ?? defaultHeadFormat(opts.weights);
   const quantised = opts.weights === 'int4' || head !== 'fp32';
-  const keys = opts.keys ?? defaultKeyFormat(opts.weights, opts.ropeMode);
+  const kv = opts.kv ?? defaultKvFormat(opts.weights, opts.ropeMode);
   const key = graphKey(modelDir, tensors, {
     maxPositions: opts.maxPositions,
     ropeMode: opts.ropeMode,
     weights: opts.weights ?? 'fp32',
     int4Compute: quantised ? (opts.int4Compute ?? 'int8') : undefined,
     head,
-    keys: keys === 'fp32' ? undefined : keys,
+    kv: kv === 'fp32' ? undefined : kv,
   });
   const dir = join(cacheRoot(), 'graphs', key);
   const path = join(dir, 'model.onnx');
@@ -76,10 +76,10 @@ export async function ensureGraph(
   const running = building.get(dir);
   if (running) return running.then((r) => ({ ...r, built: false }));
   const build = (async () => {
-    const build = { maxPositions: opts.maxPositions, ropeMode: opts.ropeMode, weights: opts.weights, int4Compute: opts.int4Compute, head, keys };
+    const build = { maxPositions: opts.maxPositions, ropeMode: opts.ropeMode, weights: opts.weights, int4Compute: opts.int4Compute, head, kv };
     if (opts.inWorker) await buildInWorker({ cfg, tensors, outDir: dir, opts: build }, opts.onProgress);
     else await buildDecoderGraph(cfg, tensors, dir, { ...build, onProgress: opts.onProgress });
-    const meta: GraphMeta = { source: modelDir, format: GRAPH_FORMAT_VERSION, ropeMode: opts.ropeMode, weights: opts.weights ?? 'fp32', head, keys, maxPositions: opts.maxPositions, builtAt: new Date().toISOString() };
+    const meta: GraphMeta = { source: modelDir, format: GRAPH_FORMAT_VERSION, ropeMode: opts.ropeMode, weights: opts.weights ?? 'fp32', head, kv, maxPositions: opts.maxPositions, builtAt: new Date().toISOString() };
     writeFileSync(join(dir, 'meta.json'), JSON.stringify(meta, null, 2));
     return { path, built: true };
   })().finally(() => building.delete(dir));
@@ -120,8 +120,8 @@ export interface GraphMeta {
   weights: string;
   /** Absent in graphs built before the head could be quantised (they are rebuilt: format 7). */
   head?: string;
-  /** Absent in graphs built before keys could be int8 (they are rebuilt: format 12). */
-  keys?: string;
+  /** Absent in graphs built before the K/V cache could be int8 (they are rebuilt: format 13). */
+  kv?: string;
   maxPositions: number;
   builtAt: string;
 }

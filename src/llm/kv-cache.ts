@@ -29,8 +29,8 @@ export class KvCache {
     readonly initialCapacity = 64,
     /** Default: an arena in this thread. */
     private readonly arena: ArenaSink = new Arena(numLayers, kvHeads, headDim),
-    /** Bytes per cached key component and its share of a scale: 4 (float32), or int8 codes plus a scale per key. */
-    readonly keyBytes = 4,
+    /** Bytes per cached K or V component with its share of a scale: 4 (float32), or an int8 code plus a scale per head vector. */
+    readonly componentBytes = 4,
   ) {
     this._capacity = initialCapacity;
     arena.resize(initialCapacity);
@@ -43,7 +43,7 @@ export class KvCache {
 
   /** K and V for one token across all layers, in bytes. */
   get bytesPerToken(): number {
-    return this.numLayers * this.kvHeads * this.headDim * (this.keyBytes + 4);
+    return this.numLayers * 2 * this.kvHeads * this.headDim * this.componentBytes;
   }
 
   get totalBytes(): number {

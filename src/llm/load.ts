@@ -4,7 +4,7 @@ import { LocalStepRunner, WorkerStepRunner, type RunnerSpec } from './step-runne
 import { CausalLM } from './causal-lm.ts';
 import { parseDecoderConfig, type DecoderConfig } from './config.ts';
 import { ensureGraph } from './graph-cache.ts';
-import { defaultKeyFormat, type HeadFormat, type KeyFormat, type RopeMode, type WeightFormat } from './decoder-graph.ts';
+import { defaultKvFormat, type HeadFormat, type KvFormat, type RopeMode, type WeightFormat } from './decoder-graph.ts';
 import { readJson, resolveModelSource, type DownloadProgress } from './model-source.ts';
 import { listModelTensors } from './safetensors.ts';
 
@@ -25,8 +25,8 @@ export interface LoadOptions extends BackendOptions {
   int4Compute?: 'int8' | 'fp32';
   /** Embeddings and LM head (see HeadFormat); default: int4 with int4 weights, else fp32. */
   head?: HeadFormat;
-  /** Cached keys (see KeyFormat); default: int8 with int4 weights and rotate-query, else fp32. */
-  keys?: KeyFormat;
+  /** The K/V cache (see KvFormat); default: int8 with int4 weights and rotate-query, else fp32. */
+  kv?: KvFormat;
   onProgress?: (p: LoadProgress) => void;
   /** Build a missing graph in a worker thread (see EnsureGraphOptions.inWorker). */
   buildInWorker?: boolean;
@@ -57,14 +57,14 @@ export async function loadCausalLM(source: string, opts: LoadOptions = {}): Prom
   const limit = Math.min(config.maxPositionEmbeddings, config.slidingWindow ?? Infinity);
   const maxPositions = Math.min(opts.maxPositions ?? 32768, limit);
   const ropeMode = opts.ropeMode ?? 'rotate-query';
-  const keys = opts.keys ?? defaultKeyFormat(opts.weights, ropeMode);
+  const kv = opts.kv ?? defaultKvFormat(opts.weights, ropeMode);
   const { path } = await ensureGraph(dir, config, tensors, {
     maxPositions,
     ropeMode,
     weights: opts.weights,
     int4Compute: opts.int4Compute,
     head: opts.head,
-    keys,
+    kv,
     inWorker: opts.buildInWorker,
     onProgress: (done, total, what) => opts.onProgress?.({ stage: 'build', done, total, what }),
   });
@@ -74,10 +74,10 @@ export async function loadCausalLM(source: string, opts: LoadOptions = {}): Prom
     numLayers: config.numLayers,
     kvHeads: config.numKvHeads,
     headDim: config.headDim,
-    keys,
+    kv,
     backend: { executionProvider: opts.executionProvider, intraOpThreads: opts.intraOpThreads, spinning: opts.spinning },
     lowerPriority: opts.lowerPriority,
   };
   const runner = (opts.stepThread ?? 'worker') === 'worker' ? await WorkerStepRunner.create(spec) : await LocalStepRunner.create(spec);
-  return { dir, config, lm: new CausalLM(config, runner, maxPositions, ropeMode, keys), graphPath: path };
+  return { dir, config, lm: new CausalLM(config, runner, maxPositions, ropeMode, kv), graphPath: path };
 }

@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 import { Session, type BackendOptions, type FeedValue } from '../backend/onnx.ts';
 import { BackendError } from '../errors.ts';
 import { Arena, type ArenaOp, type ArenaSink } from './arena.ts';
-import { GRAPH_IO, type KeyFormat } from './decoder-graph.ts';
+import { GRAPH_IO, type KvFormat } from './decoder-graph.ts';
 
 /** The arena's shape, and how to run the graph over it. */
 export interface RunnerSpec {
@@ -10,8 +10,8 @@ export interface RunnerSpec {
   numLayers: number;
   kvHeads: number;
   headDim: number;
-  /** How the arena stores keys; the graph must have been built for the same (default fp32). */
-  keys?: KeyFormat;
+  /** How the arena stores K/V; the graph must have been built for the same (default fp32). */
+  kv?: KvFormat;
   backend: BackendOptions;
   /** Linux: the threads that compute steps run at a lower priority than listening (worker runner only). */
   lowerPriority?: boolean;
@@ -37,13 +37,16 @@ function arenaFeeds(arena: Arena, capacity: number, feeds: Record<string, FeedVa
   const all = { ...feeds };
   for (let l = 0; l < arena.numLayers; l++) {
     const keys = arena.keys[l];
-    if (keys instanceof Int8Array) {
+    const values = arena.values[l];
+    if (keys instanceof Int8Array && values instanceof Int8Array) {
       all[GRAPH_IO.pastKey(l)] = { type: 'int8', data: keys, dims: [K, D, capacity] };
       all[GRAPH_IO.pastKeyScale(l)] = { type: 'float32', data: arena.keyScales[l], dims: [K, 1, capacity] };
-    } else {
+      all[GRAPH_IO.pastValue(l)] = { type: 'int8', data: values, dims: [K, capacity, D] };
+      all[GRAPH_IO.pastValueScale(l)] = { type: 'float32', data: arena.valueScales[l], dims: [K, 1, capacity] };
+    } else if (keys instanceof Float32Array && values instanceof Float32Array) {
       all[GRAPH_IO.pastKey(l)] = { type: 'float32', data: keys, dims: [K, D, capacity] };
+      all[GRAPH_IO.pastValue(l)] = { type: 'float32', data: values, dims: [K, capacity, D] };
     }
-    all[GRAPH_IO.pastValue(l)] = { type: 'float32', data: arena.values[l], dims: [K, capacity, D] };
   }
   return all;
 }
@@ -64,7 +67,7 @@ export class LocalStepRunner implements StepRunner {
     private readonly session: Session,
     spec: RunnerSpec,
   ) {
-    this.arena = new Arena(spec.numLayers, spec.kvHeads, spec.headDim, spec.keys);
+    this.arena = new Arena(spec.numLayers, spec.kvHeads, spec.headDim, spec.kv);
     this.outputs = outputNames(spec.numLayers);
   }
 

@@ -71,7 +71,7 @@ describe('asyncvoice ask', () => {
     const code = await new Promise<number | null>((r) => child.on('exit', r));
     const exitAt = performance.now();
     expect(code, stderr).toBe(0);
-    expect(stderr).toMatch(/^loading .*model \(fp32 weights, fp32 head, fp32 keys, cpu\)…\n/);
+    expect(stderr).toMatch(/^loading .*model \(fp32 weights, fp32 head, fp32 kv, cpu\)…\n/);
     expect(stderr).toMatch(/model ready in \d+\.\d s/);
     const done = chunks.findIndex((c) => c.text.includes('[done'));
     expect(done).toBeGreaterThan(0);
