@@ -132,6 +132,9 @@ export class Arena {
   }
 }
 
+/** Bytes a cached K or V component takes in this format, with its share of its vector's scale. */
+export const componentBytes = (format: KvFormat, headDim: number): number => (format === 'int8' ? 1 + 4 / headDim : 4);
+
 /** Writes x[from .. from+n) as int8 codes to out[at + i·stride], scaled so the largest |x| is 127; returns the scale. */
 function quantizeInto(x: Float32Array, from: number, n: number, out: Float32Array | Int8Array, at: number, stride: number): number {
   let max = 0;

@@ -2,6 +2,7 @@ import { RuntimeUsageError } from '../errors.ts';
 import type { FeedValue } from '../backend/onnx.ts';
 import type { DecoderConfig } from './config.ts';
 import { GRAPH_IO, MASKED, type KvFormat, type RopeMode } from './decoder-graph.ts';
+import { componentBytes } from './arena.ts';
 import { CacheBlock, KvCache } from './kv-cache.ts';
 import type { StepRunner } from './step-runner.ts';
 
@@ -66,8 +67,7 @@ export class CausalLM {
     readonly ropeMode: RopeMode = 'rotate-query',
     readonly kv: KvFormat = 'fp32',
   ) {
-    const componentBytes = kv === 'int8' ? 1 + 4 / config.headDim : 4;
-    this.cache = new KvCache(config.numLayers, config.numKvHeads, config.headDim, 64, runner.arena, componentBytes);
+    this.cache = new KvCache(config.numLayers, config.numKvHeads, config.headDim, 64, runner.arena, componentBytes(kv, config.headDim));
   }
 
   get vocabSize(): number {

@@ -239,7 +239,8 @@ async function emitDecoder(
   // once, not once per row.
   let pastScores: (q: string, pastKey: string, keyScale: string) => string;
   /** q [K,M,D] · keys [K,D,C]: in float, or (int8 cache) each q row quantised around 128 with its own scale. */
-  const q8 = opts.kv === 'int8' ? { zero: g.bytes('q8.zero', DT.UINT8, Uint8Array.of(128), []), step: g.constFloat([127], []), tiny: g.constFloat([1e-12], []), mid: g.constFloat([128], []), full: g.constFloat([255], []) } : null;
+  const int8Kv = opts.kv === 'int8';
+  const q8 = int8Kv ? { zero: g.bytes('q8.zero', DT.UINT8, Uint8Array.of(128), []), step: g.constFloat([127], []), tiny: g.constFloat([1e-12], []), mid: g.constFloat([128], []), full: g.constFloat([255], []) } : null;
   const scoreKeys = (q: string, keys: string, keyScale: string): string => {
     if (!q8) return g.o('MatMul', [q, keys]);
     const qScale = g.o('Div', [g.o('Max', [g.o('ReduceMax', [g.o('Abs', [q])], { axes: [-1], keepdims: 1 }), q8.tiny]), q8.step]); // [K,M,1]
@@ -324,8 +325,19 @@ async function emitDecoder(
   const projectAll = async (input: string, names: string[], outs: number[], inp: number, bias = false): Promise<string[]> => {
     await yieldToLoop(); // one matrix at a time: reading and quantising each takes tens of ms
     const out = outs.reduce((a, b) => a + b, 0);
-    const w = names.length === 1 ? load(names[0], [out, inp]) : new Float32Array(out * inp);
-    if (names.length > 1) names.reduce((row, n, i) => (w.set(load(n, [outs[i], inp]), row * inp), row + outs[i]), 0);
+    /** The tensors `ns` ([outs[i], cols] each, or [outs[i]] for biases) one under another; a single one as it loads. */
+    const stacked = (ns: string[], cols: number | null): Float32Array => {
+      const shape = (rows: number) => (cols === null ? [rows] : [rows, cols]);
+      if (ns.length === 1) return load(ns[0], shape(out));
+      const all = new Float32Array(out * (cols ?? 1));
+      let row = 0;
+      ns.forEach((n, i) => {
+        all.set(load(n, shape(outs[i])), row * (cols ?? 1));
+        row += outs[i];
+      });
+      return all;
+    };
+    const w = stacked(names, inp);
     const name = names.join('+');
     let y: string;
     if (int4) {
@@ -337,13 +349,12 @@ async function emitDecoder(
       y = g.o('MatMul', [input, g.weight(`${name}.T`, transpose2d(w, out, inp), [inp, out])]);
     }
     if (bias) {
-      const b = new Float32Array(out);
-      names.reduce((at, n, i) => (b.set(load(n.replace(/\.weight$/, '.bias'), [outs[i]]), at), at + outs[i]), 0);
-      y = g.o('Add', [y, g.weight(names.map((n) => n.replace(/\.weight$/, '.bias')).join('+'), b, [out])]);
+      const biasNames = names.map((n) => n.replace(/\.weight$/, '.bias'));
+      y = g.o('Add', [y, g.weight(biasNames.join('+'), stacked(biasNames, null), [out])]);
     }
     return names.length === 1 ? [y] : g.op('Split', [y, g.constInt64(outs)], { axis: -1 }, names.length);
   };
-  const project = async (input: string, name: string, out: number, inp: number): Promise<string> => (await projectAll(input, [name], [out], inp))[0];
+  const project = async (input: string, name: string, out: number, inp: number, bias = false): Promise<string> => (await projectAll(input, [name], [out], inp, bias))[0];
   const rmsNorm = (input: string, weightName: string, n: number): string =>
     g.o('SimplifiedLayerNormalization', [input, g.weight(weightName, load(weightName, [n]), [n])], { axis: -1, epsilon: eps });
 
@@ -374,7 +385,6 @@ async function emitDecoder(
     const kNewT = g.o('Transpose', [kNewRot], { perm: [1, 0, 3, 2] }); // [K,B,D,S]
     const sNew = g.o('Reshape', [g.o('MatMul', [qNew, kNewT]), newScoresShape]); // [K,B,G,S,S]
     // New tokens against the cache.
-    const int8Kv = opts.kv === 'int8';
     const pastKey = g.input(io.pastKey(l), int8Kv ? DT.INT8 : DT.FLOAT, [K, D, 'C']);
     const sPast = pastScores(q, pastKey, int8Kv ? g.input(io.pastKeyScale(l), DT.FLOAT, [K, 1, 'C']) : ''); // [K,B,G,S,C]
 
@@ -388,7 +398,7 @@ async function emitDecoder(
     const attnNew = g.o('MatMul', [g.o('Reshape', [pNew, byNew]), vNewT]); // [K,B,G*S,D]
     const attn = g.o('Add', [g.o('Reshape', [attnPast, attnShape]), g.o('Reshape', [attnNew, attnShape])]); // [K,B,G,S,D]
     const merged = g.o('Reshape', [g.o('Transpose', [attn], { perm: [1, 3, 0, 2, 4] }), c([0, 0, NH * D])]); // [B,S,K*G*D]
-    x = g.o('Add', [x, (await projectAll(merged, [`${n.o}.weight`], [H], NH * D, cfg.oBias))[0]]);
+    x = g.o('Add', [x, await project(merged, `${n.o}.weight`, H, NH * D, cfg.oBias)]);
 
     const h2 = rmsNorm(x, n.postNorm, H);
     const [gate, up] = await projectAll(h2, [n.gate, n.up], [I, I], H);
