@@ -69,11 +69,10 @@ export async function runAsync(rt: TurnRuntime): Promise<DoneReason> {
     // final transcript lands) beside two one-token rows made all three pay for every word (428 ms
     // against ≈ 170 + 45 ms apart, Qwen3-0.6B int4). Longer input goes in alone, and the streams
     // step right after it, already seeing it.
-    if (userRow && userRow.tokens.length > SOLO_USER_TOKENS && (plan.writer || plan.thinker)) {
+    const userAlone = userRow !== null && userRow.tokens.length > SOLO_USER_TOKENS && (plan.writer !== null || plan.thinker);
+    if (userAlone) {
       await lm.forward([userRow]);
       rt.stepNo++;
-      if (reopenThinker()) rt.setState('thinker_only', 'user-spoke', 'the user said more; thinking resumes');
-      continue;
     }
     const rows: ForwardRow[] = [];
     const roles: Role[] = [];
@@ -81,7 +80,7 @@ export async function runAsync(rt: TurnRuntime): Promise<DoneReason> {
       rows.push(row);
       roles.push(role);
     };
-    if (userRow) add('user', userRow);
+    if (userRow && !userAlone) add('user', userRow);
     // Fixed text (the answer's start, an interruption marker) is fed without sampling, all but its
     // last token, which the writer's next real step feeds and samples after.
     if (plan.writer === 'fixed') add('writer-fixed', { view: v.writer, tokens: writer.pending.slice(0, -1) });
