@@ -85,11 +85,20 @@ const BENCH_QUESTIONS = [
   'what is the capital of france',
 ];
 const nQuestions = Math.min(BENCH_QUESTIONS.length, Number(args.questions));
-const questions: { text: string; audio: Float32Array }[] = [];
+/** Where the voice itself starts and ends in a recording, in ms: espeak-ng pads its output with silence (≈ 0.4 s at the end). */
+function voicedSpanMs(audio: Float32Array, rate = 16000): { startMs: number; endMs: number } {
+  const loud = (x: number) => Math.abs(x) > 0.01; // −40 dBFS: well above the recording's silence, below any phoneme
+  const first = audio.findIndex(loud);
+  const last = audio.findLastIndex(loud);
+  if (first < 0) throw new Error('a bench question has no voice in it');
+  return { startMs: (first / rate) * 1000, endMs: ((last + 1) / rate) * 1000 };
+}
+const questions: { text: string; audio: Float32Array; voiced: { startMs: number; endMs: number } }[] = [];
 for (const text of BENCH_QUESTIONS.slice(0, nQuestions)) {
   const wav = join(work, `q${questions.length}.wav`);
   await runTool('espeak-ng', ['-v', 'en-us+klatt', '-s', '150', '-w', wav, text]);
-  questions.push({ text, audio: toAsrInput(parseWav(readFileSync(wav), wav)) });
+  const audio = toAsrInput(parseWav(readFileSync(wav), wav));
+  questions.push({ text, audio, voiced: voicedSpanMs(audio) });
 }
 
 // 3. The service, as a user starts it.
@@ -160,7 +169,7 @@ interface TurnFigures {
 let micClock = 0;
 
 /** Streams one question in real time (with the silence a live microphone goes on sending) and waits for its answer to be said. */
-async function ask(q: { text: string; audio: Float32Array }): Promise<TurnFigures> {
+async function ask(q: (typeof questions)[number]): Promise<TurnFigures> {
   const lagMs: number[] = [];
   let metrics: ServerEvents['metrics'] | null = null;
   let turnId = -1;
@@ -204,7 +213,8 @@ async function ask(q: { text: string; audio: Float32Array }): Promise<TurnFigure
   const total = lead + q.audio.length;
   // A live microphone never pauses: this question's frames follow the last one's without a gap.
   const t0 = Math.max(micClock, performance.now() - FRAME_MS);
-  voice = { start: t0 + 500, end: t0 + 500 + (q.audio.length / 16000) * 1000 };
+  // The service stamps times from where the voice ends, not the recording: so does this clock.
+  voice = { start: t0 + 500 + q.voiced.startMs, end: t0 + 500 + q.voiced.endMs };
   const deadline = voice.end + 60_000;
   for (let i = 0; ; i++) {
     const due = t0 + (i + 1) * FRAME_MS;
