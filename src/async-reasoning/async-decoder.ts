@@ -39,7 +39,7 @@ export async function runAsync(rt: TurnRuntime): Promise<DoneReason> {
   };
 
   let sinceProbe = 0;
-  let userWasOpen = rt.user.open;
+  let stopsSeen = 0; // stops before the run began count too: the listener is waiting already
   for (;;) {
     const stop = rt.stopReason();
     if (stop) return stop;
@@ -112,18 +112,20 @@ export async function runAsync(rt: TurnRuntime): Promise<DoneReason> {
     // Words that came after the thinker had ended its thoughts: now in the cache, worth thinking about.
     if (userRow && reopenThinker()) rt.setState('thinker_only', 'user-spoke', 'the user said more; thinking resumes');
 
-    const userJustDone = userWasOpen && !rt.user.open && !rt.user.waiting;
-    if (rt.user.open) userWasOpen = true;
-    else if (userJustDone) userWasOpen = false;
+    // A stop stays pending until the question is asked for it: the voice can go quiet before the
+    // thinker's first thought, and the probe then follows that thought, not the final transcript.
+    const userJustDone = rt.user.stops > stopsSeen && !rt.user.waiting;
     const probe = shouldProbe({
       state: rt.state,
       thinkerEnded: thinker.ended !== null,
       userOpen: rt.user.open,
+      userQuiet: rt.user.quiet,
       sinceProbe,
       controlEvery: cfg.controlEvery,
       thinkerParagraph: thinker.endsParagraph(),
       userJustDone,
     });
+    if (probe || rt.state !== 'thinker_only') stopsSeen = rt.user.stops;
     if (probe) {
       sinceProbe = 0;
       const a = await askControlQuestion(lm, rt.blocks.asyncViews.control, cfg, rt.stepNo);

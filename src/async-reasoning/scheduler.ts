@@ -50,19 +50,24 @@ export function planAsyncStep(i: AsyncStepInput): AsyncStepPlan {
 
 /**
  * Whether to ask the control question now: while only the thinker runs, every `controlEvery`
- * thoughts, at a paragraph end, or as soon as the user has stopped and all their words are in the
- * cache (the listener starts waiting then; up to `controlEvery` thoughts later wasted ~0.7 s of it).
+ * thoughts, at a paragraph end, or as soon as the user has stopped and all their words so far are
+ * in the cache (the listener starts waiting then; up to `controlEvery` thoughts later wasted ~0.7 s
+ * of it). "Stopped" is the voice going quiet, before the final transcript closes the input: the
+ * probe (≈ 0.2 s) then runs while the last words are recognised, and the writer, released, speaks
+ * as soon as they are in. While the user is still talking the writer could not speak anyway.
  */
 export function shouldProbe(i: {
   state: EngineState;
   thinkerEnded: boolean;
   userOpen: boolean;
+  /** The voice went quiet; the input is open only for the final transcript. */
+  userQuiet?: boolean;
   sinceProbe: number;
   controlEvery: number;
   thinkerParagraph: boolean;
   /** The user stopped since the last step, and nothing they said is waiting to go in. */
   userJustDone?: boolean;
 }): boolean {
-  if (i.thinkerEnded || i.state !== 'thinker_only' || i.userOpen) return false;
+  if (i.thinkerEnded || i.state !== 'thinker_only' || (i.userOpen && !i.userQuiet)) return false;
   return i.sinceProbe >= i.controlEvery || (i.sinceProbe > 0 && (i.thinkerParagraph || i.userJustDone === true));
 }

@@ -50,6 +50,17 @@ export class Turn {
     this.rt.poke();
   }
 
+  /**
+   * The user's voice went quiet (the listener's turn end) while their last words are still being
+   * recognised: the control question can be asked now, so the writer is ready to speak the moment
+   * endUserInput brings those words in. Optional; endUserInput alone does the same, later.
+   */
+  userWentQuiet(): void {
+    if (this.finished) return;
+    this.rt.user.wentQuiet();
+    this.rt.poke();
+  }
+
   /** The user stopped speaking: the writer may speak once the thinker agrees. */
   endUserInput(): void {
     this.rt.user.end();

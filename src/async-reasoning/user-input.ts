@@ -11,6 +11,13 @@ type Marker = 'none' | 'adds' | 'interrupts';
 export class UserInput {
   private queue: string[] = [];
   private marker: Marker;
+  /**
+   * Times the user stopped: their voice went quiet (the listener's turn end, with the last words
+   * still being recognised) or their input closed. Each is a moment the listener starts waiting.
+   */
+  stops = 0;
+  /** The voice went quiet and the input has not closed since: the final words are on their way. */
+  quiet = false;
 
   constructor(
     /** Everything the user said in this turn, for the history. */
@@ -30,13 +37,23 @@ export class UserInput {
 
   /** The user stopped speaking. Words already waiting keep their marker; later ones add to the turn. */
   end(): void {
+    if (this.open) this.stops++;
     this.open = false;
+    this.quiet = false;
     if (!this.queue.length) this.marker = 'adds';
+  }
+
+  /** The voice went quiet (turn end); the input stays open for the final transcript. */
+  wentQuiet(): void {
+    if (!this.open || this.quiet) return;
+    this.quiet = true;
+    this.stops++;
   }
 
   /** A barge-in: the user has the floor, and what they say next interrupts the answer. */
   interrupted(): void {
     this.open = true;
+    this.quiet = false;
     this.marker = 'interrupts';
   }
 

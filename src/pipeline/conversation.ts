@@ -160,6 +160,8 @@ export class Conversation {
       case 'speech-end':
         this.o.emit('vad', { speaking: false, atMs: e.atMs });
         this.utterances.speechEnded(e.atMs, at);
+        // The final transcript is a recognition pass away: the turn can ask its control question meanwhile.
+        if (this.live?.turn.acceptsInput) this.live.turn.userWentQuiet();
         break;
       case 'partial':
       case 'final': {

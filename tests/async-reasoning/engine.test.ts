@@ -338,6 +338,76 @@ describe('asynchronous reasoning: listening and barge-in', () => {
     expect(calls[i + 1].rows.some((t) => t.length === 1)).toBe(true);
   });
 
+  it('asks the control question while the last words are still being recognised; the writer speaks once they are in', async () => {
+    const engine = engineWith((stream, logits) => stream === 'control' && force(logits, yesIds()), { controlEvery: 20 });
+    const turn = engine.startTurn('What is seventeen', { final: false });
+    let quietStep = -1;
+    let endStep = -1;
+    const events = await collect(turn.events, (e, all) => {
+      if (e.type !== 'thinking') return;
+      const n = all.filter((x) => x.type === 'thinking').length;
+      if (n === 7) {
+        quietStep = e.step;
+        turn.userWentQuiet(); // the listener's turn end
+      }
+      if (n === 12) {
+        endStep = e.step;
+        turn.addUserInput('times three'); // the final transcript, recognised meanwhile
+        turn.endUserInput();
+      }
+    });
+    const controls = events.filter((e) => e.type === 'control');
+    expect(controls[0].step).toBeLessThanOrEqual(quietStep + 1);
+    expect(controls[0].step).toBeLessThan(endStep);
+    // Released, the writer still waits for the final words; once they are in it needs no second question.
+    const answers = events.filter((e) => e.type === 'answer');
+    expect(answers[0].step).toBeGreaterThan(endStep);
+    expect(answers[0].step).toBeLessThanOrEqual(endStep + 3);
+    expect(controls.filter((c) => c.step > endStep && c.step < answers[0].step)).toEqual([]);
+    await turn.settled();
+    expect(engine.history.at(-1)?.user).toBe('What is seventeen times three');
+  });
+
+  it('a voice that goes quiet before the first thought is asked about right after that thought', async () => {
+    const engine = engineWith((stream, logits) => stream === 'control' && force(logits, yesIds()), { controlEvery: 20 });
+    const turn = engine.startTurn('What is seventeen', { final: false });
+    turn.userWentQuiet();
+    let endStep = -1;
+    const events = await collect(turn.events, (e, all) => {
+      if (e.type === 'thinking' && all.filter((x) => x.type === 'thinking').length === 6) {
+        endStep = e.step;
+        turn.endUserInput();
+      }
+    });
+    const firstThought = events.find((e) => e.type === 'thinking')!;
+    const controls = events.filter((e) => e.type === 'control');
+    expect(controls[0].step).toBeLessThanOrEqual(firstThought.step + 1);
+    expect(events.find((e) => e.type === 'answer')!.step).toBeLessThanOrEqual(endStep + 2);
+    await turn.settled();
+  });
+
+  it('a "no" while the last words are recognised is asked again once they are in', async () => {
+    let asked = 0;
+    const engine = engineWith((stream, logits) => stream === 'control' && force(logits, asked++ === 0 ? noIds() : yesIds()), { controlEvery: 20 });
+    const turn = engine.startTurn('What is seventeen', { final: false });
+    let endStep = -1;
+    const events = await collect(turn.events, (e, all) => {
+      if (e.type !== 'thinking') return;
+      const n = all.filter((x) => x.type === 'thinking').length;
+      if (n === 5) turn.userWentQuiet();
+      if (n === 9) {
+        endStep = e.step;
+        turn.addUserInput('times three');
+        turn.endUserInput();
+      }
+    });
+    const controls = events.filter((e) => e.type === 'control');
+    expect(controls[0].step).toBeLessThan(endStep);
+    expect(controls[1].step).toBeLessThanOrEqual(endStep + 2);
+    expect(events.find((e) => e.type === 'answer')!.step).toBeGreaterThan(controls[1].step);
+    await turn.settled();
+  });
+
   it('words that come after the thinker ended its thoughts reopen them; a spent budget stays spent', async () => {
     let endThoughts = true;
     const engine = engineWith((stream, logits) => {

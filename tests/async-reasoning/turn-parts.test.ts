@@ -92,6 +92,9 @@ describe('async scheduler (no model)', () => {
     expect(shouldProbe({ ...p, sinceProbe: 3, userJustDone: true })).toBe(true);
     expect(shouldProbe({ ...p, sinceProbe: 0, userJustDone: true })).toBe(false);
     expect(shouldProbe({ ...p, userOpen: true })).toBe(false);
+    // Voice quiet, final transcript on its way: the probe may run; speech still going on: it may not.
+    expect(shouldProbe({ ...p, sinceProbe: 3, userOpen: true, userQuiet: true, userJustDone: true })).toBe(true);
+    expect(shouldProbe({ ...p, sinceProbe: 3, userOpen: true, userQuiet: false, userJustDone: true })).toBe(false);
     expect(shouldProbe({ ...p, state: 'thinker_and_writer' })).toBe(false);
   });
 });

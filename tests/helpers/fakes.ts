@@ -19,6 +19,7 @@ export function scriptedTurn() {
     interrupt: vi.fn((_o: { heardChars: number | Promise<number> }) => undefined),
     end: vi.fn(() => void (t.ending = true)),
     addUserInput: vi.fn(),
+    userWentQuiet: vi.fn(),
     endUserInput: vi.fn(),
     settled: async () => undefined,
     abort: () => undefined,

@@ -109,6 +109,27 @@ describe('heard text after an interruption', () => {
   });
 });
 
+describe('the end of the user\'s turn', () => {
+  it('the turn hears that the voice went quiet before the final transcript closes its input', async () => {
+    const s = scripted();
+    s.conv.heardEvent({ type: 'speech-start', atMs: 1000 });
+    s.partial(1000, 'what is seven');
+    const turn = s.turns[0];
+    expect(turn.addUserInput).toHaveBeenCalledWith('what is'); // a partial's last word may still change
+    s.stopTalking(2600);
+    expect(turn.userWentQuiet).toHaveBeenCalledTimes(1);
+    expect(turn.endUserInput).not.toHaveBeenCalled();
+    s.final(1000, 'what is seven plus five', 2600);
+    expect(turn.endUserInput).toHaveBeenCalledTimes(1);
+    expect(turn.addUserInput).toHaveBeenLastCalledWith('seven plus five');
+    // Speech that ends after the turn stopped taking words is not its business.
+    turn.finished = true;
+    s.conv.heardEvent({ type: 'speech-start', atMs: 9000 });
+    s.stopTalking(9800);
+    expect(turn.userWentQuiet).toHaveBeenCalledTimes(1);
+  });
+});
+
 describe('speech over the answer', () => {
   it('(c) words spoken over the answer reach the engine as they stabilise, as added words, not as a correction', async () => {
     const s = scripted();
