@@ -62,7 +62,8 @@ export class PocketsphinxRecognizer implements Recognizer {
     if (this.opts.hmm) args.push('-hmm', this.opts.hmm);
     if (this.opts.lm) args.push('-lm', this.opts.lm);
     if (this.opts.dict) args.push('-dict', this.opts.dict);
-    if (!(this.opts.secondPass ?? !this.opts.warm)) args.push('-fwdflat', 'no');
+    const secondPass = this.opts.secondPass ?? !this.opts.warm;
+    if (!secondPass) args.push('-fwdflat', 'no');
     return args;
   }
 

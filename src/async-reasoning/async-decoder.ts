@@ -118,8 +118,7 @@ export async function runAsync(rt: TurnRuntime): Promise<DoneReason> {
     const probe = shouldProbe({
       state: rt.state,
       thinkerEnded: thinker.ended !== null,
-      userOpen: rt.user.open,
-      userQuiet: rt.user.quiet,
+      userTalking: rt.user.talking,
       sinceProbe,
       controlEvery: cfg.controlEvery,
       thinkerParagraph: thinker.endsParagraph(),

@@ -59,15 +59,14 @@ export function planAsyncStep(i: AsyncStepInput): AsyncStepPlan {
 export function shouldProbe(i: {
   state: EngineState;
   thinkerEnded: boolean;
-  userOpen: boolean;
-  /** The voice went quiet; the input is open only for the final transcript. */
-  userQuiet?: boolean;
+  /** The user is still talking (their voice has not gone quiet, nor their input closed). */
+  userTalking: boolean;
   sinceProbe: number;
   controlEvery: number;
   thinkerParagraph: boolean;
   /** The user stopped since the last step, and nothing they said is waiting to go in. */
   userJustDone?: boolean;
 }): boolean {
-  if (i.thinkerEnded || i.state !== 'thinker_only' || (i.userOpen && !i.userQuiet)) return false;
+  if (i.thinkerEnded || i.state !== 'thinker_only' || i.userTalking) return false;
   return i.sinceProbe >= i.controlEvery || (i.sinceProbe > 0 && (i.thinkerParagraph || i.userJustDone === true));
 }

@@ -57,6 +57,11 @@ export class UserInput {
     this.marker = 'interrupts';
   }
 
+  /** Still talking: the input is open and the voice has not gone quiet. */
+  get talking(): boolean {
+    return this.open && !this.quiet;
+  }
+
   get waiting(): boolean {
     return this.queue.length > 0;
   }

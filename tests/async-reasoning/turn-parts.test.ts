@@ -3,6 +3,7 @@ import { rmSync } from 'node:fs';
 import { AsyncReasoningEngine, type EngineOptions } from '../../src/async-reasoning/engine.ts';
 import { planAsyncStep, shouldProbe, type AsyncStepInput } from '../../src/async-reasoning/scheduler.ts';
 import { TokenStream } from '../../src/async-reasoning/token-stream.ts';
+import { UserInput } from '../../src/async-reasoning/user-input.ts';
 import type { CausalLM } from '../../src/llm/causal-lm.ts';
 import { Tokenizer } from '../../src/llm/tokenizer.ts';
 import { collect } from '../helpers/events.ts';
@@ -26,6 +27,25 @@ const yesIds = () => ['yes', 'Yes', ' yes', ' Yes'].map((w) => tok.encode(w)).fi
 const engineWith = (extra: Partial<EngineOptions> = {}) =>
   new AsyncReasoningEngine({ lm, tokenizer: tok, maxThinkingTokens: 40, maxAnswerTokens: 24, controlEvery: 8, ...extra });
 
+
+describe('user input: talking and stops', () => {
+  it('a voice gone quiet stops the talking while the input stays open for the final words; each stop counts once', () => {
+    const u = new UserInput('what is', true);
+    expect(u.talking).toBe(true);
+    u.wentQuiet();
+    u.wentQuiet();
+    expect([u.talking, u.open, u.stops]).toEqual([false, true, 1]);
+    u.end();
+    expect([u.talking, u.open, u.stops]).toEqual([false, false, 2]);
+    u.end(); // already closed: not a new stop
+    expect(u.stops).toBe(2);
+    u.interrupted(); // a barge-in: talking again, and a later quiet is a new stop
+    expect(u.talking).toBe(true);
+    u.wentQuiet();
+    expect([u.talking, u.stops]).toEqual([false, 3]);
+    expect(new UserInput('typed', false).talking).toBe(false);
+  });
+});
 
 describe('token stream: incremental text', () => {
   /** A fake block: only its length matters to the stream. */
@@ -84,17 +104,16 @@ describe('async scheduler (no model)', () => {
     expect(planAsyncStep({ ...base, thinkerFits: false })).toMatchObject({ thinker: false, thinkerOutOfRoom: true, wait: false });
   });
   it('probes every controlEvery thoughts, at a paragraph end or when the user has just stopped, only while the thinker runs alone and the user is quiet', () => {
-    const p = { state: 'thinker_only' as const, thinkerEnded: false, userOpen: false, sinceProbe: 20, controlEvery: 20, thinkerParagraph: false };
+    const p = { state: 'thinker_only' as const, thinkerEnded: false, userTalking: false, sinceProbe: 20, controlEvery: 20, thinkerParagraph: false };
     expect(shouldProbe(p)).toBe(true);
     expect(shouldProbe({ ...p, sinceProbe: 3 })).toBe(false);
     expect(shouldProbe({ ...p, sinceProbe: 3, thinkerParagraph: true })).toBe(true);
     expect(shouldProbe({ ...p, sinceProbe: 0, thinkerParagraph: true })).toBe(false);
     expect(shouldProbe({ ...p, sinceProbe: 3, userJustDone: true })).toBe(true);
     expect(shouldProbe({ ...p, sinceProbe: 0, userJustDone: true })).toBe(false);
-    expect(shouldProbe({ ...p, userOpen: true })).toBe(false);
-    // Voice quiet, final transcript on its way: the probe may run; speech still going on: it may not.
-    expect(shouldProbe({ ...p, sinceProbe: 3, userOpen: true, userQuiet: true, userJustDone: true })).toBe(true);
-    expect(shouldProbe({ ...p, sinceProbe: 3, userOpen: true, userQuiet: false, userJustDone: true })).toBe(false);
+    expect(shouldProbe({ ...p, userTalking: true })).toBe(false);
+    // Speech still going on: no probe, whatever else holds.
+    expect(shouldProbe({ ...p, sinceProbe: 3, userTalking: true, userJustDone: true })).toBe(false);
     expect(shouldProbe({ ...p, state: 'thinker_and_writer' })).toBe(false);
   });
 });
