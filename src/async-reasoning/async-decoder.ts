@@ -3,6 +3,7 @@ import type { DoneReason } from './events.ts';
 import { encodeSeparators } from './layout.ts';
 import { askControlQuestion } from './probe.ts';
 import { planAsyncStep, shouldProbe } from './scheduler.ts';
+import { writerHoldMs } from './speech-pace.ts';
 import { TokenStream } from './token-stream.ts';
 import type { TurnRuntime } from './turn-runtime.ts';
 
@@ -51,9 +52,11 @@ export async function runAsync(rt: TurnRuntime): Promise<DoneReason> {
     }
     const v = rt.blocks.asyncViews;
     const userRow = rt.takeUserRow();
+    const holdMs = writerHoldMs(rt.pace);
     const plan = planAsyncStep({
       state: rt.state,
       userOpen: rt.user.open,
+      writerHeld: holdMs > 0,
       userWaiting: userRow !== null,
       writerPending: writer.pending.length,
       thinkerEnded: thinker.ended !== null,
@@ -87,7 +90,8 @@ export async function runAsync(rt: TurnRuntime): Promise<DoneReason> {
     if (plan.writer === 'step') add('writer', { view: v.writer, tokens: writer.pending });
     if (plan.thinker) add('thinker', { view: v.thinker, tokens: thinker.pending });
     if (!rows.length) {
-      if (plan.wait) await rt.waitForInput(); // thinking is over and the user is still speaking
+      // Thinking is over and the user is still speaking, or the writer is held: until its time is up.
+      if (plan.wait) await rt.waitForInput(holdMs > 0 ? holdMs : undefined);
       continue;
     }
 

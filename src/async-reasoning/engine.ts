@@ -5,6 +5,7 @@ import type { SamplingOptions } from '../llm/sampling.ts';
 import type { Tokenizer } from '../llm/tokenizer.ts';
 import type { Mode } from './events.ts';
 import { promptSetFor, type PromptSet } from './prompts.ts';
+import type { SpeechPace } from './speech-pace.ts';
 import { StandingPrompts } from './standing-prompts.ts';
 import { turnConfig, type LogitsHook, type TurnSettings } from './turn-config.ts';
 import type { HistoryEntry, TurnContext, TurnHistory } from './turn-context.ts';
@@ -47,6 +48,8 @@ export interface StartTurnOptions {
   /** false: the user is still speaking; more words come through addUserInput, then endUserInput. */
   final?: boolean;
   signal?: AbortSignal;
+  /** The voice speaking the answer: while it is far ahead of the listener, the writer holds (async mode). */
+  pace?: SpeechPace;
 }
 
 /**

@@ -5,6 +5,8 @@ export interface AsyncStepInput {
   state: EngineState;
   /** The user is still speaking (the writer holds its tongue). */
   userOpen: boolean;
+  /** The answer's speech is far enough ahead of the listener (see speech-pace.ts): the writer holds. */
+  writerHeld?: boolean;
   /** Words arrived since the last step. */
   userWaiting: boolean;
   /** Tokens waiting to be fed to the writer (more than one: fixed text, fed without sampling). */
@@ -29,12 +31,12 @@ export interface AsyncStepPlan {
 
 /**
  * The asynchronous schedule as a function of the turn's state: the writer speaks only while the
- * thinker allows it and the user is not talking; the thinker thinks until it ends its thoughts,
+ * thinker allows it, the user is not talking and its speech is not far ahead of the listener; the thinker thinks until it ends its thoughts,
  * its budget is spent or the writer is on its own; the user's words go in as soon as they come.
  */
 export function planAsyncStep(i: AsyncStepInput): AsyncStepPlan {
   const plan: AsyncStepPlan = { user: i.userWaiting, writer: null, thinker: false, thinkerOutOfRoom: false, finish: null, wait: false };
-  const writerMayRun = (i.state === 'thinker_and_writer' || i.state === 'writer_only') && !i.userOpen;
+  const writerMayRun = (i.state === 'thinker_and_writer' || i.state === 'writer_only') && !i.userOpen && !i.writerHeld;
   if (i.writerPending > 1) plan.writer = 'fixed';
   else if (writerMayRun) {
     if (!i.writerFits) return { ...plan, finish: 'context-limit' };

@@ -6,6 +6,7 @@ import type { TokenStream } from './token-stream.ts';
 import { TurnBlocks } from './turn-blocks.ts';
 import type { StreamName, TurnConfig } from './turn-config.ts';
 import type { TurnContext } from './turn-context.ts';
+import type { SpeechPace } from './speech-pace.ts';
 import { UserInput } from './user-input.ts';
 
 /**
@@ -37,6 +38,8 @@ export class TurnRuntime {
     readonly cfg: TurnConfig,
     userText: string,
     userOpen: boolean,
+    /** How far the answer's speech runs ahead of the listener; absent: the writer is never held. */
+    readonly pace?: SpeechPace,
   ) {
     this.blocks = new TurnBlocks(ctx);
     this.user = new UserInput(userText, userOpen);
@@ -64,8 +67,19 @@ export class TurnRuntime {
     w?.();
   }
 
-  waitForInput(): Promise<void> {
-    return new Promise((resolve) => (this.wake = resolve));
+  /** Resolves at the next poke, or after `timeoutMs` when given (a held writer's time is up). */
+  waitForInput(timeoutMs?: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = timeoutMs === undefined ? null : setTimeout(() => {
+        if (this.wake === wake) this.wake = null;
+        resolve();
+      }, timeoutMs);
+      const wake = () => {
+        if (timer) clearTimeout(timer);
+        resolve();
+      };
+      this.wake = wake;
+    });
   }
 
   /** Why the turn must stop before its next step, if it must. */

@@ -3,6 +3,7 @@ import { runAsync } from './async-decoder.ts';
 import type { DoneReason, EngineEvent, EngineState, EventQueue, Mode, TurnResult } from './events.ts';
 import type { AsyncBlocks, AsyncViews } from './layout.ts';
 import { runSingle } from './single-stream.ts';
+import type { SpeechPace } from './speech-pace.ts';
 import { positionsNeeded, type TurnConfig } from './turn-config.ts';
 import type { HistoryEntry, TurnContext } from './turn-context.ts';
 import { TurnRuntime } from './turn-runtime.ts';
@@ -28,10 +29,11 @@ export class Turn {
     private readonly ctx: TurnContext,
     readonly config: TurnConfig,
     userText: string,
-    opts: { final?: boolean; signal?: AbortSignal } = {},
+    opts: { final?: boolean; signal?: AbortSignal; pace?: SpeechPace } = {},
   ) {
     this.mode = config.mode;
-    this.rt = new TurnRuntime(ctx, config, userText, opts.final === false);
+    // The baselines are the method's comparison as published: their single stream is never held.
+    this.rt = new TurnRuntime(ctx, config, userText, opts.final === false, config.mode === 'async' ? opts.pace : undefined);
     this.events = this.rt.events;
     this.result = new Promise((res, rej) => {
       this.resolveResult = res;

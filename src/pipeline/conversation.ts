@@ -207,7 +207,9 @@ export class Conversation {
       observer.userEnded(typed);
       this.o.emit('transcript', { turnId, text, final: true });
     }
-    const turn = this.o.engine.startTurn(text, { mode: this.mode, final: typed !== null });
+    // The writer keeps a few seconds ahead of this turn's voice, no more (see speech-pace.ts).
+    const pace = { queuedMs: () => live.playout.queuedMs() };
+    const turn = this.o.engine.startTurn(text, { mode: this.mode, final: typed !== null, pace });
     const live: Live = { turn, observer, playout: this.newPlayout(turnId, observer, 0) };
     this.live = live;
     void this.pump(live).catch((err) => this.fail('turn', err));

@@ -64,6 +64,24 @@ export class Playout {
     return !this.flushed || this.chunks.some((c) => c.heardChars === undefined);
   }
 
+  /**
+   * Ms of synthesised speech the listener has yet to hear: the chunks sent, played back to back from
+   * when each went out (or, once the player reported it, really started). Our own clock, not the
+   * player's word: a player that never reports still cannot make the writer run unbounded ahead.
+   * Text still being cut or synthesised is not counted, so the writer is never held on speech that
+   * does not exist yet.
+   */
+  queuedMs(): number {
+    if (this.stopped) return 0;
+    let end = -Infinity;
+    for (const c of this.chunks) {
+      if (c.durationMs <= 0) continue;
+      if (c.audioEndMs !== undefined) end = Math.max(end, c.audioEndMs);
+      else end = Math.max(end, c.audioStartMs ?? c.readyMs) + c.durationMs;
+    }
+    return Math.max(0, end - this.o.now());
+  }
+
   /** More answer text. */
   push(text: string): void {
     if (this.stopped) return;

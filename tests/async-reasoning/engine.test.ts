@@ -408,6 +408,83 @@ describe('asynchronous reasoning: listening and barge-in', () => {
     await turn.settled();
   });
 
+  it('the writer holds while its speech is far ahead of the listener: the thinker steps alone meanwhile, and the writer goes on once the voice catches up', async () => {
+    const rowsPerCall: number[] = [];
+    const forward = lm.forward.bind(lm);
+    lm.forward = (rows) => {
+      rowsPerCall.push(rows.length);
+      return forward(rows);
+    };
+    let queuedMs = 0;
+    let heldAt = -1;
+    let releasedAt = -1;
+    let heldStep = -1;
+    let releasedStep = -1;
+    try {
+      const engine = engineWith((stream, logits) => stream === 'control' && force(logits, yesIds()), { maxThinkingTokens: 80, maxAnswerTokens: 12 });
+      const turn = engine.startTurn('Why is the sky blue?', { pace: { queuedMs: () => queuedMs, leadMs: 4000 } });
+      const events = await collect(turn.events, (e, all) => {
+        if (e.type === 'answer' && all.filter((x) => x.type === 'answer').length === 4) {
+          queuedMs = 4001; // the first chunk's speech went out: the listener has more than the lead to hear
+          heldAt = rowsPerCall.length;
+          heldStep = e.step;
+        }
+        if (e.type === 'thinking' && heldAt >= 0 && releasedAt < 0 && rowsPerCall.length >= heldAt + 10) {
+          queuedMs = 3999;
+          releasedAt = rowsPerCall.length;
+          releasedStep = e.step;
+        }
+      });
+      const answerSteps = events.filter((e) => e.type === 'answer').map((e) => e.step);
+      expect(answerSteps).toHaveLength(12);
+      // Held: ten calls of the thinker alone, no answer token made in them.
+      expect(rowsPerCall.slice(heldAt + 1, releasedAt)).toEqual(Array(releasedAt - heldAt - 1).fill(1));
+      expect(answerSteps.filter((s) => s > heldStep && s <= releasedStep)).toEqual([]);
+      // Caught up: the writer is back in the thinker's call.
+      expect(rowsPerCall.slice(releasedAt, releasedAt + 3)).toContain(2);
+      await turn.settled();
+    } finally {
+      lm.forward = forward;
+    }
+  });
+
+  it('a held writer with its thinking over waits, making no calls, until the queued speech is down to the lead', async () => {
+    let calls = 0;
+    const forward = lm.forward.bind(lm);
+    lm.forward = (rows) => {
+      calls++;
+      return forward(rows);
+    };
+    let holdUntil = -1;
+    try {
+      const engine = engineWith((stream, logits) => {
+        if (stream === 'control') force(logits, yesIds());
+        if (stream === 'thinker') force(logits, [id('</think>')]);
+      });
+      const queuedMs = () => 1000 + Math.max(0, holdUntil - performance.now());
+      const turn = engine.startTurn('Why is the sky blue?', { pace: { queuedMs, leadMs: 1000 } });
+      let callsAtHold = 0;
+      let callsWhileHeld = -1;
+      const events = await collect(turn.events, (e, all) => {
+        if (e.type === 'answer' && all.filter((x) => x.type === 'answer').length === 2) {
+          holdUntil = performance.now() + 300;
+          callsAtHold = calls;
+          setTimeout(() => (callsWhileHeld = calls - callsAtHold), 250);
+        }
+      });
+      const answers = events.filter((e) => e.type === 'answer');
+      expect(answers).toHaveLength(24);
+      expect(callsWhileHeld).toBe(0);
+      // No answer token while held; the first after it no earlier than the voice came within the lead.
+      const third = answers[2];
+      const second = answers[1];
+      expect(third.tMs - second.tMs).toBeGreaterThanOrEqual(290);
+      await turn.settled();
+    } finally {
+      lm.forward = forward;
+    }
+  });
+
   it('words that come after the thinker ended its thoughts reopen them; a spent budget stays spent', async () => {
     let endThoughts = true;
     const engine = engineWith((stream, logits) => {

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
 import { AsyncReasoningEngine, type EngineOptions } from '../../src/async-reasoning/engine.ts';
 import { planAsyncStep, shouldProbe, type AsyncStepInput } from '../../src/async-reasoning/scheduler.ts';
+import { DEFAULT_WRITER_LEAD_MS, writerHoldMs } from '../../src/async-reasoning/speech-pace.ts';
 import { TokenStream } from '../../src/async-reasoning/token-stream.ts';
 import { UserInput } from '../../src/async-reasoning/user-input.ts';
 import type { CausalLM } from '../../src/llm/causal-lm.ts';
@@ -96,6 +97,15 @@ describe('async scheduler (no model)', () => {
     expect(planAsyncStep({ ...base, state: 'thinker_and_writer', userOpen: true })).toMatchObject({ writer: null, thinker: true });
     expect(planAsyncStep({ ...base, state: 'writer_only', thinkerEnded: true })).toMatchObject({ writer: 'step', thinker: false });
     expect(planAsyncStep({ ...base, writerPending: 6, userOpen: true })).toMatchObject({ writer: 'fixed' });
+  });
+  it('a writer whose speech is far ahead of the listener holds: the thinker steps alone, or the turn waits', () => {
+    expect(planAsyncStep({ ...base, state: 'thinker_and_writer', writerHeld: true })).toMatchObject({ writer: null, thinker: true, wait: false });
+    expect(planAsyncStep({ ...base, state: 'writer_only', thinkerEnded: true, writerHeld: true })).toMatchObject({ writer: null, wait: true });
+    expect(planAsyncStep({ ...base, state: 'writer_only', writerPending: 3, writerHeld: true })).toMatchObject({ writer: 'fixed' });
+    expect(writerHoldMs(undefined)).toBe(0);
+    expect(writerHoldMs({ queuedMs: () => 5000 })).toBe(5000 - DEFAULT_WRITER_LEAD_MS);
+    expect(writerHoldMs({ queuedMs: () => 900, leadMs: 1000 })).toBe(0);
+    expect(writerHoldMs({ queuedMs: () => NaN })).toBe(0);
   });
   it('waits when nothing can run, ends on a full writer view, ends the thoughts on a full thinker view', () => {
     expect(planAsyncStep({ ...base, state: 'writer_only', thinkerEnded: true, userOpen: true })).toMatchObject({ wait: true });

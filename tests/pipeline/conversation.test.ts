@@ -3,6 +3,10 @@ import type { EngineEvent } from '../../src/async-reasoning/events.ts';
 import { Conversation, type Emit } from '../../src/pipeline/conversation.ts';
 import type { TtsEngine } from '../../src/tts/engine.ts';
 import { fakeRecognizer, scriptedEngine } from '../helpers/fakes.ts';
+import type { SpeechPace } from '../../src/async-reasoning/speech-pace.ts';
+
+const emittedChunks = (emitted: { event: string; payload: Record<string, unknown> }[]) =>
+  emitted.filter((e) => e.event === 'speech-chunk').map((e) => e.payload as { chunkId: number; durationMs: number });
 
 const S1 = 'Owls are birds of prey that hunt at night. ';
 const S2 = 'They see very well in the dark. ';
@@ -12,13 +16,13 @@ const done = (): EngineEvent => ({ type: 'done', reason: 'end-of-answer', step: 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A conversation over a scripted engine: the test writes the answer, plays the audio and speaks. */
-function scripted(opts: { tts?: TtsEngine; stopGraceMs?: number } = {}) {
+function scripted(opts: { tts?: TtsEngine; stopGraceMs?: number; now?: () => number } = {}) {
   const emitted: { event: string; payload: Record<string, unknown> }[] = [];
   const emit: Emit = (event, payload) => void emitted.push({ event, payload: payload as Record<string, unknown> });
   const { engine, turns } = scriptedEngine();
   let listenerSpeaking = false;
   const tts: TtsEngine = opts.tts ?? { name: 'espeak-ng', synthesize: async (text: string) => ({ pcm: new Float32Array(text.length), sampleRate: 16000, durationMs: 10 * text.length }) };
-  const conv = new Conversation({ engine: engine as never, vad: {} as never, recognizer: fakeRecognizer(), tts, emit, bargeInConfirmMs: 60, stopGraceMs: opts.stopGraceMs ?? 150, playbackReportTimeoutMs: 400 });
+  const conv = new Conversation({ engine: engine as never, vad: {} as never, recognizer: fakeRecognizer(), tts, emit, bargeInConfirmMs: 60, stopGraceMs: opts.stopGraceMs ?? 150, playbackReportTimeoutMs: 400, now: opts.now });
   Object.defineProperty((conv as unknown as { transcriber: object }).transcriber, 'speaking', { get: () => listenerSpeaking });
   const until = async (what: () => boolean, ms = 2000) => {
     for (let i = 0; i < ms / 5 && !what(); i++) await sleep(5);
@@ -194,6 +198,35 @@ describe('speech over the answer', () => {
     expect(waited).toBeLessThan(SYNTH_MS * 2); // one synthesis, not the old turn's queue first
     await sleep(SYNTH_MS * 3);
     expect(s.chunks().filter((c) => c.turnId === 1)).toHaveLength(1); // nothing of the old answer was sent after the cut
+  });
+});
+
+describe('the writer paced by the voice', () => {
+  it("tells the turn how much synthesised speech the listener has yet to hear, by the service's clock and the player's reports", async () => {
+    let clock = 0;
+    const s = scripted({ now: () => clock });
+    s.conv.text('Tell me about owls.');
+    const opts = (s.engine.startTurn.mock.calls[0] as unknown as [string, { pace: SpeechPace }])[1];
+    const queued = () => opts.pace.queuedMs();
+    expect(queued()).toBe(0);
+    s.turns[0].events.push(answer(S1 + S2));
+    await s.until(() => s.chunks().length === 2);
+    const [c0, c1] = emittedChunks(s.emitted);
+    expect(c0.durationMs).toBeGreaterThan(0);
+    // Both sent at 0 and played back to back: all of it is still to hear.
+    expect(queued()).toBe(c0.durationMs + c1.durationMs);
+    clock = 100;
+    expect(queued()).toBe(c0.durationMs + c1.durationMs - 100);
+    // The player started late: the rest is counted from when it really started.
+    clock = 150;
+    s.conv.playback({ chunkId: c0.chunkId, event: 'start' });
+    expect(queued()).toBe(c0.durationMs + c1.durationMs);
+    clock = 150 + c0.durationMs + 20;
+    s.conv.playback({ chunkId: c0.chunkId, event: 'end' });
+    expect(queued()).toBe(c1.durationMs);
+    // Nothing is queued once the answer's speech is stopped.
+    s.conv.interrupt();
+    expect(queued()).toBe(0);
   });
 });
 
