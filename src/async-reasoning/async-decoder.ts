@@ -25,7 +25,10 @@ export async function runAsync(rt: TurnRuntime): Promise<DoneReason> {
   const b = rt.blocks.makeAsync();
   const thinker = (rt.thinker = new TokenStream(b.thinkerOutput, decode, cfg.thinkerForbidden));
   const writer = (rt.writer = new TokenStream(b.writerOutput, decode, cfg.writerForbidden, cfg.writerBannedPhrases));
-  await encodeSeparators(lm, b, { thinkerTail: [...cfg.ids.thinkerTail], writerTail: [...cfg.ids.writerTail], thinkerSplit: [...cfg.ids.thinkerSplit], writerSplit: [...cfg.ids.writerSplit] });
+  if (!rt.blocks.separatorsEncoded) {
+    await encodeSeparators(lm, b, { thinkerTail: [...cfg.ids.thinkerTail], writerTail: [...cfg.ids.writerTail], thinkerSplit: [...cfg.ids.thinkerSplit], writerSplit: [...cfg.ids.writerSplit] });
+    rt.blocks.separatorsEncoded = true;
+  }
   thinker.pending = [...cfg.ids.thinkerOutputPrefix];
   writer.pending = [...cfg.ids.writerOutputStart];
   rt.setState('thinker_only', 'turn-started', 'turn started');

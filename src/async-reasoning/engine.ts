@@ -9,6 +9,8 @@ import type { SpeechPace } from './speech-pace.ts';
 import { StandingPrompts } from './standing-prompts.ts';
 import { turnConfig, type LogitsHook, type TurnSettings } from './turn-config.ts';
 import type { HistoryEntry, TurnContext, TurnHistory } from './turn-context.ts';
+import type { TurnBlocks } from './turn-blocks.ts';
+import { encodePrelude } from './turn-prelude.ts';
 import { Turn } from './turn.ts';
 
 export { Turn } from './turn.ts';
@@ -41,6 +43,8 @@ export interface EngineOptions {
    * false skips encoding the exchange into the history, work that would only delay the exit.
    */
   keepHistory?: boolean;
+  /** Encode the next spoken turn's fixed text while idle (see turn-prelude.ts). Default true; false for comparison. */
+  prelude?: boolean;
 }
 
 export interface StartTurnOptions {
@@ -73,6 +77,9 @@ export class AsyncReasoningEngine {
    */
   private historyChain: Promise<void>;
   private active: Turn | null = null;
+  /** The next spoken turn's fixed text, encoded ahead (see turn-prelude.ts); dropped whenever the history changes. */
+  private prelude: TurnBlocks | null = null;
+  private readonly usePrelude: boolean;
   private settings: TurnSettings;
   private readonly context: TurnContext;
 
@@ -84,11 +91,13 @@ export class AsyncReasoningEngine {
     this.settings = { controlEvery: opts.controlEvery ?? 20, maxThinkingTokens: opts.maxThinkingTokens ?? 512, maxAnswerTokens: opts.maxAnswerTokens ?? 512, sampling: opts.sampling, logitsHook: opts.logitsHook };
     this.historyBlock = this.lm.cache.createBlock('history');
     this.ownsStanding = !opts.standing;
+    this.usePrelude = opts.prelude ?? true;
     this.systemBlocks = opts.standing ?? new StandingPrompts(this.lm, this.tokenizer, this.prompts);
     this.historyChain = this.systemBlocks.ready;
     const keep = opts.keepHistory ?? true;
     const history: TurnHistory = { block: this.historyBlock, makeRoom: (n) => this.makeRoom(n), append: (e) => (keep ? this.appendHistory(e) : Promise.resolve()) };
     this.context = { lm: this.lm, tokenizer: this.tokenizer, prompts: this.prompts, standing: this.systemBlocks, history };
+    this.schedulePrelude();
   }
 
   /**
@@ -103,6 +112,7 @@ export class AsyncReasoningEngine {
     turn?.abort();
     await turn?.settled().catch(() => undefined);
     await this.historyChain;
+    this.dropPrelude();
     this.historyBlock.drop();
     if (this.ownsStanding) await this.systemBlocks.drop();
   }
@@ -136,11 +146,36 @@ export class AsyncReasoningEngine {
     if (this.closed) throw new RuntimeUsageError('this conversation is closed');
     const prev = this.active;
     if (prev && prev.acceptsInput) throw new RuntimeUsageError('a turn is already running; interrupt or abort it first');
-    const turn = new Turn(this.context, turnConfig(this.tokenizer, this.prompts, opts.mode ?? 'async', this.settings), userText, opts);
+    const turn = new Turn(this.context, turnConfig(this.tokenizer, this.prompts, opts.mode ?? 'async', this.settings), userText, { ...opts, takePrelude: () => this.takePrelude() });
     this.active = turn;
     const ready = prev && !prev.finished ? prev.settled().catch(() => undefined).then(() => this.historyChain) : this.historyChain;
     turn.start(ready);
+    // Once this turn is over, history included; ahead of the next turn's start, which waits for this one and then the chain.
+    const prepareNext = () => this.schedulePrelude();
+    void turn.settled().then(prepareNext, prepareNext);
     return turn;
+  }
+
+  /** Encodes the next spoken turn's fixed text once what is on the history chain has run. */
+  private schedulePrelude(): void {
+    if (!this.usePrelude) return;
+    void this.onHistory(async () => {
+      if (this.prelude) return;
+      const { ids } = turnConfig(this.tokenizer, this.prompts, 'async', this.settings);
+      // Best effort: a turn without a prelude encodes its own fixed text, and reports any failure itself.
+      this.prelude = await encodePrelude(this.context, ids).catch(() => null);
+    });
+  }
+
+  private takePrelude(): TurnBlocks | null {
+    const p = this.prelude;
+    this.prelude = null;
+    return p;
+  }
+
+  private dropPrelude(): void {
+    this.prelude?.drop();
+    this.prelude = null;
   }
 
   /** Adds a finished exchange to the shared history (re-encoded once, as plain chat). */
@@ -149,6 +184,7 @@ export class AsyncReasoningEngine {
   }
 
   private async encodeHistoryEntry(entry: HistoryEntry): Promise<void> {
+    this.dropPrelude(); // it saw the history as it was
     this.history.push(entry);
     await this.lm.forward([{ view: [this.historyBlock], tokens: this.historyIds(entry) }]);
   }
@@ -176,7 +212,7 @@ export class AsyncReasoningEngine {
   truncateAnswer(turn: Turn, heardChars: number | Promise<number>, marker = ` ${this.prompts.writerInterrupted.trim()}`): Promise<void> {
     if (!turn.finished) return Promise.reject(new RuntimeUsageError('the turn is still running; interrupt it instead'));
     if (this.active !== turn && this.active && !this.active.finished) return Promise.reject(new RuntimeUsageError('a later turn is already running'));
-    return this.onHistory(async () => {
+    const done = this.onHistory(async () => {
       await turn.settled();
       const heard = await heardChars;
       const i = turn.historyEntry ? this.history.indexOf(turn.historyEntry) : -1;
@@ -186,10 +222,13 @@ export class AsyncReasoningEngine {
       const cut = { user: e.user, assistant: `${e.assistant.slice(0, Math.max(0, heard)).trimEnd()}${marker}`.trim() };
       await this.rebuildHistory(this.history.map((x, j) => (j === i ? cut : x)));
     });
+    this.schedulePrelude(); // right behind the cut, ahead of the next turn's start
+    return done;
   }
 
   /** Re-encodes the history block from these exchanges (its K/V depend on every earlier one). */
   private async rebuildHistory(entries: HistoryEntry[]): Promise<void> {
+    this.dropPrelude();
     this.history.length = 0;
     this.historyBlock.clear();
     for (const e of entries) await this.encodeHistoryEntry(e);

@@ -15,6 +15,11 @@ export class TurnBlocks {
   /** The baselines' blocks: the prompt's tail and the one output stream. */
   private single_: { tail: CacheBlock; output: CacheBlock } | null = null;
 
+  /** The user head is encoded (by a prelude, ahead of the turn). */
+  headEncoded = false;
+  /** The async layout's tails and splits are encoded (by a prelude, ahead of the turn). */
+  separatorsEncoded = false;
+
   constructor(private readonly ctx: Pick<TurnContext, 'lm' | 'standing' | 'history'>) {
     this.userHead = this.create('user_head');
     this.userInput = this.create('user_input');
@@ -36,6 +41,7 @@ export class TurnBlocks {
   }
 
   makeAsync(): AsyncBlocks {
+    if (this.async_) return this.asyncBlocks!;
     const c = (n: string) => this.create(n);
     this.async_ = { writerTail: c('writer_tail'), thinkerTail: c('thinker_tail'), writerSplit: c('writer_split'), thinkerSplit: c('thinker_split'), control: c('control_question'), thinkerOutput: c('thinker_output'), writerOutput: c('writer_output') };
     return this.asyncBlocks!;

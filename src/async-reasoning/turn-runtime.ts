@@ -16,7 +16,7 @@ import { UserInput } from './user-input.ts';
  */
 export class TurnRuntime {
   readonly events = new EventQueue<EngineEvent>();
-  readonly blocks: TurnBlocks;
+  blocks: TurnBlocks;
   readonly user: UserInput;
   readonly sampler: Sampler;
   thinker: TokenStream | null = null;
@@ -44,6 +44,12 @@ export class TurnRuntime {
     this.blocks = new TurnBlocks(ctx);
     this.user = new UserInput(userText, userOpen);
     this.sampler = new Sampler(cfg.sampling);
+  }
+
+  /** Runs on blocks encoded ahead (a prelude) instead of its own empty ones. Before the run only. */
+  adoptBlocks(prepared: TurnBlocks): void {
+    this.blocks.drop();
+    this.blocks = prepared;
   }
 
   now(): number {

@@ -4,6 +4,8 @@ import type { DoneReason, EngineEvent, EngineState, EventQueue, Mode, TurnResult
 import type { AsyncBlocks, AsyncViews } from './layout.ts';
 import { runSingle } from './single-stream.ts';
 import type { SpeechPace } from './speech-pace.ts';
+import type { TurnBlocks } from './turn-blocks.ts';
+import { encodeUserHead } from './turn-prelude.ts';
 import { positionsNeeded, type TurnConfig } from './turn-config.ts';
 import type { HistoryEntry, TurnContext } from './turn-context.ts';
 import { TurnRuntime } from './turn-runtime.ts';
@@ -24,13 +26,16 @@ export class Turn {
   private resolveResult!: (r: TurnResult) => void;
   private rejectResult!: (e: unknown) => void;
   private loop: Promise<void> = Promise.resolve();
+  /** The conversation's prelude for the next spoken turn, if it has one (see turn-prelude.ts). */
+  private readonly takePrelude: (() => TurnBlocks | null) | null;
 
   constructor(
     private readonly ctx: TurnContext,
     readonly config: TurnConfig,
     userText: string,
-    opts: { final?: boolean; signal?: AbortSignal; pace?: SpeechPace } = {},
+    opts: { final?: boolean; signal?: AbortSignal; pace?: SpeechPace; takePrelude?: () => TurnBlocks | null } = {},
   ) {
+    this.takePrelude = opts.takePrelude ?? null;
     this.mode = config.mode;
     // The baselines are the method's comparison as published: their single stream is never held.
     this.rt = new TurnRuntime(ctx, config, userText, opts.final === false, config.mode === 'async' ? opts.pace : undefined);
@@ -148,8 +153,11 @@ export class Turn {
     const userIds = tokenizer.encodeText(rt.user.text);
     // Room for the prompts, both budgets and some listening; the oldest history goes first.
     await this.ctx.history.makeRoom(positionsNeeded(this.config, userIds.length));
+    // Spoken, with no words in yet: its fixed text is what a prelude holds, encoded already.
+    const prelude = rt.user.open && !userIds.length ? this.takePrelude?.() : null;
+    if (prelude) rt.adoptBlocks(prelude);
     const b = rt.blocks;
-    await lm.forward([{ view: [this.ctx.history.block, b.userHead], tokens: [...this.config.ids.userHead] }]);
+    await encodeUserHead(this.ctx, b, this.config.ids.userHead);
     if (userIds.length) await lm.forward([{ view: b.userView, tokens: userIds }]);
     rt.emit({ type: 'user-input', text: rt.user.text, tokens: userIds.length, step: 0, tMs: rt.now() });
     await this.finish(this.mode === 'async' ? await runAsync(rt) : await runSingle(rt));
