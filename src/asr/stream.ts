@@ -9,6 +9,10 @@ import { VadSegmenter, type SileroVad, type VadOptions } from './vad.ts';
 export type ListenEvent =
   | { type: 'speech-start'; atMs: number }
   | { type: 'speech-end'; atMs: number }
+  /** The voice has been quiet for half the turn-end silence since `atMs`: the turn may be ending. */
+  | { type: 'pause'; atMs: number }
+  /** The voice came back after a pause: the turn goes on. */
+  | { type: 'resume'; atMs: number }
   | { type: 'partial'; text: string; startMs: number; atMs: number }
   | { type: 'final'; text: string; startMs: number; endMs: number; voicedEndMs: number; transcript: Transcript };
 
@@ -80,6 +84,10 @@ export class StreamingTranscriber {
   private readonly padMs: number;
   /** Quiet this long (at least the pad, so the pass hears the whole padded utterance) asks for the early final. */
   private readonly earlyFinalAfterMs: number;
+  /** Quiet this long inside an utterance is a pause (half the turn-end silence: shorter gaps between phrases are not). */
+  private readonly pauseAfterMs: number;
+  /** A pause has been told and the voice has not come back since. */
+  private paused = false;
   /** The first recognition failure not yet reported. */
   private failure: Error | null = null;
   /** Aborted by close(): nothing queued runs after it, and the pass in flight is cancelled. */
@@ -111,7 +119,8 @@ export class StreamingTranscriber {
     this.padMs = opts.vad?.speechPadMs ?? 150;
     // Half the turn-end silence: short pauses between phrases do not trigger it, and the final
     // still starts that much before the turn ends.
-    this.earlyFinalAfterMs = opts.earlyFinal === false ? Infinity : Math.max(this.padMs, this.minSilenceMs / 2);
+    this.pauseAfterMs = Math.max(this.padMs, this.minSilenceMs / 2);
+    this.earlyFinalAfterMs = opts.earlyFinal === false ? Infinity : this.pauseAfterMs;
     this.seg = new VadSegmenter(vad, { minSilenceMs: this.minSilenceMs, speechPadMs: this.padMs, ...opts.vad });
     this.partialEvery = opts.partialEveryMs ?? 1000;
     this.maxUtterance = opts.maxUtteranceMs ?? 60_000;
@@ -146,6 +155,14 @@ export class StreamingTranscriber {
       this.feedStream();
       const quietMs = this.seg.silenceMs;
       if (quietMs === 0) this.quietPassAsked = false;
+      // Told as it happens, so whoever waits on the turn's end can get ready (the control question).
+      if (quietMs === 0 && this.paused) {
+        this.paused = false;
+        this.onEvent({ type: 'resume', atMs: nowMs });
+      } else if (quietMs >= this.pauseAfterMs && !this.paused) {
+        this.paused = true;
+        this.onEvent({ type: 'pause', atMs: this.seg.quietFromMs ?? nowMs - quietMs });
+      }
       // A streamed utterance's final is ready moments after it ends: no early pass is needed.
       if (quietMs >= this.earlyFinalAfterMs && !this.quietPassAsked && !this.stream) {
         // The voice may have ended: hear the whole utterance now, in case this is the final; a
@@ -250,6 +267,7 @@ export class StreamingTranscriber {
     this.passes = [];
     this.speechStart = -1;
     this.quietPassAsked = false;
+    this.paused = false;
     this.onEvent({ type: 'speech-end', atMs: voicedEndMs });
     const audio = this.slice(startMs, endMs);
     const emitFinal = (t: Transcript, offset: number) => {

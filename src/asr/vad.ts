@@ -160,6 +160,11 @@ export class VadSegmenter {
     return this.confirmed && this.silenceFrom >= 0 ? this.ms(this.windows * VAD_WINDOW - this.silenceFrom) : 0;
   }
 
+  /** Where the voice went quiet inside the open segment (ms of the stream), or null while it speaks or outside speech. */
+  get quietFromMs(): number | null {
+    return this.confirmed && this.silenceFrom >= 0 ? this.ms(this.silenceFrom) : null;
+  }
+
   /** End of input: closes a segment still open. */
   flush(): VadEvent[] {
     const events: VadEvent[] = [];

@@ -118,6 +118,8 @@ export async function runAsync(rt: TurnRuntime): Promise<DoneReason> {
 
     // Words that came after the thinker had ended its thoughts: now in the cache, worth thinking about.
     if (userRow && reopenThinker()) rt.setState('thinker_only', 'user-spoke', 'the user said more; thinking resumes');
+    // A "yes" given at a pause was for the question as it stood: the user went on, so it is asked again at the next stop.
+    else if (userRow && rt.user.talking && rt.state === 'thinker_and_writer') rt.setState('thinker_only', 'user-spoke', 'the user said more; thinking resumes');
 
     // A stop stays pending until the question is asked for it: the voice can go quiet before the
     // thinker's first thought, and the probe then follows that thought, not the final transcript.

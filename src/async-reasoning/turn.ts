@@ -68,6 +68,12 @@ export class Turn {
     this.rt.poke();
   }
 
+  /** The voice came back after userWentQuiet (a pause, not the end): the user is talking again. */
+  userResumed(): void {
+    if (this.finished) return;
+    this.rt.user.resumed();
+  }
+
   /** The user stopped speaking: the writer may speak once the thinker agrees. */
   endUserInput(): void {
     this.rt.user.end();

@@ -50,6 +50,11 @@ export class UserInput {
     this.stops++;
   }
 
+  /** The voice came back after going quiet: the user is talking again. */
+  resumed(): void {
+    if (this.open) this.quiet = false;
+  }
+
   /** A barge-in: the user has the floor, and what they say next interrupts the answer. */
   interrupted(): void {
     this.open = true;

@@ -131,7 +131,7 @@ export function registerSpeech(program: Command): void {
         if (e.type === 'speech-start') process.stdout.write(`[speech ${(e.atMs / 1000).toFixed(2)} s]\n`);
         else if (e.type === 'speech-end') process.stdout.write(`[silence ${(e.atMs / 1000).toFixed(2)} s]\n`);
         else if (e.type === 'partial') process.stdout.write(`… ${e.text}\n`);
-        else process.stdout.write(`» ${e.text}\n`);
+        else if (e.type === 'final') process.stdout.write(`» ${e.text}\n`);
       }, { vad: { minSilenceMs: o.silenceMs } });
       if (o.file) {
         const pcm = toAsrInput(readWav(o.file));

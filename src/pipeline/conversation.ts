@@ -163,6 +163,13 @@ export class Conversation {
         // The final transcript is a recognition pass away: the turn can ask its control question meanwhile.
         if (this.live?.turn.acceptsInput) this.live.turn.userWentQuiet();
         break;
+      case 'pause':
+        // The turn may be ending (half the turn-end silence): the question is asked now, not at turn end.
+        if (this.live?.turn.acceptsInput) this.live.turn.userWentQuiet();
+        break;
+      case 'resume':
+        if (this.live?.turn.acceptsInput) this.live.turn.userResumed();
+        break;
       case 'partial':
       case 'final': {
         const final = e.type === 'final';

@@ -38,7 +38,7 @@ describe('StreamingTranscriber', () => {
     );
     // Every push returns although no recognition pass can finish: the audio is never held up.
     for (let i = 0; i < audio.length; i += 1600) await t.push(audio.subarray(i, i + 1600));
-    expect(events.map((e) => e.type)).toEqual(['speech-start', 'speech-end']);
+    expect(events.map((e) => e.type)).toEqual(['speech-start', 'pause', 'speech-end']);
     // One partial running, at most one waiting behind it, and the final: never a growing backlog.
     expect(passes).toHaveLength(1);
     release();
@@ -46,10 +46,10 @@ describe('StreamingTranscriber', () => {
     // The partial that was running still delivers its words; the one waiting behind it was
     // refreshed until it heard the whole utterance, so it runs as the final's pass: two passes
     // in all however many partials were due while recognition was stuck.
-    expect(events.map((e) => e.type)).toEqual(['speech-start', 'speech-end', 'partial', 'partial', 'final']);
+    expect(events.map((e) => e.type)).toEqual(['speech-start', 'pause', 'speech-end', 'partial', 'partial', 'final']);
     expect(passes).toHaveLength(2);
-    const end = events[1] as Extract<ListenEvent, { type: 'speech-end' }>;
-    const final = events[4] as Extract<ListenEvent, { type: 'final' }>;
+    const end = events[2] as Extract<ListenEvent, { type: 'speech-end' }>;
+    const final = events[5] as Extract<ListenEvent, { type: 'final' }>;
     expect(final.endMs).toBeGreaterThan(end.atMs); // the final's audio is padded past the voice
     expect(passes[1]).toBeGreaterThanOrEqual(Math.round(((final.endMs - final.startMs) / 1000) * SR));
   });
@@ -70,9 +70,9 @@ describe('StreamingTranscriber', () => {
     for (let i = 0; i < audio.length; i += 1600) await t.push(audio.subarray(i, i + 1600));
     await t.flush();
     // Its words arrive as a partial before the VAD even ends the turn, and are the final's.
-    expect(events.map((e) => e.type)).toEqual(['speech-start', 'partial', 'speech-end', 'final']);
+    expect(events.map((e) => e.type)).toEqual(['speech-start', 'pause', 'partial', 'speech-end', 'final']);
     expect(passes).toHaveLength(1);
-    const final = events[3] as Extract<ListenEvent, { type: 'final' }>;
+    const final = events[4] as Extract<ListenEvent, { type: 'final' }>;
     expect(passes[0]).toBeGreaterThanOrEqual(Math.round(((final.endMs - final.startMs) / 1000) * SR));
     expect(final.text).toBe('how many days are there in a week');
   });
@@ -105,9 +105,37 @@ describe('StreamingTranscriber', () => {
     // The first partial was stopped, not failed; the pass that heard everything gave the final.
     expect(aborted).toBe(1);
     expect(started).toHaveLength(2);
-    expect(events.map((e) => e.type)).toEqual(['speech-start', 'speech-end', 'partial', 'final']);
-    const final = events[3] as Extract<ListenEvent, { type: 'final' }>;
+    expect(events.map((e) => e.type)).toEqual(['speech-start', 'pause', 'speech-end', 'partial', 'final']);
+    const final = events[4] as Extract<ListenEvent, { type: 'final' }>;
     expect(started[1]).toBeGreaterThanOrEqual(Math.round(((final.endMs - final.startMs) / 1000) * SR));
+  });
+
+  it('tells a pause when the voice has been quiet for half the turn-end silence, and its resumption, before the turn ends', async () => {
+    const espeak = new EspeakNgEngine({ voice: 'en-us+klatt', wordsPerMinute: 150 });
+    const phrase = async (text: string) => {
+      const said = await espeak.synthesize(text);
+      const pcm = toAsrInput({ sampleRate: said.sampleRate, channels: [said.pcm] });
+      const loud = (x: number) => Math.abs(x) > 0.01; // espeak pads its output with silence
+      return pcm.slice(pcm.findIndex(loud), pcm.findLastIndex(loud) + 1);
+    };
+    const [a, b] = [await phrase('how many days'), await phrase('are there in a week')];
+    const GAP = 0.45 * SR; // longer than a pause (300 ms), shorter than a turn end (600 ms)
+    const two = new Float32Array(SR / 2 + a.length + GAP + b.length + 2 * SR);
+    two.set(a, SR / 2);
+    two.set(b, SR / 2 + a.length + GAP);
+    const events: ListenEvent[] = [];
+    vad.reset();
+    const t = new StreamingTranscriber(vad, fakeRecognizer(), (e) => events.push(e), { partialEveryMs: 60_000 });
+    for (let i = 0; i < two.length; i += 320) await t.push(two.subarray(i, i + 320));
+    await t.flush();
+    expect(events.map((e) => e.type)).toEqual(['speech-start', 'pause', 'resume', 'pause', 'speech-end', 'final']);
+    const [, p1, r1, p2, end] = events as { atMs: number }[];
+    const aEndMs = ((SR / 2 + a.length) / SR) * 1000;
+    const bStartMs = aEndMs + (GAP / SR) * 1000;
+    expect(Math.abs(p1.atMs - aEndMs)).toBeLessThan(150); // where the quiet began
+    expect(r1.atMs).toBeGreaterThan(bStartMs);
+    expect(r1.atMs).toBeLessThan(bStartMs + 300);
+    expect(p2.atMs).toBe(end.atMs); // the last pause is where the utterance's voice ended
   });
 
   it('a recognition failure surfaces at the next push, not only at the end', async () => {

@@ -485,6 +485,45 @@ describe('asynchronous reasoning: listening and barge-in', () => {
     }
   });
 
+  it('a "yes" at a pause goes back to waiting when the user speaks on: the question is asked again at the next stop', async () => {
+    const engine = engineWith((stream, logits) => stream === 'control' && force(logits, yesIds()), { controlEvery: 20 });
+    const turn = engine.startTurn('What is seventeen', { final: false });
+    let resumedStep = -1;
+    let quietStep = -1;
+    let endStep = -1;
+    const events = await collect(turn.events, (e, all) => {
+      if (e.type === 'thinking') {
+        const n = all.filter((x) => x.type === 'thinking').length;
+        if (n === 3) turn.userWentQuiet(); // a pause
+        if (n === 12) quietStep = e.step;
+        if (n === 12) turn.userWentQuiet(); // the turn end
+        if (n === 15) {
+          endStep = e.step;
+          turn.endUserInput();
+        }
+      }
+      if (e.type === 'control' && resumedStep < 0) {
+        // Released at the pause; the voice comes back with more words.
+        resumedStep = e.step;
+        turn.userResumed();
+        turn.addUserInput('times three');
+      }
+    });
+    const states = events.flatMap((e) => (e.type === 'state' ? [{ to: e.to, cause: e.cause, step: e.step }] : []));
+    const controls = events.filter((e) => e.type === 'control');
+    expect(states.find((x) => x.cause === 'probe-yes')!.step).toBe(resumedStep);
+    // The words went in: back to the thinker alone, and no answer until the next stop's question.
+    const back = states.find((x) => x.cause === 'user-spoke')!;
+    expect(back.to).toBe('thinker_only');
+    expect(back.step).toBeGreaterThan(resumedStep);
+    expect(controls[1].step).toBeGreaterThanOrEqual(quietStep);
+    expect(controls[1].step).toBeLessThanOrEqual(quietStep + 1);
+    const firstAnswer = events.find((e) => e.type === 'answer')!;
+    expect(firstAnswer.step).toBeGreaterThan(endStep);
+    await turn.settled();
+    expect(engine.history.at(-1)?.user).toBe('What is seventeen times three');
+  });
+
   it('words that come after the thinker ended its thoughts reopen them; a spent budget stays spent', async () => {
     let endThoughts = true;
     const engine = engineWith((stream, logits) => {

@@ -20,6 +20,7 @@ export function scriptedTurn() {
     end: vi.fn(() => void (t.ending = true)),
     addUserInput: vi.fn(),
     userWentQuiet: vi.fn(),
+    userResumed: vi.fn(),
     endUserInput: vi.fn(),
     settled: async () => undefined,
     abort: () => undefined,

@@ -114,14 +114,19 @@ describe('heard text after an interruption', () => {
 });
 
 describe('the end of the user\'s turn', () => {
-  it('the turn hears that the voice went quiet before the final transcript closes its input', async () => {
+  it('the turn hears that the voice paused, came back and went quiet, before the final transcript closes its input', async () => {
     const s = scripted();
     s.conv.heardEvent({ type: 'speech-start', atMs: 1000 });
     s.partial(1000, 'what is seven');
     const turn = s.turns[0];
     expect(turn.addUserInput).toHaveBeenCalledWith('what is'); // a partial's last word may still change
-    s.stopTalking(2600);
+    // A pause: the turn may be ending, so the turn hears it; then the voice comes back.
+    s.conv.heardEvent({ type: 'pause', atMs: 1800 });
     expect(turn.userWentQuiet).toHaveBeenCalledTimes(1);
+    s.conv.heardEvent({ type: 'resume', atMs: 2150 });
+    expect(turn.userResumed).toHaveBeenCalledTimes(1);
+    s.stopTalking(2600);
+    expect(turn.userWentQuiet).toHaveBeenCalledTimes(2);
     expect(turn.endUserInput).not.toHaveBeenCalled();
     s.final(1000, 'what is seven plus five', 2600);
     expect(turn.endUserInput).toHaveBeenCalledTimes(1);
@@ -129,8 +134,9 @@ describe('the end of the user\'s turn', () => {
     // Speech that ends after the turn stopped taking words is not its business.
     turn.finished = true;
     s.conv.heardEvent({ type: 'speech-start', atMs: 9000 });
+    s.conv.heardEvent({ type: 'pause', atMs: 9500 });
     s.stopTalking(9800);
-    expect(turn.userWentQuiet).toHaveBeenCalledTimes(1);
+    expect(turn.userWentQuiet).toHaveBeenCalledTimes(2);
   });
 });
 
