@@ -306,7 +306,7 @@ if (args.json) {
     ['totalDelayMs', 'total delay'],
     ['thinkerStepSpeakingMs', 'thinker ms/step while the user speaks'],
     ['thinkerStepSilentMs', 'thinker ms/step while silent'],
-    ['thinkerStepSilentAloneMs', '  … of which the thinker alone (writer quiet)'],
+    ['thinkerStepSilentAloneMs', '  … of which the writer not yet released'],
   ];
   const modes = Object.keys(report);
   console.log(`\nbench:voice — ${model} (${args.weights}), ${nQuestions} spoken questions, medians; times in ms after the end of the user's voice`);
@@ -314,7 +314,7 @@ if (args.json) {
   console.log(`${''.padEnd(48)}${modes.map((m) => m.padStart(10)).join('')}`);
   for (const [k, label] of rows) console.log(`${label.padEnd(48)}${modes.map((m) => fmt(report[m][k], 0).padStart(10)).join('')}`);
   console.log(`${'thinker silent step / generate step'.padEnd(48)}${modes.map((m) => fmt(report[m].thinkerStepSilentMs / generateStepMs, 2).padStart(10)).join('')}`);
-  console.log(`${'  … thinker alone / generate step'.padEnd(48)}${modes.map((m) => fmt(report[m].thinkerStepSilentAloneMs / generateStepMs, 2).padStart(10)).join('')}`);
+  console.log(`${'  … writer not yet released / generate step'.padEnd(48)}${modes.map((m) => fmt(report[m].thinkerStepSilentAloneMs / generateStepMs, 2).padStart(10)).join('')}`);
   console.log(`${'thinker speaking step / silent step'.padEnd(48)}${modes.map((m) => fmt(report[m].thinkerStepSpeakingMs / report[m].thinkerStepSilentMs, 2).padStart(10)).join('')}`);
 }
 process.exit(0);
