@@ -164,7 +164,9 @@ describe('the renderer in chromium against asyncvoice serve, with a fake microph
     expect(act.some((a) => a.startsWith('you are speaking')), act.join(' → ')).toBe(true);
     // The unheard part of the interrupted answer is marked.
     expect(await page.$$eval('#turns li.assistant.interrupted .unheard', (u) => u.length)).toBeGreaterThan(0);
-    // One chart point per finished turn, drawn by uPlot.
+    // One chart point per finished turn, drawn by uPlot. The writer keeps pace with the voice, so
+    // an answer's turn ends about when its speech does (up to ~30 s here): Stop ends it now.
+    await page.click('#stop');
     const points = () =>
       page.evaluate(() => ({
         chart: (window as unknown as { asyncvoiceTrace: { chartPoints: number } }).asyncvoiceTrace.chartPoints,
