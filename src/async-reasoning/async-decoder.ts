@@ -26,7 +26,7 @@ export async function runAsync(rt: TurnRuntime): Promise<DoneReason> {
   const thinker = (rt.thinker = new TokenStream(b.thinkerOutput, decode, cfg.thinkerForbidden));
   const writer = (rt.writer = new TokenStream(b.writerOutput, decode, cfg.writerForbidden, cfg.writerBannedPhrases));
   if (!rt.blocks.separatorsEncoded) {
-    await encodeSeparators(lm, b, { thinkerTail: [...cfg.ids.thinkerTail], writerTail: [...cfg.ids.writerTail], thinkerSplit: [...cfg.ids.thinkerSplit], writerSplit: [...cfg.ids.writerSplit] });
+    await encodeSeparators(lm, b, cfg.ids);
     rt.blocks.separatorsEncoded = true;
   }
   thinker.pending = [...cfg.ids.thinkerOutputPrefix];

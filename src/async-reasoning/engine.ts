@@ -164,7 +164,7 @@ export class AsyncReasoningEngine {
       const { ids } = turnConfig(this.tokenizer, this.prompts, 'async', this.settings);
       // Best effort: a turn without a prelude encodes its own fixed text, and reports any failure itself.
       this.prelude = await encodePrelude(this.context, ids).catch(() => null);
-    });
+    }).catch(() => undefined); // standing prompts that failed to encode fail the turn that waits on them, not this
   }
 
   private takePrelude(): TurnBlocks | null {

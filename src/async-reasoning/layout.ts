@@ -55,18 +55,18 @@ export function viewUpTo(view: CacheBlock[], block: CacheBlock): CacheBlock[] {
 export async function encodeSeparators(
   lm: CausalLM,
   b: AsyncBlocks,
-  ids: { thinkerTail: number[]; writerTail: number[]; thinkerSplit: number[]; writerSplit: number[] },
+  ids: { readonly thinkerTail: readonly number[]; readonly writerTail: readonly number[]; readonly thinkerSplit: readonly number[]; readonly writerSplit: readonly number[] },
 ): Promise<void> {
   const v = asyncViews(b);
   const rows = (list: ForwardRow[]) => list.filter((r) => r.tokens.length);
   const tails = rows([
-    { view: viewUpTo(v.thinker, b.thinkerTail), tokens: ids.thinkerTail },
-    { view: viewUpTo(v.writer, b.writerTail), tokens: ids.writerTail },
+    { view: viewUpTo(v.thinker, b.thinkerTail), tokens: [...ids.thinkerTail] },
+    { view: viewUpTo(v.writer, b.writerTail), tokens: [...ids.writerTail] },
   ]);
   if (tails.length) await lm.forward(tails);
   const splits = rows([
-    { view: viewUpTo(v.thinker, b.thinkerSplit), tokens: ids.thinkerSplit },
-    { view: viewUpTo(v.writer, b.writerSplit), tokens: ids.writerSplit },
+    { view: viewUpTo(v.thinker, b.thinkerSplit), tokens: [...ids.thinkerSplit] },
+    { view: viewUpTo(v.writer, b.writerSplit), tokens: [...ids.writerSplit] },
   ]);
   if (splits.length) await lm.forward(splits);
 }

@@ -31,8 +31,9 @@ export interface AsyncStepPlan {
 
 /**
  * The asynchronous schedule as a function of the turn's state: the writer speaks only while the
- * thinker allows it, the user is not talking and its speech is not far ahead of the listener; the thinker thinks until it ends its thoughts,
- * its budget is spent or the writer is on its own; the user's words go in as soon as they come.
+ * thinker allows it, the user is not talking and its speech is not far ahead of the listener; the
+ * thinker thinks until it ends its thoughts, its budget is spent or the writer is on its own; the
+ * user's words go in as soon as they come.
  */
 export function planAsyncStep(i: AsyncStepInput): AsyncStepPlan {
   const plan: AsyncStepPlan = { user: i.userWaiting, writer: null, thinker: false, thinkerOutOfRoom: false, finish: null, wait: false };

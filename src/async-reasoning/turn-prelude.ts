@@ -17,7 +17,7 @@ export async function encodePrelude(ctx: TurnContext, ids: Pick<PromptIds, 'user
   const blocks = new TurnBlocks(ctx);
   try {
     await encodeUserHead(ctx, blocks, ids.userHead);
-    await encodeSeparators(ctx.lm, blocks.makeAsync(), { thinkerTail: [...ids.thinkerTail], writerTail: [...ids.writerTail], thinkerSplit: [...ids.thinkerSplit], writerSplit: [...ids.writerSplit] });
+    await encodeSeparators(ctx.lm, blocks.makeAsync(), ids);
     blocks.separatorsEncoded = true;
     return blocks;
   } catch (e) {

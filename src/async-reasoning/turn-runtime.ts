@@ -5,8 +5,8 @@ import { EventQueue, type DoneReason, type EngineEvent, type EngineState, type S
 import type { TokenStream } from './token-stream.ts';
 import { TurnBlocks } from './turn-blocks.ts';
 import type { StreamName, TurnConfig } from './turn-config.ts';
-import type { TurnContext } from './turn-context.ts';
 import type { SpeechPace } from './speech-pace.ts';
+import type { TurnContext } from './turn-context.ts';
 import { UserInput } from './user-input.ts';
 
 /**

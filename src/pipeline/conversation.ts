@@ -214,7 +214,8 @@ export class Conversation {
       observer.userEnded(typed);
       this.o.emit('transcript', { turnId, text, final: true });
     }
-    // The writer keeps a few seconds ahead of this turn's voice, no more (see speech-pace.ts).
+    // The writer keeps a few seconds ahead of this turn's voice, no more (see speech-pace.ts). Read
+    // only once the turn runs, by when `live` exists; its playout is replaced after a barge-in.
     const pace = { queuedMs: () => live.playout.queuedMs() };
     const turn = this.o.engine.startTurn(text, { mode: this.mode, final: typed !== null, pace });
     const live: Live = { turn, observer, playout: this.newPlayout(turnId, observer, 0) };
