@@ -43,7 +43,10 @@ export interface EngineOptions {
    * false skips encoding the exchange into the history, work that would only delay the exit.
    */
   keepHistory?: boolean;
-  /** Encode the next spoken turn's fixed text while idle (see turn-prelude.ts). Default true; false for comparison. */
+  /**
+   * Encode the next spoken turn's fixed text while idle (see turn-prelude.ts): for conversations
+   * that take speech. Default false: a typed turn cannot use it and would wait for it to be made.
+   */
   prelude?: boolean;
 }
 
@@ -91,7 +94,7 @@ export class AsyncReasoningEngine {
     this.settings = { controlEvery: opts.controlEvery ?? 20, maxThinkingTokens: opts.maxThinkingTokens ?? 512, maxAnswerTokens: opts.maxAnswerTokens ?? 512, sampling: opts.sampling, logitsHook: opts.logitsHook };
     this.historyBlock = this.lm.cache.createBlock('history');
     this.ownsStanding = !opts.standing;
-    this.usePrelude = opts.prelude ?? true;
+    this.usePrelude = opts.prelude ?? false;
     this.systemBlocks = opts.standing ?? new StandingPrompts(this.lm, this.tokenizer, this.prompts);
     this.historyChain = this.systemBlocks.ready;
     const keep = opts.keepHistory ?? true;

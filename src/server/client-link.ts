@@ -140,7 +140,8 @@ export class ClientLink {
       if (this.closed) return;
       const vad = await this.ctx.vads.acquire();
       if (this.closed) return void (await this.ctx.vads.release(vad));
-      const engine = new AsyncReasoningEngine({ lm: c.lm, tokenizer: c.tokenizer, standing: c.standing, ...this.ctx.engine });
+      // A spoken conversation: each spoken turn's fixed text is encoded ahead of it.
+      const engine = new AsyncReasoningEngine({ lm: c.lm, tokenizer: c.tokenizer, standing: c.standing, prelude: true, ...this.ctx.engine });
       this.vad = vad;
       this.conversation = new Conversation({ engine, vad, recognizer: c.recognizer, tts: c.tts, emit: this.emit, mode: this.ctx.mode });
       this.emit('hello', { version: this.ctx.version, model: this.ctx.modelName, mode: this.ctx.mode, handsFree: true });

@@ -255,8 +255,8 @@ async function spokenExchange(extra: Partial<EngineOptions>) {
 
 describe('turn prelude: the next spoken turn\'s fixed text, encoded ahead', () => {
   it('a spoken turn on a prelude computes exactly what it computes encoding its own fixed text, after typed turns and cuts changed the history', async () => {
-    const withPrelude = await spokenExchange({});
-    const without = await spokenExchange({ prelude: false });
+    const withPrelude = await spokenExchange({ prelude: true });
+    const without = await spokenExchange({});
     expect(withPrelude.history).toEqual(without.history);
     expect(withPrelude.logits.map((l) => `${l.stream}@${l.step}`)).toEqual(without.logits.map((l) => `${l.stream}@${l.step}`));
     const worst = Math.max(...withPrelude.logits.map((l, i) => maxAbsDiff(l.row, without.logits[i].row)));
@@ -285,18 +285,19 @@ describe('turn prelude: the next spoken turn\'s fixed text, encoded ahead', () =
       }
     };
     // The words (more than two tokens go in alone), then the first step.
-    expect(await firstThoughtCalls({}, false)).toBe(2);
+    expect(await firstThoughtCalls({ prelude: true }, false)).toBe(2);
     // Without: user head, tails, splits before them.
-    expect(await firstThoughtCalls({ prelude: false }, false)).toBe(5);
+    expect(await firstThoughtCalls({}, false)).toBe(5);
     // Typed: head, words, tails, splits, step, as before.
-    expect(await firstThoughtCalls({}, true)).toBe(5);
+    expect(await firstThoughtCalls({ prelude: true }, true)).toBe(5);
   }, 60_000);
 
   it('one stands after each turn and after a cut, never more; close gives every block back', async () => {
     const before = lm.cache.blockCount;
-    const engine = new AsyncReasoningEngine({ lm, tokenizer: tok, maxThinkingTokens: 4, maxAnswerTokens: 4 });
+    const engine = new AsyncReasoningEngine({ lm, tokenizer: tok, maxThinkingTokens: 4, maxAnswerTokens: 4, prelude: true });
     await engine.ready();
     const withPrelude = lm.cache.blockCount;
+    expect(withPrelude).toBeGreaterThan(before + 1); // the history block and the prelude's
     const turn = engine.startTurn('Hello there.');
     await collect(turn.events);
     await turn.settled();
