@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { io, type Socket } from 'socket.io-client';
 import { runTool } from '../src/audio/tools.ts';
 import { toAsrInput } from '../src/audio/resample.ts';
-import { floatToPcm16, parseWav } from '../src/audio/wav.ts';
+import { floatToPcm16, parseWav, voicedSpan } from '../src/audio/wav.ts';
 import { TURN_END_SILENCE_MS } from '../src/pipeline/conversation.ts';
 import type { ServerEvents } from '../src/protocol.ts';
 import { benchModel, fmt, median, requireTools } from './shared.ts';
@@ -85,13 +85,11 @@ const BENCH_QUESTIONS = [
   'what is the capital of france',
 ];
 const nQuestions = Math.min(BENCH_QUESTIONS.length, Number(args.questions));
-/** Where the voice itself starts and ends in a recording, in ms: espeak-ng pads its output with silence (≈ 0.4 s at the end). */
-function voicedSpanMs(audio: Float32Array, rate = 16000): { startMs: number; endMs: number } {
-  const loud = (x: number) => Math.abs(x) > 0.01; // −40 dBFS: well above the recording's silence, below any phoneme
-  const first = audio.findIndex(loud);
-  const last = audio.findLastIndex(loud);
-  if (first < 0) throw new Error('a bench question has no voice in it');
-  return { startMs: (first / rate) * 1000, endMs: ((last + 1) / rate) * 1000 };
+/** Where the voice itself starts and ends in a 16 kHz recording, in ms (espeak-ng pads its output with silence). */
+function voicedSpanMs(audio: Float32Array): { startMs: number; endMs: number } {
+  const span = voicedSpan(audio);
+  if (!span) throw new Error('a bench question has no voice in it');
+  return { startMs: (span.start / 16000) * 1000, endMs: (span.end / 16000) * 1000 };
 }
 const questions: { text: string; audio: Float32Array; voiced: { startMs: number; endMs: number } }[] = [];
 for (const text of BENCH_QUESTIONS.slice(0, nQuestions)) {

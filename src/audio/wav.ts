@@ -127,3 +127,14 @@ export function pcm16ToFloat(bytes: Uint8Array): Float32Array {
 export function durationMs(audio: PcmAudio): number {
   return ((audio.channels[0]?.length ?? 0) / audio.sampleRate) * 1000;
 }
+
+/**
+ * Where the voice itself starts and ends in a recording, as sample indices [start, end): the first
+ * and last samples above −40 dBFS (well above a synthesiser's padding silence, below any phoneme).
+ * null if nothing is that loud. espeak-ng pads its output with ≈ 0.4 s of silence at the end.
+ */
+export function voicedSpan(samples: Float32Array): { start: number; end: number } | null {
+  const loud = (x: number) => Math.abs(x) > 0.01;
+  const start = samples.findIndex(loud);
+  return start < 0 ? null : { start, end: samples.findLastIndex(loud) + 1 };
+}

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StreamingTranscriber, type ListenEvent } from '../../src/asr/stream.ts';
 import { SileroVad } from '../../src/asr/vad.ts';
 import { toAsrInput } from '../../src/audio/resample.ts';
+import { voicedSpan } from '../../src/audio/wav.ts';
 import { EspeakNgEngine } from '../../src/tts/engine.ts';
 import { fakeRecognizer } from '../helpers/fakes.ts';
 import { needTools } from '../helpers/tools.ts';
@@ -115,8 +116,8 @@ describe('StreamingTranscriber', () => {
     const phrase = async (text: string) => {
       const said = await espeak.synthesize(text);
       const pcm = toAsrInput({ sampleRate: said.sampleRate, channels: [said.pcm] });
-      const loud = (x: number) => Math.abs(x) > 0.01; // espeak pads its output with silence
-      return pcm.slice(pcm.findIndex(loud), pcm.findLastIndex(loud) + 1);
+      const span = voicedSpan(pcm)!; // espeak pads its output with silence
+      return pcm.slice(span.start, span.end);
     };
     const [a, b] = [await phrase('how many days'), await phrase('are there in a week')];
     const GAP = 0.45 * SR; // longer than a pause (300 ms), shorter than a turn end (600 ms)

@@ -9,7 +9,7 @@ import { makeTestModel } from '../../src/llm/test-model.ts';
 import { Tokenizer } from '../../src/llm/tokenizer.ts';
 import { collect } from '../helpers/events.ts';
 import { makeAndLoad, maxAbsDiff, scratchDir } from '../helpers/models.ts';
-import { ForwardRecorder } from '../helpers/recorder.ts';
+import { ForwardRecorder, watchCalls } from '../helpers/recorder.ts';
 import { ReferenceDecoder } from '../llm/reference-forward.ts';
 
 const TOL = 1e-4;
@@ -311,12 +311,7 @@ describe('asynchronous reasoning: listening and barge-in', () => {
   });
 
   it("the user's longer words go in alone, not padded beside the streams' one-token rows, and the streams' next step sees them", async () => {
-    const calls: { rows: number[][] }[] = [];
-    const forward = lm.forward.bind(lm);
-    lm.forward = (rows) => {
-      calls.push({ rows: rows.map((r) => r.tokens) });
-      return forward(rows);
-    };
+    const { calls, restore } = watchCalls(lm);
     try {
       const engine = engineWith((stream, logits) => stream === 'control' && force(logits, yesIds()));
       const turn = engine.startTurn('What is seventeen', { final: false });
@@ -328,14 +323,14 @@ describe('asynchronous reasoning: listening and barge-in', () => {
       });
       await turn.settled();
     } finally {
-      lm.forward = forward;
+      restore();
     }
-    const i = calls.findIndex((c) => c.rows.some((t) => tok.decode(t).includes('explain')));
+    const i = calls.findIndex((rows) => rows.some((t) => tok.decode(t).includes('explain')));
     expect(i).toBeGreaterThan(0);
-    expect(calls[i].rows).toHaveLength(1);
-    expect(calls[i].rows[0].length).toBeGreaterThan(2);
+    expect(calls[i]).toHaveLength(1);
+    expect(calls[i][0].length).toBeGreaterThan(2);
     // The very next call steps the thinker (one new token), which now sees the words.
-    expect(calls[i + 1].rows.some((t) => t.length === 1)).toBe(true);
+    expect(calls[i + 1].some((t) => t.length === 1)).toBe(true);
   });
 
   it('asks the control question while the last words are still being recognised; the writer speaks once they are in', async () => {
@@ -409,12 +404,7 @@ describe('asynchronous reasoning: listening and barge-in', () => {
   });
 
   it('the writer holds while its speech is far ahead of the listener: the thinker steps alone meanwhile, and the writer goes on once the voice catches up', async () => {
-    const rowsPerCall: number[] = [];
-    const forward = lm.forward.bind(lm);
-    lm.forward = (rows) => {
-      rowsPerCall.push(rows.length);
-      return forward(rows);
-    };
+    const { calls, restore } = watchCalls(lm);
     let queuedMs = 0;
     let heldAt = -1;
     let releasedAt = -1;
@@ -426,16 +416,17 @@ describe('asynchronous reasoning: listening and barge-in', () => {
       const events = await collect(turn.events, (e, all) => {
         if (e.type === 'answer' && all.filter((x) => x.type === 'answer').length === 4) {
           queuedMs = 4001; // the first chunk's speech went out: the listener has more than the lead to hear
-          heldAt = rowsPerCall.length;
+          heldAt = calls.length;
           heldStep = e.step;
         }
-        if (e.type === 'thinking' && heldAt >= 0 && releasedAt < 0 && rowsPerCall.length >= heldAt + 10) {
+        if (e.type === 'thinking' && heldAt >= 0 && releasedAt < 0 && calls.length >= heldAt + 10) {
           queuedMs = 3999;
-          releasedAt = rowsPerCall.length;
+          releasedAt = calls.length;
           releasedStep = e.step;
         }
       });
       const answerSteps = events.filter((e) => e.type === 'answer').map((e) => e.step);
+      const rowsPerCall = calls.map((rows) => rows.length);
       expect(answerSteps).toHaveLength(12);
       // Held: ten calls of the thinker alone, no answer token made in them.
       expect(rowsPerCall.slice(heldAt + 1, releasedAt)).toEqual(Array(releasedAt - heldAt - 1).fill(1));
@@ -444,17 +435,12 @@ describe('asynchronous reasoning: listening and barge-in', () => {
       expect(rowsPerCall.slice(releasedAt, releasedAt + 3)).toContain(2);
       await turn.settled();
     } finally {
-      lm.forward = forward;
+      restore();
     }
   });
 
   it('a held writer with its thinking over waits, making no calls, until the queued speech is down to the lead', async () => {
-    let calls = 0;
-    const forward = lm.forward.bind(lm);
-    lm.forward = (rows) => {
-      calls++;
-      return forward(rows);
-    };
+    const { calls, restore } = watchCalls(lm);
     let holdUntil = -1;
     try {
       const engine = engineWith((stream, logits) => {
@@ -468,8 +454,8 @@ describe('asynchronous reasoning: listening and barge-in', () => {
       const events = await collect(turn.events, (e, all) => {
         if (e.type === 'answer' && all.filter((x) => x.type === 'answer').length === 2) {
           holdUntil = performance.now() + 300;
-          callsAtHold = calls;
-          setTimeout(() => (callsWhileHeld = calls - callsAtHold), 250);
+          callsAtHold = calls.length;
+          setTimeout(() => (callsWhileHeld = calls.length - callsAtHold), 250);
         }
       });
       const answers = events.filter((e) => e.type === 'answer');
@@ -481,7 +467,7 @@ describe('asynchronous reasoning: listening and barge-in', () => {
       expect(third.tMs - second.tMs).toBeGreaterThanOrEqual(290);
       await turn.settled();
     } finally {
-      lm.forward = forward;
+      restore();
     }
   });
 

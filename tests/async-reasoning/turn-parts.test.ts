@@ -9,6 +9,7 @@ import type { CausalLM } from '../../src/llm/causal-lm.ts';
 import { Tokenizer } from '../../src/llm/tokenizer.ts';
 import { collect } from '../helpers/events.ts';
 import { makeAndLoad, maxAbsDiff, scratchDir } from '../helpers/models.ts';
+import { watchCalls } from '../helpers/recorder.ts';
 
 const root = scratchDir();
 let lm: CausalLM;
@@ -208,17 +209,6 @@ describe('turn controls', () => {
   });
 });
 
-/** Counts the model's calls (and their rows' new tokens) from now on. */
-function countCalls(): { calls: number[][]; restore: () => void } {
-  const calls: number[][] = [];
-  const forward = lm.forward.bind(lm);
-  lm.forward = (rows) => {
-    calls.push(rows.map((r) => r.tokens.length));
-    return forward(rows);
-  };
-  return { calls, restore: () => (lm.forward = forward) };
-}
-
 /** A typed turn, then two spoken ones whose words arrive while they run, each cut by the listener. Every logit row, in order. */
 async function spokenExchange(extra: Partial<EngineOptions>) {
   const logits: { stream: StreamName; step: number; row: Float32Array }[] = [];
@@ -267,7 +257,7 @@ describe('turn prelude: the next spoken turn\'s fixed text, encoded ahead', () =
     const firstThoughtCalls = async (opts: Partial<EngineOptions>, final: boolean) => {
       const engine = new AsyncReasoningEngine({ lm, tokenizer: tok, maxThinkingTokens: 4, maxAnswerTokens: 2, ...opts });
       await engine.ready();
-      const c = countCalls();
+      const c = watchCalls(lm);
       try {
         const turn = engine.startTurn(final ? 'What is seventeen times three?' : '', { final });
         if (!final) turn.addUserInput('What is seventeen times three?');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { floatToPcm16, pcm16ToFloat } from '../../src/audio/wav.ts';
+import { floatToPcm16, pcm16ToFloat, voicedSpan } from '../../src/audio/wav.ts';
 
 describe('PCM16 bytes', () => {
   it('round-trip within one step, clip out-of-range samples, and read unaligned buffers', () => {
@@ -11,5 +11,15 @@ describe('PCM16 bytes', () => {
     odd.set(bytes, 1);
     const back = pcm16ToFloat(odd.subarray(1));
     for (let i = 0; i < 5; i++) expect(Math.abs(back[i] - x[i])).toBeLessThanOrEqual(1 / 32768);
+  });
+});
+
+describe('voiced span', () => {
+  it('is where the samples louder than −40 dBFS begin and end; a recording of padding alone has none', () => {
+    const x = new Float32Array(100).fill(0.005); // a synthesiser's padding: quieter than any phoneme
+    x[20] = -0.3;
+    x[61] = 0.02;
+    expect(voicedSpan(x)).toEqual({ start: 20, end: 62 });
+    expect(voicedSpan(new Float32Array(100).fill(0.005))).toBeNull();
   });
 });

@@ -75,3 +75,14 @@ export class ForwardRecorder {
     return call.sequences[r];
   }
 }
+
+/** Records each call the model makes from now on (every row's new tokens) until restore(). */
+export function watchCalls(lm: CausalLM): { calls: number[][][]; restore: () => void } {
+  const calls: number[][][] = [];
+  const forward = lm.forward.bind(lm);
+  lm.forward = (rows: ForwardRow[]) => {
+    calls.push(rows.map((r) => r.tokens));
+    return forward(rows);
+  };
+  return { calls, restore: () => (lm.forward = forward) };
+}
