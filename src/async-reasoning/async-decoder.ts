@@ -25,10 +25,7 @@ export async function runAsync(rt: TurnRuntime): Promise<DoneReason> {
   const b = rt.blocks.makeAsync();
   const thinker = (rt.thinker = new TokenStream(b.thinkerOutput, decode, cfg.thinkerForbidden));
   const writer = (rt.writer = new TokenStream(b.writerOutput, decode, cfg.writerForbidden, cfg.writerBannedPhrases));
-  if (!rt.blocks.separatorsEncoded) {
-    await encodeSeparators(lm, b, cfg.ids);
-    rt.blocks.separatorsEncoded = true;
-  }
+  if (!rt.blocks.separatorsEncoded) await encodeSeparators(lm, b, cfg.ids);
   thinker.pending = [...cfg.ids.thinkerOutputPrefix];
   writer.pending = [...cfg.ids.writerOutputStart];
   rt.setState('thinker_only', 'turn-started', 'turn started');
@@ -116,10 +113,10 @@ export async function runAsync(rt: TurnRuntime): Promise<DoneReason> {
       }
     }
 
-    // Words that came after the thinker had ended its thoughts: now in the cache, worth thinking about.
-    if (userRow && reopenThinker()) rt.setState('thinker_only', 'user-spoke', 'the user said more; thinking resumes');
-    // A "yes" given at a pause was for the question as it stood: the user went on, so it is asked again at the next stop.
-    else if (userRow && rt.user.talking && rt.state === 'thinker_and_writer') rt.setState('thinker_only', 'user-spoke', 'the user said more; thinking resumes');
+    // New words go back to the thinker alone: words after it had ended its thoughts are worth
+    // thinking about, and a "yes" given at a pause was for the question as it stood, so it is asked
+    // again at the next stop.
+    if (userRow && (reopenThinker() || (rt.user.talking && rt.state === 'thinker_and_writer'))) rt.setState('thinker_only', 'user-spoke', 'the user said more; thinking resumes');
 
     // A stop stays pending until the question is asked for it: the voice can go quiet before the
     // thinker's first thought, and the probe then follows that thought, not the final transcript.

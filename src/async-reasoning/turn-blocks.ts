@@ -15,11 +15,6 @@ export class TurnBlocks {
   /** The baselines' blocks: the prompt's tail and the one output stream. */
   private single_: { tail: CacheBlock; output: CacheBlock } | null = null;
 
-  /** The user head is encoded (by a prelude, ahead of the turn). */
-  headEncoded = false;
-  /** The async layout's tails and splits are encoded (by a prelude, ahead of the turn). */
-  separatorsEncoded = false;
-
   constructor(private readonly ctx: Pick<TurnContext, 'lm' | 'standing' | 'history'>) {
     this.userHead = this.create('user_head');
     this.userInput = this.create('user_input');
@@ -50,6 +45,12 @@ export class TurnBlocks {
   makeSingle(): { tail: CacheBlock; output: CacheBlock } {
     this.single_ = { tail: this.create('prompt_tail'), output: this.create('output') };
     return this.single_;
+  }
+
+  /** The async layout's tails and splits hold their tokens (a prelude encoded them, ahead of the turn). */
+  get separatorsEncoded(): boolean {
+    const a = this.async_;
+    return a !== null && [a.thinkerTail, a.writerTail, a.thinkerSplit, a.writerSplit].some((x) => x.length > 0);
   }
 
   /** Every block of the async layout, or null before the async decoder made them. */

@@ -18,7 +18,6 @@ export async function encodePrelude(ctx: TurnContext, ids: Pick<PromptIds, 'user
   try {
     await encodeUserHead(ctx, blocks, ids.userHead);
     await encodeSeparators(ctx.lm, blocks.makeAsync(), ids);
-    blocks.separatorsEncoded = true;
     return blocks;
   } catch (e) {
     blocks.drop();
@@ -26,9 +25,8 @@ export async function encodePrelude(ctx: TurnContext, ids: Pick<PromptIds, 'user
   }
 }
 
-/** The user head, after the history: the first thing every turn encodes. */
+/** The user head, after the history: the first thing every turn encodes (unless a prelude has). */
 export async function encodeUserHead(ctx: Pick<TurnContext, 'lm' | 'history'>, blocks: TurnBlocks, userHead: readonly number[]): Promise<void> {
-  if (blocks.headEncoded) return;
+  if (blocks.userHead.length > 0) return;
   await ctx.lm.forward([{ view: [ctx.history.block, blocks.userHead], tokens: [...userHead] }]);
-  blocks.headEncoded = true;
 }

@@ -58,9 +58,9 @@ export class Turn {
   }
 
   /**
-   * The user's voice went quiet (the listener's turn end) while their last words are still being
-   * recognised: the control question can be asked now, so the writer is ready to speak the moment
-   * endUserInput brings those words in. Optional; endUserInput alone does the same, later.
+   * The user's voice went quiet (a pause, or the listener's turn end) while their last words are
+   * still being recognised: the control question can be asked now, so the writer is ready to speak
+   * the moment endUserInput brings those words in. Optional; endUserInput alone does the same, later.
    */
   userWentQuiet(): void {
     if (this.finished) return;

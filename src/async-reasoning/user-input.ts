@@ -12,8 +12,9 @@ export class UserInput {
   private queue: string[] = [];
   private marker: Marker;
   /**
-   * Times the user stopped: their voice went quiet (the listener's turn end, with the last words
-   * still being recognised) or their input closed. Each is a moment the listener starts waiting.
+   * Times the user stopped: their voice went quiet (a pause or the listener's turn end, with the
+   * last words still being recognised) or their input closed. Each is a moment the listener may
+   * start waiting.
    */
   stops = 0;
   /** The voice went quiet and the input has not closed since: the final words are on their way. */
@@ -43,7 +44,7 @@ export class UserInput {
     if (!this.queue.length) this.marker = 'adds';
   }
 
-  /** The voice went quiet (turn end); the input stays open for the final transcript. */
+  /** The voice went quiet (a pause or the turn end); the input stays open for the final transcript. */
   wentQuiet(): void {
     if (!this.open || this.quiet) return;
     this.quiet = true;
