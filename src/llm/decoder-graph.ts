@@ -4,7 +4,7 @@ import { UnsupportedModelError } from '../errors.ts';
 import type { DecoderConfig } from './config.ts';
 import { DT, GraphBuilder } from './onnx/graph-builder.ts';
 import { ropeTables } from './rope.ts';
-import { quantizeBlockwise, type QuantBits } from './quantize.ts';
+import { quantizeBlockwise, quantizePerChannel, type QuantBits } from './quantize.ts';
 import { checkedTensor, readTensorF32, readTensorF32Pieces, type TensorInfo } from './safetensors.ts';
 
 /** Block size of every quantised table: one scale per 32 inputs (MatMulNBits' and llama.cpp's choice). */
@@ -54,9 +54,14 @@ export const MASKED = -1e30;
 /** Bump when the graph layout changes, so cached graphs are rebuilt. */
 export const GRAPH_FORMAT_VERSION = 13;
 
-/** How linear-layer weights are stored: float32, or blockwise int4 (MatMulNBits). */
-export type WeightFormat = 'fp32' | 'int4';
-export const WEIGHT_FORMATS: readonly WeightFormat[] = ['fp32', 'int4'];
+/**
+ * How linear-layer weights are stored: float32; blockwise int4 (MatMulNBits), least to read per
+ * token; or int8 per output channel with each activation row quantised to 8 bits (MatMulInteger),
+ * MLAS's integer GEMM: on an AVX-512 VNNI CPU about twice MatMulNBits' rate once a call has a few
+ * dozen rows, which makes it the prefill graph of an int4 model (see load.ts).
+ */
+export type WeightFormat = 'fp32' | 'int4' | 'int8';
+export const WEIGHT_FORMATS: readonly WeightFormat[] = ['fp32', 'int4', 'int8'];
 
 /**
  * How the vocabulary-sized tables (token embeddings and LM head; one table when tied) are stored:
@@ -66,7 +71,7 @@ export const WEIGHT_FORMATS: readonly WeightFormat[] = ['fp32', 'int4'];
 export type HeadFormat = 'fp32' | 'int8' | 'int4';
 export const HEAD_FORMATS: readonly HeadFormat[] = ['fp32', 'int8', 'int4'];
 /** The head follows the linear weights unless asked otherwise: a step reads it whole. */
-export const defaultHeadFormat = (weights: WeightFormat | undefined): HeadFormat => (weights === 'int4' ? 'int4' : 'fp32');
+export const defaultHeadFormat = (weights: WeightFormat | undefined): HeadFormat => (weights === 'int4' ? 'int4' : weights === 'int8' ? 'int8' : 'fp32');
 
 /**
  * How the K/V cache is stored: float32, or int8 with one float scale per token and kv head for
@@ -79,9 +84,9 @@ export const defaultHeadFormat = (weights: WeightFormat | undefined): HeadFormat
  */
 export type KvFormat = 'fp32' | 'int8';
 export const KV_FORMATS: readonly KvFormat[] = ['fp32', 'int8'];
-/** An int8 cache comes with int4 weights (already approximate), a float one with float weights (exact). */
+/** An int8 cache comes with quantised weights (already approximate), a float one with float weights (exact). */
 export const defaultKvFormat = (weights: WeightFormat | undefined, ropeMode: RopeMode = 'rotate-query'): KvFormat =>
-  weights === 'int4' && ropeMode === 'rotate-query' ? 'int8' : 'fp32';
+  (weights === 'int4' || weights === 'int8') && ropeMode === 'rotate-query' ? 'int8' : 'fp32';
 
 export interface BuildOptions {
   ropeMode: RopeMode;
@@ -240,13 +245,21 @@ async function emitDecoder(
   let pastScores: (q: string, pastKey: string, keyScale: string) => string;
   /** q [K,M,D] · keys [K,D,C]: in float, or (int8 cache) each q row quantised around 128 with its own scale. */
   const int8Kv = opts.kv === 'int8';
-  const q8 = int8Kv ? { zero: g.bytes('q8.zero', DT.UINT8, Uint8Array.of(128), []), step: g.constFloat([127], []), tiny: g.constFloat([1e-12], []), mid: g.constFloat([128], []), full: g.constFloat([255], []) } : null;
+  const linear = opts.weights ?? 'fp32';
+  // Constants of 8-bit activations: codes around 128, one scale per row, so the largest |x| is 127.
+  const c8 = int8Kv || linear === 'int8' ? { zero: g.bytes('q8.zero', DT.UINT8, Uint8Array.of(128), []), step: g.constFloat([127], []), tiny: g.constFloat([1e-12], []), mid: g.constFloat([128], []), full: g.constFloat([255], []), one: g.constFloat([1], []) } : null;
+  /** x [..., n] → uint8 codes around 128 and one scale per row [..., 1]: x ≈ (codes − 128) · scale. */
+  const rowCodes = (x: string): { codes: string; scale: string } => {
+    const k = c8!;
+    const scale = g.o('Div', [g.o('Max', [g.o('ReduceMax', [g.o('Abs', [x])], { axes: [-1], keepdims: 1 }), k.tiny]), k.step]);
+    return { codes: g.o('Cast', [g.o('Add', [g.o('Round', [g.o('Div', [x, scale])]), k.mid])], { to: DT.UINT8 }), scale };
+  };
+  const q8 = int8Kv ? c8 : null;
   const scoreKeys = (q: string, keys: string, keyScale: string): string => {
     if (!q8) return g.o('MatMul', [q, keys]);
-    const qScale = g.o('Div', [g.o('Max', [g.o('ReduceMax', [g.o('Abs', [q])], { axes: [-1], keepdims: 1 }), q8.tiny]), q8.step]); // [K,M,1]
-    const qCodes = g.o('Cast', [g.o('Add', [g.o('Round', [g.o('Div', [q, qScale])]), q8.mid])], { to: DT.UINT8 });
-    const dot = g.o('Cast', [g.o('MatMulInteger', [qCodes, keys, q8.zero])], { to: DT.FLOAT }); // [K,M,C]
-    return g.o('Mul', [g.o('Mul', [dot, qScale]), keyScale]);
+    const { codes, scale } = rowCodes(q); // scale [K,M,1]
+    const dot = g.o('Cast', [g.o('MatMulInteger', [codes, keys, q8.zero])], { to: DT.FLOAT }); // [K,M,C]
+    return g.o('Mul', [g.o('Mul', [dot, scale]), keyScale]);
   };
   /**
    * probabilities [K,M,C] · values [K,C,D]: in float, or (int8 values) each probability times its
@@ -312,10 +325,18 @@ async function emitDecoder(
   const newScoresShape = g.o('Concat', [c([K]), Bd, c([G]), Sd, Sd], { axis: 0 }); // [K,B,G,S,S]
   const attnShape = g.o('Concat', [c([K]), Bd, c([G]), Sd, c([D])], { axis: 0 }); // [K,B,G,S,D]
 
-  const int4 = (opts.weights ?? 'fp32') === 'int4';
   const accuracyLevel = opts.int4Compute === 'fp32' ? 0 : 4;
   const { embed, head } = await vocabTables(g, cfg, pieces, opts.head, accuracyLevel);
   let x = embed(inputIds); // [B,S,H]
+  /**
+   * x [B,S,in] · int8 codes [in,out] with per-output scales: each row of x quantised to 8 bits
+   * around 128 with its own scale (a row's outlier costs only that row precision), MLAS's integer
+   * GEMM with the weight scales applied as it writes, then the row scales.
+   */
+  const rowQuantizedMatMul = (x: string, codes: string, scales: string): string => {
+    const rows = rowCodes(x); // scale [B,S,1]
+    return g.o('Mul', [g.o('MatMulIntegerToFloat', [rows.codes, codes, c8!.one, scales, c8!.zero], {}, 'com.microsoft'), rows.scale]);
+  };
   /**
    * y = x·Wᵀ (+ b) for HF weights `names` of shapes [outs[i], inp], as one matrix whose output is
    * split back: projections of one input (q, k, v; gate, up) are one kernel call instead of several
@@ -340,11 +361,15 @@ async function emitDecoder(
     const w = stacked(names, inp);
     const name = names.join('+');
     let y: string;
-    if (int4) {
+    if (linear === 'int4') {
       const q = quantizeBlockwise(w, out, inp, 4, QUANT_BLOCK);
       const b = g.bytes(`${name}.q4`, DT.UINT8, q.packed, [out, q.kBlocks, QUANT_BLOCK / 2]);
       const sc = g.weight(`${name}.q4.scales`, q.scales, [out * q.kBlocks]);
       y = matMulNBits(g, input, b, sc, inp, out, 4, accuracyLevel);
+    } else if (linear === 'int8') {
+      const q = quantizePerChannel(w, out, inp);
+      const codes = g.bytes(`${name}.q8c`, DT.INT8, new Uint8Array(q.codes.buffer), [inp, out]);
+      y = rowQuantizedMatMul(input, codes, g.weight(`${name}.q8c.scales`, q.scales, [out]));
     } else {
       y = g.o('MatMul', [input, g.weight(`${name}.T`, transpose2d(w, out, inp), [inp, out])]);
     }

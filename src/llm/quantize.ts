@@ -70,3 +70,35 @@ export function dequantizeBlockwise(q: BlockQuantized): Float32Array {
   }
   return out;
 }
+
+/**
+ * Symmetric int8 per output channel, laid out for MatMulInteger: codes [K, N] (the HF [N, K]
+ * weight transposed), one scale per output n, code × scale ≈ w (|error| ≤ scale / 2).
+ */
+export interface ChannelQuantized {
+  /** [K, N] */
+  codes: Int8Array;
+  /** [N] */
+  scales: Float32Array;
+}
+
+export function quantizePerChannel(w: Float32Array, n: number, k: number): ChannelQuantized {
+  if (w.length !== n * k) throw new Error(`weight has ${w.length} values, [${n}, ${k}] needs ${n * k}`);
+  const codes = new Int8Array(k * n);
+  const scales = new Float32Array(n);
+  for (let row = 0; row < n; row++) {
+    let amax = 0;
+    for (let i = row * k; i < row * k + k; i++) amax = Math.max(amax, Math.abs(w[i]));
+    const scale = amax / 127 || 1;
+    scales[row] = scale;
+    for (let i = 0; i < k; i++) codes[i * n + row] = Math.max(-127, Math.min(127, Math.round(w[row * k + i] / scale)));
+  }
+  return { codes, scales };
+}
+
+/** Back to float [N, K] (for references and error checks). */
+export function dequantizePerChannel(q: ChannelQuantized, n: number, k: number): Float32Array {
+  const out = new Float32Array(n * k);
+  for (let row = 0; row < n; row++) for (let i = 0; i < k; i++) out[row * k + i] = q.codes[i * n + row] * q.scales[row];
+  return out;
+}

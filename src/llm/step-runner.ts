@@ -15,6 +15,11 @@ export interface RunnerSpec {
   backend: BackendOptions;
   /** Linux: the threads that compute steps run at a lower priority than listening (worker runner only). */
   lowerPriority?: boolean;
+  /**
+   * A second graph over the same arena for calls of at least `minTokens` new tokens (all rows,
+   * padding included): same inputs and outputs, other kernels (see load.ts).
+   */
+  prefill?: { graphPath: string; minTokens: number };
 }
 
 /**
@@ -65,6 +70,7 @@ export class LocalStepRunner implements StepRunner {
 
   private constructor(
     private readonly session: Session,
+    private readonly prefill: { session: Session; minTokens: number } | null,
     spec: RunnerSpec,
   ) {
     this.arena = new Arena(spec.numLayers, spec.kvHeads, spec.headDim, spec.kv);
@@ -72,12 +78,24 @@ export class LocalStepRunner implements StepRunner {
   }
 
   static async create(spec: RunnerSpec): Promise<LocalStepRunner> {
-    return new LocalStepRunner(await Session.load(spec.graphPath, spec.backend), spec);
+    const session = await Session.load(spec.graphPath, spec.backend);
+    let prefill: Session | null = null;
+    try {
+      // Its own thread pool must not spin: after a prefill, idle spinning threads would take the
+      // cores from the step graph's threads (decode right after a prompt was ≈ 30 % slower).
+      if (spec.prefill) prefill = await Session.load(spec.prefill.graphPath, { ...spec.backend, spinning: false });
+    } catch (e) {
+      await session.close();
+      throw e;
+    }
+    return new LocalStepRunner(session, prefill && { session: prefill, minTokens: spec.prefill!.minTokens }, spec);
   }
 
   async run(feeds: Record<string, FeedValue>, capacity: number): Promise<Float32Array> {
     this.last = null; // a failed run leaves nothing to commit
-    const out = await this.session.run(arenaFeeds(this.arena, capacity, feeds), this.outputs);
+    const [B, S] = feeds[GRAPH_IO.inputIds].dims;
+    const session = this.prefill && B * S >= this.prefill.minTokens ? this.prefill.session : this.session;
+    const out = await session.run(arenaFeeds(this.arena, capacity, feeds), this.outputs);
     const L = this.arena.numLayers;
     this.last = { keys: Array.from({ length: L }, (_, l) => out[GRAPH_IO.newKey(l)].data), values: Array.from({ length: L }, (_, l) => out[GRAPH_IO.newValue(l)].data) };
     return out[GRAPH_IO.logits].data;
@@ -88,8 +106,8 @@ export class LocalStepRunner implements StepRunner {
     this.arena.writeTokens(this.last.keys, this.last.values, writes, S);
   }
 
-  close(): Promise<void> {
-    return this.session.close();
+  async close(): Promise<void> {
+    await Promise.all([this.session.close(), this.prefill?.session.close()]);
   }
 }
 

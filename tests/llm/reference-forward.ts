@@ -11,8 +11,15 @@ export class ReferenceDecoder {
   private w = new Map<string, Float32Array>();
   private cfg: Record<string, any>;
 
-  /** `transform` may replace any weight as it is read (to model a quantised checkpoint, say). */
-  constructor(dir: string, transform?: (name: string, data: Float32Array, shape: number[]) => Float32Array) {
+  /**
+   * `transform` may replace any weight as it is read (to model a quantised checkpoint, say);
+   * `linearInput` any input of a decoder layer's linear layer (to model quantised activations).
+   */
+  constructor(
+    dir: string,
+    transform?: (name: string, data: Float32Array, shape: number[]) => Float32Array,
+    private readonly linearInput?: (x: Float64Array) => Float64Array,
+  ) {
     this.cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
     if (this.cfg.rope_scaling) throw new Error('reference forward implements default RoPE only');
     for (const [name, info] of listModelTensors(dir)) {
@@ -28,8 +35,9 @@ export class ReferenceDecoder {
   }
 
   /** y[out] = W[out,in] · x[in] (+ b) */
-  private linear(name: string, x: Float64Array, out: number, bias = false): Float64Array {
+  private linear(name: string, x0: Float64Array, out: number, bias = false): Float64Array {
     const W = this.get(`${name}.weight`);
+    const x = this.linearInput && name.startsWith('model.layers.') ? this.linearInput(x0) : x0;
     const n = x.length;
     const y = new Float64Array(out);
     for (let o = 0; o < out; o++) {
