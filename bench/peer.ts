@@ -1,10 +1,11 @@
 /**
  * Our runtime beside llama.cpp (node-llama-cpp's prebuilt CPU binary) on the same weights and the
  * same threads: the model folder is exported as a q4_0 GGUF, ours runs it with int4 weights (and
- * int4 head, and an int8 K/V cache unless --kv fp32; llama.cpp's cache is f16). Each context is measured A B A B (ours, llama.cpp, ours, llama.cpp) so that drift
+ * int4 head, and an int8 K/V cache unless --kv fp32; llama.cpp's cache is f16), prompts on the int8
+ * prefill graph unless --prefill-weights same. Each context is measured A B A B (ours, llama.cpp, ours, llama.cpp) so that drift
  * in the machine's speed falls on both. Not a test: figures and ratios from this one run.
  *
- *   npm run bench:peer -- [--preset qwen3-0.6b] [--threads 2] [--contexts 64,512,2048] [--kv int8|fp32]
+ *   npm run bench:peer -- [--preset qwen3-0.6b] [--threads 2] [--contexts 64,512,2048] [--kv int8|fp32] [--prefill-weights int8|same]
  *                         [--decode-steps 16] [--rounds 2] [--json]
  *
  * Per context: prefill tok/s (a prompt of the context's length, fed in chunks of 512), decode
@@ -17,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { ProgressBar } from '../src/cli/progress.ts';
 import type { Token } from 'node-llama-cpp';
 import { exportGguf } from '../src/llm/gguf.ts';
-import { loadCausalLM } from '../src/llm/load.ts';
+import { loadCausalLM, PREFILL_WEIGHTS, type PrefillWeights } from '../src/llm/load.ts';
 import { KV_FORMATS, type KvFormat } from '../src/llm/decoder-graph.ts';
 import { argmax } from '../src/llm/sampling.ts';
 import { benchModel, fmt, median, tokensFor } from './shared.ts';
@@ -27,6 +28,7 @@ const { values: args } = parseArgs({
     preset: { type: 'string', default: 'qwen3-0.6b' },
     threads: { type: 'string', default: '2' },
     kv: { type: 'string', default: 'int8' },
+    'prefill-weights': { type: 'string', default: 'int8' },
     contexts: { type: 'string', default: '64,512,2048' },
     'decode-steps': { type: 'string', default: '16' },
     rounds: { type: 'string', default: '2' },
@@ -38,8 +40,15 @@ const contexts = args.contexts!.split(',').map(Number);
 const steps = Number(args['decode-steps']);
 const rounds = Number(args.rounds);
 const CHUNK = 512;
+/** Measured 2-row steps per round, after one warm-up (3 were too few on a noisy machine). */
+const TWO_ROW_STEPS = 8;
 if (!KV_FORMATS.includes(args.kv as KvFormat)) {
   console.error(`--kv must be one of ${KV_FORMATS.join(', ')}`);
+  process.exit(2);
+}
+const prefillWeights = args['prefill-weights'] as PrefillWeights;
+if (!PREFILL_WEIGHTS.includes(prefillWeights)) {
+  console.error(`--prefill-weights must be one of ${PREFILL_WEIGHTS.join(', ')}`);
   process.exit(2);
 }
 if (![threads, steps, rounds, ...contexts].every((n) => Number.isInteger(n) && n > 0) || contexts.some((c) => c <= steps + 1)) {
@@ -70,10 +79,11 @@ if (!existsSync(ggufFile) || statSync(ggufFile).mtimeMs < statSync(join(modelDir
 
 const maxContext = Math.max(...contexts);
 let rss = rssMiB();
-const bar = new ProgressBar(`our graph (int4, ${args.kv} K/V cache)`);
+const bar = new ProgressBar(`our graphs (int4, ${args.kv} K/V cache, ${prefillWeights} prefill weights)`);
 const ours = await loadCausalLM(modelDir, {
   weights: 'int4',
   kv: args.kv as KvFormat,
+  prefillWeights,
   maxPositions: maxContext + 64,
   intraOpThreads: threads,
   onProgress: (p) => p.stage === 'build' && bar.update(p.done, p.total, p.what),
@@ -116,7 +126,7 @@ async function measureOurs(context: number, into: Figures): Promise<void> {
   }
   // Thinker and writer: two rows over the same cache, each at its own layout.
   const side = lm.cache.createBlock('side');
-  for (let i = 0; i < 4; i++) {
+  for (let i = 0; i <= TWO_ROW_STEPS; i++) {
     t = performance.now();
     await lm.forward([
       { view: [block], tokens: [7], persist: false },
@@ -152,7 +162,7 @@ async function measureLlama(context: number, into: Figures): Promise<void> {
   }
   // Two sequences queued together are decoded in one batch.
   await seqB.evaluateWithoutGeneratingNewTokens(prompt);
-  for (let i = 0; i < 4; i++) {
+  for (let i = 0; i <= TWO_ROW_STEPS; i++) {
     t = performance.now();
     await Promise.all([llamaStep(seqA, 7), llamaStep(seqB, 8)]);
     if (i > 0) into.twoRowMs.push(performance.now() - t);
@@ -191,17 +201,18 @@ const summary = results.map(({ context, ours: o, llama: l }) => {
 });
 const weights = {
   oursGraphBytes: statSync(ours.graphPath + '.data').size,
+  oursPrefillGraphBytes: ours.prefillGraphPath ? statSync(ours.prefillGraphPath + '.data').size : 0,
   ggufBytes: statSync(ggufFile).size,
   oursResidentMiB: oursRss,
   llamaCppResidentMiB: llamaRss,
 };
 
 if (args.json) {
-  console.log(JSON.stringify({ preset: args.preset, threads, kv: args.kv, decodeSteps: steps, rounds, weights, contexts: summary }));
+  console.log(JSON.stringify({ preset: args.preset, threads, kv: args.kv, prefillWeights, decodeSteps: steps, rounds, weights, contexts: summary }));
 } else {
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
   console.log(`\nbench:peer — ${args.preset} shapes, random weights, ${threads} threads, ${rounds} alternating rounds (A B A B), medians`);
-  console.log(`weights: ours int4 graph ${mib(weights.oursGraphBytes)}, ${args.kv} K/V cache (resident +${fmt(oursRss, 0)} MiB); llama.cpp q4_0 GGUF ${mib(weights.ggufBytes)} (resident +${fmt(llamaRss, 0)} MiB)\n`);
+  console.log(`weights: ours int4 graph ${mib(weights.oursGraphBytes)}${weights.oursPrefillGraphBytes ? ` + int8 prefill graph ${mib(weights.oursPrefillGraphBytes)}` : ''}, ${args.kv} K/V cache (resident +${fmt(oursRss, 0)} MiB); llama.cpp q4_0 GGUF ${mib(weights.ggufBytes)} (resident +${fmt(llamaRss, 0)} MiB)\n`);
   console.log('context │ prefill tok/s: ours  llama.cpp  ratio │ decode ms/tok: ours  llama.cpp  ratio │ 2-row ms: ours (×1-row)  llama.cpp (×1-row)');
   for (const s of summary) {
     console.log(

@@ -60,6 +60,8 @@ export interface LoadedModel {
   config: DecoderConfig;
   lm: CausalLM;
   graphPath: string;
+  /** The prefill graph, when there is one (see LoadOptions.prefillWeights). */
+  prefillGraphPath?: string;
 }
 
 /** Source (folder or hf:id) → ready-to-run CausalLM, building and caching the graph on first use. */
@@ -100,5 +102,5 @@ export async function loadCausalLM(source: string, opts: LoadOptions = {}): Prom
     ...(prefill ? { prefill: { graphPath: prefill.path, minTokens: PREFILL_MIN_TOKENS } } : {}),
   };
   const runner = (opts.stepThread ?? 'worker') === 'worker' ? await WorkerStepRunner.create(spec) : await LocalStepRunner.create(spec);
-  return { dir, config, lm: new CausalLM(config, runner, maxPositions, ropeMode, kv), graphPath: path };
+  return { dir, config, lm: new CausalLM(config, runner, maxPositions, ropeMode, kv), graphPath: path, prefillGraphPath: prefill?.path };
 }
