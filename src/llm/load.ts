@@ -38,7 +38,7 @@ export interface LoadOptions extends BackendOptions {
   /** Linux, worker steps: compute at a lower priority than the rest of the process (see step-worker-job.ts). */
   lowerPriority?: boolean;
   /**
-   * int4 weights with the int8 kernels: calls of PREFILL_MIN_TOKENS or more new tokens (prompts,
+   * int4 weights with the int8 kernels, on the CPU: calls of PREFILL_MIN_TOKENS or more new tokens (prompts,
    * history, the control question) run a second graph whose linear layers are int8 per channel
    * (see WeightFormat), same head, embeddings and cache. 'int8' (default) or 'same' (every call on
    * the int4 graph: less memory, slower prefill).
@@ -86,7 +86,9 @@ export async function loadCausalLM(source: string, opts: LoadOptions = {}): Prom
     inWorker: opts.buildInWorker,
   };
   const { path } = await ensureGraph(dir, config, tensors, { ...graph, onProgress: (done, total, what) => opts.onProgress?.({ stage: 'build', done, total, what }) });
-  const withPrefill = opts.weights === 'int4' && opts.int4Compute !== 'fp32' && (opts.prefillWeights ?? 'int8') === 'int8';
+  // A CPU choice: MLAS's integer GEMM is what makes it pay; other providers run int4 throughout.
+  const onCpu = (opts.executionProvider ?? 'cpu') === 'cpu';
+  const withPrefill = onCpu && opts.weights === 'int4' && opts.int4Compute !== 'fp32' && (opts.prefillWeights ?? 'int8') === 'int8';
   const prefill = withPrefill
     ? await ensureGraph(dir, config, tensors, { ...graph, weights: 'int8', onProgress: (done, total, what) => opts.onProgress?.({ stage: 'build', done, total, what: `prefill graph: ${what}` }) })
     : null;
