@@ -38,10 +38,10 @@ export interface LoadOptions extends BackendOptions {
   /** Linux, worker steps: compute at a lower priority than the rest of the process (see step-worker-job.ts). */
   lowerPriority?: boolean;
   /**
-   * int4 weights with the int8 kernels, on the CPU: calls of PREFILL_MIN_TOKENS or more new tokens (prompts,
-   * history, the control question) run a second graph whose linear layers are int8 per channel
-   * (see WeightFormat), same head, embeddings and cache. 'int8' (default) or 'same' (every call on
-   * the int4 graph: less memory, slower prefill).
+   * int4 weights with the int8 kernels, on the CPU: calls of PREFILL_MIN_TOKENS or more new tokens
+   * (prompts, history, the control question) run a second graph whose linear layers are int8 per
+   * channel (see WeightFormat), same head, embeddings and cache. 'int8' (default) or 'same' (every
+   * call on the int4 graph: less memory, slower prefill).
    */
   prefillWeights?: PrefillWeights;
 }

@@ -81,8 +81,9 @@ export class LocalStepRunner implements StepRunner {
     const session = await Session.load(spec.graphPath, spec.backend);
     let prefill: Session | null = null;
     try {
-      // Its own thread pool must not spin: after a prefill, idle spinning threads would take the
-      // cores from the step graph's threads (decode right after a prompt was ≈ 30 % slower).
+      // Its own thread pool must not spin: its calls are long, so spinning saves them nothing, and
+      // its idle threads spinning after a prompt would compete with the step graph's for the cores
+      // (a design choice; the bench runs with it on and off were within the machine's noise).
       if (spec.prefill) prefill = await Session.load(spec.prefill.graphPath, { ...spec.backend, spinning: false });
     } catch (e) {
       await session.close();
