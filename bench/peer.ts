@@ -42,15 +42,14 @@ const rounds = Number(args.rounds);
 const CHUNK = 512;
 /** Measured 2-row steps per round, after one warm-up (3 were too few on a noisy machine). */
 const TWO_ROW_STEPS = 8;
-if (!KV_FORMATS.includes(args.kv as KvFormat)) {
-  console.error(`--kv must be one of ${KV_FORMATS.join(', ')}`);
+/** The flag's value if it is one of `allowed`; otherwise exits 2 naming them. */
+function oneOf<T extends string>(flag: string, value: string | undefined, allowed: readonly T[]): T {
+  if (allowed.includes(value as T)) return value as T;
+  console.error(`--${flag} must be one of ${allowed.join(', ')}`);
   process.exit(2);
 }
-const prefillWeights = args['prefill-weights'] as PrefillWeights;
-if (!PREFILL_WEIGHTS.includes(prefillWeights)) {
-  console.error(`--prefill-weights must be one of ${PREFILL_WEIGHTS.join(', ')}`);
-  process.exit(2);
-}
+const kv = oneOf<KvFormat>('kv', args.kv, KV_FORMATS);
+const prefillWeights = oneOf<PrefillWeights>('prefill-weights', args['prefill-weights'], PREFILL_WEIGHTS);
 if (![threads, steps, rounds, ...contexts].every((n) => Number.isInteger(n) && n > 0) || contexts.some((c) => c <= steps + 1)) {
   console.error('--threads, --decode-steps, --rounds and --contexts must be positive integers, each context longer than the decode steps');
   process.exit(2);
@@ -79,10 +78,10 @@ if (!existsSync(ggufFile) || statSync(ggufFile).mtimeMs < statSync(join(modelDir
 
 const maxContext = Math.max(...contexts);
 let rss = rssMiB();
-const bar = new ProgressBar(`our graphs (int4, ${args.kv} K/V cache, ${prefillWeights} prefill weights)`);
+const bar = new ProgressBar(`our graphs (int4, ${kv} K/V cache, ${prefillWeights} prefill weights)`);
 const ours = await loadCausalLM(modelDir, {
   weights: 'int4',
-  kv: args.kv as KvFormat,
+  kv,
   prefillWeights,
   maxPositions: maxContext + 64,
   intraOpThreads: threads,
@@ -208,11 +207,11 @@ const weights = {
 };
 
 if (args.json) {
-  console.log(JSON.stringify({ preset: args.preset, threads, kv: args.kv, prefillWeights, decodeSteps: steps, rounds, weights, contexts: summary }));
+  console.log(JSON.stringify({ preset: args.preset, threads, kv, prefillWeights, decodeSteps: steps, rounds, weights, contexts: summary }));
 } else {
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
   console.log(`\nbench:peer — ${args.preset} shapes, random weights, ${threads} threads, ${rounds} alternating rounds (A B A B), medians`);
-  console.log(`weights: ours int4 graph ${mib(weights.oursGraphBytes)}${weights.oursPrefillGraphBytes ? ` + int8 prefill graph ${mib(weights.oursPrefillGraphBytes)}` : ''}, ${args.kv} K/V cache (resident +${fmt(oursRss, 0)} MiB); llama.cpp q4_0 GGUF ${mib(weights.ggufBytes)} (resident +${fmt(llamaRss, 0)} MiB)\n`);
+  console.log(`weights: ours int4 graph ${mib(weights.oursGraphBytes)}${weights.oursPrefillGraphBytes ? ` + int8 prefill graph ${mib(weights.oursPrefillGraphBytes)}` : ''}, ${kv} K/V cache (resident +${fmt(oursRss, 0)} MiB); llama.cpp q4_0 GGUF ${mib(weights.ggufBytes)} (resident +${fmt(llamaRss, 0)} MiB)\n`);
   console.log('context │ prefill tok/s: ours  llama.cpp  ratio │ decode ms/tok: ours  llama.cpp  ratio │ 2-row ms: ours (×1-row)  llama.cpp (×1-row)');
   for (const s of summary) {
     console.log(
