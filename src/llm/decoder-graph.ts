@@ -4,11 +4,10 @@ import { UnsupportedModelError } from '../errors.ts';
 import type { DecoderConfig } from './config.ts';
 import { DT, GraphBuilder } from './onnx/graph-builder.ts';
 import { ropeTables } from './rope.ts';
-import { quantizeBlockwise, quantizePerChannel, type QuantBits } from './quantize.ts';
+import { GRAPH_BLOCK, quantizeForGraph, quantizePerChannel, type QuantBits } from './quantize.ts';
 import { checkedTensor, readTensorF32, readTensorF32Pieces, type TensorInfo } from './safetensors.ts';
 
 /** Block size of every quantised table: one scale per 32 inputs (MatMulNBits' and llama.cpp's choice). */
-const QUANT_BLOCK = 32;
 
 /**
  * The graph contract (see docs/architecture.md, "Decoder graph"). Dims: B rows, S new tokens
@@ -52,7 +51,7 @@ export const GRAPH_IO = {
 export const MASKED = -1e30;
 
 /** Bump when the graph layout changes, so cached graphs are rebuilt. */
-export const GRAPH_FORMAT_VERSION = 13;
+export const GRAPH_FORMAT_VERSION = 14;
 
 /**
  * How linear-layer weights are stored: float32; blockwise int4 (MatMulNBits), least to read per
@@ -362,10 +361,11 @@ async function emitDecoder(
     const name = names.join('+');
     let y: string;
     if (linear === 'int4') {
-      const q = quantizeBlockwise(w, out, inp, 4, QUANT_BLOCK);
-      const b = g.bytes(`${name}.q4`, DT.UINT8, q.packed, [out, q.kBlocks, QUANT_BLOCK / 2]);
+      const q = quantizeForGraph(w, out, inp, 4);
+      const b = g.bytes(`${name}.q4`, DT.UINT8, q.packed, [out, q.kBlocks, GRAPH_BLOCK[4] / 2]);
       const sc = g.weight(`${name}.q4.scales`, q.scales, [out * q.kBlocks]);
-      y = matMulNBits(g, input, b, sc, inp, out, 4, accuracyLevel);
+      const zp = g.bytes(`${name}.q4.zp`, DT.UINT8, q.zeroPoints!, [q.zeroPoints!.length]);
+      y = matMulNBits(g, input, b, sc, zp, inp, out, 4, accuracyLevel);
     } else if (linear === 'int8') {
       const q = quantizePerChannel(w, out, inp);
       const codes = g.bytes(`${name}.q8c`, DT.INT8, new Uint8Array(q.codes.buffer), [inp, out]);
@@ -448,8 +448,9 @@ async function emitDecoder(
 }
 
 /** y = x·Wᵀ for W [n, k] stored as blockwise codes and scales (see quantize.ts). */
-function matMulNBits(g: GraphBuilder, x: string, codes: string, scales: string, k: number, n: number, bits: QuantBits, accuracyLevel: number): string {
-  return g.o('MatMulNBits', [x, codes, scales], { K: k, N: n, bits, block_size: QUANT_BLOCK, accuracy_level: accuracyLevel }, 'com.microsoft');
+function matMulNBits(g: GraphBuilder, x: string, codes: string, scales: string, zeroPoints: string | null, k: number, n: number, bits: QuantBits, accuracyLevel: number): string {
+  const inputs = zeroPoints ? [x, codes, scales, zeroPoints] : [x, codes, scales];
+  return g.o('MatMulNBits', inputs, { K: k, N: n, bits, block_size: GRAPH_BLOCK[bits], accuracy_level: accuracyLevel }, 'com.microsoft');
 }
 
 /**
@@ -475,39 +476,50 @@ async function vocabTables(
     };
   }
   const bits: QuantBits = format === 'int8' ? 8 : 4;
-  const kBlocks = Math.ceil(H / QUANT_BLOCK);
-  const blob = (QUANT_BLOCK * bits) / 8;
-  /** Packs one table: codes [V, kBlocks, blob] streamed, scales [V, kBlocks] after them. */
-  const table = async (name: string): Promise<{ codes: string; scales: string }> => {
+  const block = GRAPH_BLOCK[bits];
+  const kBlocks = Math.ceil(H / block);
+  const blob = (block * bits) / 8;
+  const zpBytes = Math.ceil(kBlocks / 2);
+  /** Packs one table: codes [V, kBlocks, blob] streamed, scales [V, kBlocks] (and int4's zero points [V, zpBytes]) after them. */
+  const table = async (name: string): Promise<{ codes: string; scales: string; zeroPoints: string | null }> => {
     const scaleParts: Float32Array[] = [];
+    const zpParts: Uint8Array[] = [];
     const packedPieces = function* () {
       for (const rows of pieces(name, [V, H])) {
-        const q = quantizeBlockwise(rows, rows.length / H, H, bits, QUANT_BLOCK);
+        const q = quantizeForGraph(rows, rows.length / H, H, bits);
         scaleParts.push(q.scales);
+        if (q.zeroPoints) zpParts.push(q.zeroPoints);
         yield q.packed;
       }
     };
     const codes = await g.streamBytes(`${name}.q${bits}`, DT.UINT8, 1, [V, kBlocks, blob], packedPieces(), yieldToLoop);
-    const all = new Float32Array(V * kBlocks);
-    let at = 0;
-    for (const p of scaleParts) {
-      all.set(p, at);
-      at += p.length;
-    }
-    return { codes, scales: g.weight(`${name}.q${bits}.scales`, all, [V, kBlocks]) };
+    const concat = <T extends Float32Array | Uint8Array>(parts: T[], all: T): T => {
+      let at = 0;
+      for (const p of parts) {
+        all.set(p, at);
+        at += p.length;
+      }
+      return all;
+    };
+    const scales = g.weight(`${name}.q${bits}.scales`, concat(scaleParts, new Float32Array(V * kBlocks)), [V, kBlocks]);
+    const zeroPoints = zpParts.length ? g.bytes(`${name}.q${bits}.zp`, DT.UINT8, concat(zpParts, new Uint8Array(V * zpBytes)), [V, zpBytes]) : null;
+    return { codes, scales, zeroPoints };
   };
   const embedT = await table(EMBED);
   const headT = cfg.tieWordEmbeddings ? embedT : await table(HEAD);
-  // GatherBlockQuantized blocks along the last axis of its data, whose scales must have the
-  // data's rank: the same codes as [V, kBlocks, blob] and a [V, kBlocks, 1] view of the scales.
-  const gatherScales = g.alias(`${EMBED}.q${bits}.scales.3d`, embedT.scales, [V, kBlocks, 1]);
-  const padded = kBlocks * QUANT_BLOCK;
+  // GatherBlockQuantized reads the codes as [V, kBlocks · blob] bytes with blocks along that last
+  // axis; MatMulNBits reads the same bytes as [V, kBlocks, blob] and the zero points flat.
+  const gatherCodes = g.alias(`${EMBED}.q${bits}.2d`, embedT.codes, [V, kBlocks * blob]);
+  const gatherInputs = embedT.zeroPoints ? [gatherCodes, '', embedT.scales, embedT.zeroPoints] : [gatherCodes, '', embedT.scales];
+  const headZp = headT.zeroPoints && g.alias(`${headT.zeroPoints}.flat`, headT.zeroPoints, [V * zpBytes]);
+  const padded = kBlocks * block;
   return {
     embed: (ids) => {
-      const rows = g.o('GatherBlockQuantized', [embedT.codes, ids, gatherScales], { gather_axis: 0, quantize_axis: 2, block_size: QUANT_BLOCK, bits }, 'com.microsoft'); // [B,S,kBlocks,32]
-      const flat = g.o('Reshape', [rows, g.constInt64([0, 0, padded])]);
-      return padded === H ? flat : g.o('Slice', [flat, g.constInt64([0]), g.constInt64([H]), g.constInt64([-1])]);
+      const inputs = [...gatherInputs];
+      inputs[1] = ids;
+      const rows = g.o('GatherBlockQuantized', inputs, { gather_axis: 0, quantize_axis: 1, block_size: block, bits }, 'com.microsoft'); // [B,S,padded]
+      return padded === H ? rows : g.o('Slice', [rows, g.constInt64([0]), g.constInt64([H]), g.constInt64([-1])]);
     },
-    head: (flat) => matMulNBits(g, flat, headT.codes, headT.scales, H, V, bits, accuracyLevel),
+    head: (flat) => matMulNBits(g, flat, headT.codes, headT.scales, headZp, H, V, bits, accuracyLevel),
   };
 }
