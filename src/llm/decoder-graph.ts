@@ -51,7 +51,7 @@ export const GRAPH_IO = {
 export const MASKED = -1e30;
 
 /** Bump when the graph layout changes, so cached graphs are rebuilt. */
-export const GRAPH_FORMAT_VERSION = 14;
+export const GRAPH_FORMAT_VERSION = 15;
 
 /**
  * How linear-layer weights are stored: float32; blockwise int4 (MatMulNBits), least to read per
@@ -318,7 +318,7 @@ async function emitDecoder(
   }
   const maskB = g.o('Unsqueeze', [mask, c([0, 2])]); // [1,B,1,S,C+S]
   const splitPastNew = g.o('Concat', [Cd, Sd], { axis: 0 });
-  const scale = g.constFloat([1 / Math.sqrt(D)], []);
+  const scale = cfg.qkNorm ? '' : g.constFloat([1 / Math.sqrt(D)], []); // qk-norm models fold it into q's norm
   const byPast = g.o('Concat', [c([K, -1]), Cd], { axis: 0 }); // [K,B*G*S,C]
   const byNew = g.o('Concat', [c([K]), Bd, c([-1]), Sd], { axis: 0 }); // [K,B,G*S,S]
   const newScoresShape = g.o('Concat', [c([K]), Bd, c([G]), Sd, Sd], { axis: 0 }); // [K,B,G,S,S]
@@ -380,22 +380,41 @@ async function emitDecoder(
     return names.length === 1 ? [y] : g.op('Split', [y, g.constInt64(outs)], { axis: -1 }, names.length);
   };
   const project = async (input: string, name: string, out: number, inp: number, bias = false): Promise<string> => (await projectAll(input, [name], [out], inp, bias))[0];
-  const rmsNorm = (input: string, weightName: string, n: number): string =>
-    g.o('SimplifiedLayerNormalization', [input, g.weight(weightName, load(weightName, [n]), [n])], { axis: -1, epsilon: eps });
+  const normWeight = (weightName: string, n: number, times = 1): string => {
+    const w = load(weightName, [n]);
+    return g.weight(times === 1 ? weightName : `${weightName}×${times}`, times === 1 ? w : w.map((v) => v * times), [n]);
+  };
+  const rmsNorm = (input: string, weightName: string, n: number, times = 1): string =>
+    g.o('SimplifiedLayerNormalization', [input, normWeight(weightName, n, times)], { axis: -1, epsilon: eps });
+  /**
+   * The residual stream x + y and its RMS norm, in one kernel: a decode step is ≈ 1 500 small
+   * kernel calls, each with its own overhead, and this takes two of them a layer.
+   */
+  const addAndNorm = (x: string, y: string, weightName: string, n: number): { sum: string; normed: string } => {
+    const [normed, sum] = g.opSparse('SkipSimplifiedLayerNormalization', [y, x, normWeight(weightName, n)], { epsilon: eps }, [true, false, false, true], 'com.microsoft');
+    return { sum, normed };
+  };
 
+  // The residual stream enters each layer as x plus the last layer's MLP output, both added and
+  // normed by one kernel (the first layer's input is the embeddings alone).
+  let pending: string | null = null;
   for (let l = 0; l < cfg.numLayers; l++) {
     opts.onProgress?.(l + 1, total, `layer ${l}`);
     const n = layerNames(l);
-    const h = rmsNorm(x, n.inNorm, H);
+    let h: string;
+    if (pending) ({ sum: x, normed: h } = addAndNorm(x, pending, n.inNorm, H));
+    else h = rmsNorm(x, n.inNorm, H);
     const [q0, k0, v0s] = await projectAll(h, [n.q, n.k, n.v].map((m) => `${m}.weight`), [NH * D, K * D, K * D], H, cfg.qkvBias);
     let q = g.o('Reshape', [q0, c([0, 0, NH, D])]); // [B,S,NH,D]
     let k = g.o('Reshape', [k0, c([0, 0, K, D])]); // [B,S,K,D]
     const v0 = g.o('Reshape', [v0s, c([0, 0, K, D])]);
     if (cfg.qkNorm) {
-      q = rmsNorm(q, n.qNorm, D);
+      // The scores' 1/√D rides on q's norm weight: one kernel less a layer.
+      q = g.o('Transpose', [rmsNorm(q, n.qNorm, D, 1 / Math.sqrt(D))], { perm: [0, 2, 1, 3] }); // [B,NH,S,D], pre-scaled
       k = rmsNorm(k, n.kNorm, D);
+    } else {
+      q = g.o('Mul', [g.o('Transpose', [q], { perm: [0, 2, 1, 3] }), scale]); // [B,NH,S,D], pre-scaled
     }
-    q = g.o('Mul', [g.o('Transpose', [q], { perm: [0, 2, 1, 3] }), scale]); // [B,NH,S,D], pre-scaled
     k = g.o('Transpose', [k], { perm: [0, 2, 1, 3] }); // [B,K,S,D]
     const v = g.o('Transpose', [v0], { perm: [0, 2, 1, 3] }); // [B,K,S,D]
     const kRot = rotary(k, positionIds);
@@ -423,18 +442,18 @@ async function emitDecoder(
     const attnNew = g.o('MatMul', [g.o('Reshape', [pNew, byNew]), vNewT]); // [K,B,G*S,D]
     const attn = g.o('Add', [g.o('Reshape', [attnPast, attnShape]), g.o('Reshape', [attnNew, attnShape])]); // [K,B,G,S,D]
     const merged = g.o('Reshape', [g.o('Transpose', [attn], { perm: [1, 3, 0, 2, 4] }), c([0, 0, NH * D])]); // [B,S,K*G*D]
-    x = g.o('Add', [x, await project(merged, `${n.o}.weight`, H, NH * D, cfg.oBias)]);
-
-    const h2 = rmsNorm(x, n.postNorm, H);
-    const [gate, up] = await projectAll(h2, [n.gate, n.up], [I, I], H);
+    const post = addAndNorm(x, await project(merged, `${n.o}.weight`, H, NH * D, cfg.oBias), n.postNorm, H);
+    x = post.sum;
+    const [gate, up] = await projectAll(post.normed, [n.gate, n.up], [I, I], H);
     const act = g.o('Mul', [g.o('Mul', [gate, g.o('Sigmoid', [gate])]), up]);
-    x = g.o('Add', [x, await project(act, n.down, H, I)]);
+    pending = await project(act, n.down, H, I);
     g.output(io.newKey(l), DT.FLOAT, ['B', K, 'S', D]);
     g.output(io.newValue(l), DT.FLOAT, ['B', K, 'S', D]);
   }
 
   await yieldToLoop();
   opts.onProgress?.(total - 1, total, 'lm head');
+  if (pending) x = g.o('Add', [x, pending]);
   // Logits only where asked: gather rows before the final norm and the (large) vocab projection.
   const picked = g.o('GatherND', [x, g.o('Unsqueeze', [logitsIndex, c([-1])])], { batch_dims: 1 }); // [B,R,H]
   const normed = rmsNorm(picked, 'model.norm.weight', H);

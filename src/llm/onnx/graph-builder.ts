@@ -170,6 +170,14 @@ export class GraphBuilder {
     return outs;
   }
 
+  /** Adds a node whose optional outputs may go unused: returns the names of the used ones, in order. */
+  opSparse(opType: string, inputs: string[], attrs: Record<string, Attr>, used: boolean[], domain = ''): string[] {
+    const outs = this.op(opType, inputs, attrs, used.length, domain);
+    const node = this.nodes[this.nodes.length - 1];
+    node.output = outs.map((o, i) => (used[i] ? o : ''));
+    return outs.filter((_, i) => used[i]);
+  }
+
   /** Single-output shorthand. */
   o(opType: string, inputs: string[], attrs: Record<string, Attr> = {}, domain = ''): string {
     return this.op(opType, inputs, attrs, 1, domain)[0];
