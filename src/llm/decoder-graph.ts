@@ -7,8 +7,6 @@ import { ropeTables } from './rope.ts';
 import { GRAPH_BLOCK, quantizeForGraph, quantizePerChannel, type QuantBits } from './quantize.ts';
 import { checkedTensor, readTensorF32, readTensorF32Pieces, type TensorInfo } from './safetensors.ts';
 
-/** Block size of every quantised table: one scale per 32 inputs (MatMulNBits' and llama.cpp's choice). */
-
 /**
  * The graph contract (see docs/architecture.md, "Decoder graph"). Dims: B rows, S new tokens
  * per row, C cache capacity (past slots), NS view slots per row, R logit positions per row,
@@ -51,7 +49,7 @@ export const GRAPH_IO = {
 export const MASKED = -1e30;
 
 /** Bump when the graph layout changes, so cached graphs are rebuilt. */
-export const GRAPH_FORMAT_VERSION = 15;
+export const GRAPH_FORMAT_VERSION = 16;
 
 /**
  * How linear-layer weights are stored: float32; blockwise int4 (MatMulNBits), least to read per
@@ -387,7 +385,7 @@ async function emitDecoder(
   const rmsNorm = (input: string, weightName: string, n: number, times = 1): string =>
     g.o('SimplifiedLayerNormalization', [input, normWeight(weightName, n, times)], { axis: -1, epsilon: eps });
   /**
-   * The residual stream x + y and its RMS norm, in one kernel: a decode step is ≈ 1 500 small
+   * The residual stream x + y and its RMS norm, in one kernel: a decode step is ≈ 2 000 small
    * kernel calls, each with its own overhead, and this takes two of them a layer.
    */
   const addAndNorm = (x: string, y: string, weightName: string, n: number): { sum: string; normed: string } => {

@@ -57,12 +57,13 @@ export function quantizeBlockwise(w: Float32Array, n: number, k: number, bits: Q
     for (let b = 0; b < kBlocks; b++) {
       const start = row * k + b * blockSize;
       const len = Math.min(row * k + k, start + blockSize) - start;
-      // A ragged last block is padded with zeros, which its codes must then represent too.
+      // A ragged last block is padded with zeros; the kernels' padded activations are zero too, so
+      // the fit serves only the real values.
       for (let j = 0; j < blockSize; j++) block[j] = j < len ? w[start + j] : 0;
       let scale: number;
       let z = zero;
       if (zeroPoints) {
-        fitAsymmetric(block, fit);
+        fitAsymmetric(block.subarray(0, len), fit);
         scale = fit.scale;
         z = fit.zero;
         zeroPoints[row * zpBytes + (b >> 1)] |= b & 1 ? z << 4 : z;

@@ -31,7 +31,7 @@ describe('int4 weights', () => {
     }
   });
 
-  it('4-bit blocks with zero points: codes round to nearest for their fit, ragged blocks padded, and error as low as ggml q4_0 on normal and heavy-tailed weights', () => {
+  it('4-bit blocks with zero points: codes round to nearest for their fit (a ragged last block fitted to its real values), and error as low as ggml q4_0 on normal and heavy-tailed weights', () => {
     const rng = new Rng(11);
     const rmsRel = (a: Float32Array, w: Float32Array) => {
       let e = 0;
@@ -70,7 +70,8 @@ describe('int4 weights', () => {
       expect(mine, what).toBeLessThan(ggml * 1.03); // measured 1.02× (normal), 0.99× (t3)
       expect(mine, what).toBeLessThan(symmetric32 * 0.93); // measured 0.90×, 0.88×
     }
-    // Each code is the nearest for its block's scale and zero point (ties either way).
+    // Each code is the nearest for its block's scale and zero point (ties either way); 160 values
+    // a row are 2½ blocks.
     const w = Float32Array.from({ length: 3 * 160 }, () => t3());
     const q = quantizeBlockwise(w, 3, 160, 4, 64, { zeroPoints: true });
     expect(q.kBlocks).toBe(3);
@@ -86,8 +87,6 @@ describe('int4 weights', () => {
         else expect(back[row * 160 + i]).toBe(Math.fround(x < 0 ? -zp * scale : (15 - zp) * scale)); // clipped to the end code
       }
     }
-    // The padded tail (160 = 2½ blocks) is coded too: the codes past k stand for zeros.
-    expect(Array.from(back.subarray(0, 160)).every(Number.isFinite)).toBe(true);
     // A constant and an all-zero block come back exactly.
     const flat = new Float32Array(128).fill(0.25);
     flat.fill(0, 64);
