@@ -85,12 +85,13 @@ export async function loadCausalLM(source: string, opts: LoadOptions = {}): Prom
     kv,
     inWorker: opts.buildInWorker,
   };
-  const { path } = await ensureGraph(dir, config, tensors, { ...graph, onProgress: (done, total, what) => opts.onProgress?.({ stage: 'build', done, total, what }) });
+  const building = (prefix: string) => (done: number, total: number, what: string) => opts.onProgress?.({ stage: 'build', done, total, what: prefix + what });
+  const { path } = await ensureGraph(dir, config, tensors, { ...graph, onProgress: building('') });
   // A CPU choice: MLAS's integer GEMM is what makes it pay; other providers run int4 throughout.
   const onCpu = (opts.executionProvider ?? 'cpu') === 'cpu';
   const withPrefill = onCpu && opts.weights === 'int4' && opts.int4Compute !== 'fp32' && (opts.prefillWeights ?? 'int8') === 'int8';
   const prefill = withPrefill
-    ? await ensureGraph(dir, config, tensors, { ...graph, weights: 'int8', onProgress: (done, total, what) => opts.onProgress?.({ stage: 'build', done, total, what: `prefill graph: ${what}` }) })
+    ? await ensureGraph(dir, config, tensors, { ...graph, weights: 'int8', onProgress: building('prefill graph: ') })
     : null;
   opts.onProgress?.({ stage: 'session' });
   const spec: RunnerSpec = {

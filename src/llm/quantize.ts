@@ -95,9 +95,13 @@ function encode(x: Float64Array, scale: number, zero: number, codeMax: number, o
 }
 
 // Adding and taking away 1.5 · 2^52 leaves a double rounded to the nearest integer (ties to even)
-// for |v| < 2^51: several times faster than Math.round in the quantiser's inner loops.
+// for |v| < 2^51: several times faster than Math.round in the quantisers' inner loops (here and
+// the arena's int8 K/V writes).
 const ROUNDER = 6755399441055744;
-const roundEven = (v: number): number => v + ROUNDER - ROUNDER;
+export const roundEven = (v: number): number => v + ROUNDER - ROUNDER;
+
+/** Where fitAsymmetric starts: the block's whole min–max range, and 90 % of it. */
+const FIT_STARTS = [1, 0.9] as const;
 
 /**
  * Scale and integer zero point of a 4-bit block, least squared error found cheaply: from the
@@ -124,7 +128,7 @@ function fitAsymmetric(x: Float64Array, best: { scale: number; zero: number }): 
     return;
   }
   let bestErr = Infinity;
-  for (const ratio of [1, 0.9]) {
+  for (const ratio of FIT_STARTS) {
     const mid = (lo + hi) / 2;
     const half = ((hi - lo) / 2) * ratio;
     let scale = Math.fround((2 * half) / 15);
