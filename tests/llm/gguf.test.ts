@@ -7,6 +7,7 @@ import { Rng } from '../../src/llm/random.ts';
 import { argmax } from '../../src/llm/sampling.ts';
 import { CONFIGS, VARIANTS, makeAndLoad, scratchDir } from '../helpers/models.ts';
 import type { LoadedModel } from '../../src/llm/load.ts';
+import { halfToFloat } from '../helpers/ggml.ts';
 
 const root = scratchDir();
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -26,13 +27,6 @@ beforeAll(async () => {
   llama = await nlc.getLlama({ gpu: false, build: 'never', logLevel: nlc.LlamaLogLevel.error });
 }, 60_000);
 afterAll(async () => llama?.dispose());
-
-const halfToFloat = (h: number) => {
-  const e = (h >> 10) & 31;
-  const m = h & 1023;
-  const v = e === 0 ? m * 2 ** -24 : e === 31 ? (m ? NaN : Infinity) : (1 + m / 1024) * 2 ** (e - 15);
-  return h & 0x8000 ? -v : v;
-};
 
 describe('GGUF export', () => {
   it('converts floats to half precision, rounding to nearest even', () => {

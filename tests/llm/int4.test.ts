@@ -2,6 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
 import { dequantizeBlockwise, quantizeBlockwise, quantizeForGraph, type QuantBits } from '../../src/llm/quantize.ts';
 import { quantizeQ4_0 } from '../../src/llm/gguf.ts';
+import { readQ4_0 } from '../helpers/ggml.ts';
 import type { HeadFormat } from '../../src/llm/decoder-graph.ts';
 import { Rng } from '../../src/llm/random.ts';
 import { CONFIGS, makeAndLoad, maxAbsDiff, scratchDir } from '../helpers/models.ts';
@@ -42,20 +43,6 @@ describe('int4 weights', () => {
       }
       return Math.sqrt(e / s);
     };
-    const half = (h: number) => (h >> 15 ? -1 : 1) * ((h >> 10) & 31 ? 2 ** (((h >> 10) & 31) - 15) * (1 + (h & 1023) / 1024) : 2 ** -14 * ((h & 1023) / 1024));
-    /** ggml's q4_0 read back: per 32 values an fp16 d, codes (low nibbles first) − 8. */
-    const q4_0 = (w: Float32Array) => {
-      const b = quantizeQ4_0(w);
-      const out = new Float32Array(w.length);
-      for (let blk = 0; blk < w.length / 32; blk++) {
-        const d = half(b[blk * 18] | (b[blk * 18 + 1] << 8));
-        for (let j = 0; j < 16; j++) {
-          out[blk * 32 + j] = ((b[blk * 18 + 2 + j] & 15) - 8) * d;
-          out[blk * 32 + 16 + j] = ((b[blk * 18 + 2 + j] >> 4) - 8) * d;
-        }
-      }
-      return out;
-    };
     const n = 256;
     const k = 512;
     // Student's t with 3 degrees of freedom: the heavy tails of trained weights.
@@ -65,7 +52,7 @@ describe('int4 weights', () => {
       const q = quantizeForGraph(w, n, k, 4);
       expect([q.blockSize, q.kBlocks, q.zeroPoints!.length]).toEqual([64, 8, n * 4]);
       const mine = rmsRel(dequantizeBlockwise(q), w);
-      const ggml = rmsRel(q4_0(w), w);
+      const ggml = rmsRel(readQ4_0(quantizeQ4_0(w), w.length), w);
       const symmetric32 = rmsRel(dequantizeBlockwise(quantizeBlockwise(w, n, k, 4, 32)), w);
       expect(mine, what).toBeLessThan(ggml * 1.03); // measured 1.02× (normal), 0.99× (t3)
       expect(mine, what).toBeLessThan(symmetric32 * 0.93); // measured 0.90×, 0.88×
