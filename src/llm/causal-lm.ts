@@ -258,6 +258,12 @@ export class CausalLM {
 
     const B = rows.length;
     const S = Math.max(...rows.map((r) => r.tokens.length));
+    // The new tokens' slots are taken before the run, so the runner stores their K/V as soon as the
+    // run ends (a worker does it while this thread reads the logits) instead of waiting for a
+    // second message. Taking them may grow the arena: the capacity is read after.
+    const newSlots = plans.map((p) => (p.row.persist === false ? null : this.cache.allocate(p.row.tokens.length)));
+    const writes: number[] = [];
+    newSlots.forEach((slots, b) => slots?.forEach((slot, s) => writes.push(b, s, slot)));
     const NS = Math.max(1, ...plans.map((p) => p.deltas.length));
     const R = Math.max(1, ...plans.map((p) => p.want.length));
     const C = this.cache.capacity;
@@ -312,25 +318,30 @@ export class CausalLM {
       feeds[GRAPH_IO.keyPositions] = { type: 'int64', data: keyIndex, dims: [B, C] };
     }
     const t1 = performance.now();
-    const logitsAll = await this.runner.run(feeds, C);
+    let logitsAll: Float32Array;
+    try {
+      logitsAll = await this.runner.run(feeds, C, writes.length ? { writes: Int32Array.from(writes), S } : null);
+    } catch (e) {
+      // A failed run stored nothing: its slots go back and no block changes.
+      newSlots.forEach((slots) => slots && this.cache.release(slots));
+      throw e;
+    }
     const t2 = performance.now();
 
-    // Commit the new tokens' K/V into their blocks (only now: a failed run leaves no trace).
-    const writes: number[] = [];
+    // Only now do the blocks take their new tokens (a failed run leaves no trace).
     plans.forEach((p, b) => {
+      const slots = newSlots[b];
+      if (!slots) return;
       // A block dropped while the run was in flight (its conversation left) takes nothing.
-      if (p.row.persist === false || p.target.isDropped) return;
-      const n = p.row.tokens.length;
-      const slots = this.cache.allocate(n);
-      for (let s = 0; s < n; s++) writes.push(b, s, slots[s]);
+      if (p.target.isDropped) return this.cache.release(slots);
       p.target.slots.push(...slots);
       p.target.tokens.push(...p.row.tokens);
       p.target.base = p.base;
     });
-    if (writes.length) this.runner.commit(Int32Array.from(writes), S);
 
     const V = this.vocabSize;
-    const logits = plans.map((p, b) => logitsAll.slice(b * R * V, (b * R + p.want.length) * V));
+    // Views, not copies: each run's logits are a buffer of their own (600 KB a row on Qwen3).
+    const logits = plans.map((p, b) => logitsAll.subarray(b * R * V, (b * R + p.want.length) * V));
     this.lastStep = { prepareMs: t1 - t0, runMs: t2 - t1, commitMs: performance.now() - t2, viewSlots: NS };
     return { logits };
   }

@@ -22,17 +22,25 @@ export interface RunnerSpec {
   prefill?: { graphPath: string; minTokens: number };
 }
 
+/** Where a run's new K/V go: (row, token, slot) triples; S = new tokens per row in that run. */
+export interface KvWrites {
+  writes: Int32Array;
+  S: number;
+}
+
 /**
  * Runs decoder steps over the arena it holds: the cache's bookkeeping sends arena operations to
- * `arena`, a step's feeds (everything but the arena) to `run`, and where the new tokens go to
- * `commit`. Operations, runs and commits take effect in the order they were made.
+ * `arena`, and a step's feeds (everything but the arena) and where its new tokens go to `run`.
+ * Operations and runs take effect in the order they were made.
  */
 export interface StepRunner {
   readonly arena: ArenaSink;
-  /** One graph run with the arena as its past K/V (`capacity` slots); resolves to the logits output. */
-  run(feeds: Record<string, FeedValue>, capacity: number): Promise<Float32Array>;
-  /** Stores the last run's new K/V: (row, token, slot) triples, S = new tokens per row in that run. */
-  commit(writes: Int32Array, S: number): void;
+  /**
+   * One graph run with the arena as its past K/V (`capacity` slots); resolves to the logits output.
+   * The new tokens' K/V are stored at `store` once the run succeeds (a failed run stores nothing),
+   * before any later run.
+   */
+  run(feeds: Record<string, FeedValue>, capacity: number, store: KvWrites | null): Promise<Float32Array>;
   close(): Promise<void>;
 }
 
@@ -65,7 +73,6 @@ function outputNames(numLayers: number): string[] {
 /** Graph and arena in this thread: onnxruntime-node runs a step synchronously, so this thread waits it out. */
 export class LocalStepRunner implements StepRunner {
   readonly arena: Arena;
-  private last: { keys: Float32Array[]; values: Float32Array[] } | null = null;
   private readonly outputs: string[];
 
   private constructor(
@@ -92,19 +99,28 @@ export class LocalStepRunner implements StepRunner {
     return new LocalStepRunner(session, prefill && { session: prefill, minTokens: spec.prefill!.minTokens }, spec);
   }
 
-  async run(feeds: Record<string, FeedValue>, capacity: number): Promise<Float32Array> {
-    this.last = null; // a failed run leaves nothing to commit
+  async run(feeds: Record<string, FeedValue>, capacity: number, store: KvWrites | null): Promise<Float32Array> {
+    const { logits, storeKv } = await this.runOnly(feeds, capacity, store);
+    storeKv();
+    return logits;
+  }
+
+  /**
+   * The run, and the store of its new K/V as a separate call: the worker answers with the logits
+   * first and stores while its parent reads them. Nothing may run in between.
+   */
+  async runOnly(feeds: Record<string, FeedValue>, capacity: number, store: KvWrites | null): Promise<{ logits: Float32Array; storeKv: () => void }> {
     const [B, S] = feeds[GRAPH_IO.inputIds].dims;
     const session = this.prefill && B * S >= this.prefill.minTokens ? this.prefill.session : this.session;
     const out = await session.run(arenaFeeds(this.arena, capacity, feeds), this.outputs);
-    const L = this.arena.numLayers;
-    this.last = { keys: Array.from({ length: L }, (_, l) => out[GRAPH_IO.newKey(l)].data), values: Array.from({ length: L }, (_, l) => out[GRAPH_IO.newValue(l)].data) };
-    return out[GRAPH_IO.logits].data;
-  }
-
-  commit(writes: Int32Array, S: number): void {
-    if (!this.last) throw new BackendError('commit without a run');
-    this.arena.writeTokens(this.last.keys, this.last.values, writes, S);
+    const storeKv = () => {
+      if (!store) return;
+      const L = this.arena.numLayers;
+      const keys = Array.from({ length: L }, (_, l) => out[GRAPH_IO.newKey(l)].data);
+      const values = Array.from({ length: L }, (_, l) => out[GRAPH_IO.newValue(l)].data);
+      this.arena.writeTokens(keys, values, store.writes, store.S);
+    };
+    return { logits: out[GRAPH_IO.logits].data, storeKv };
   }
 
   async close(): Promise<void> {
@@ -114,8 +130,7 @@ export class LocalStepRunner implements StepRunner {
 
 /** Messages to and from the step worker (step-worker-job.ts). */
 export type ToStepWorker =
-  | { type: 'run'; id: number; ops: ArenaOp[]; feeds: Record<string, FeedValue>; capacity: number }
-  | { type: 'commit'; ops: ArenaOp[]; writes: Int32Array; S: number }
+  | { type: 'run'; id: number; ops: ArenaOp[]; feeds: Record<string, FeedValue>; capacity: number; store: KvWrites | null }
   | { type: 'close' };
 export type FromStepWorker =
   | { type: 'ready' }
@@ -178,21 +193,15 @@ export class WorkerStepRunner implements StepRunner {
     });
   }
 
-  run(feeds: Record<string, FeedValue>, capacity: number): Promise<Float32Array> {
+  run(feeds: Record<string, FeedValue>, capacity: number, store: KvWrites | null): Promise<Float32Array> {
     if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
     const ops = this.ops;
     this.ops = [];
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ type: 'run', id, ops, feeds, capacity } satisfies ToStepWorker);
+      this.worker.postMessage({ type: 'run', id, ops, feeds, capacity, store } satisfies ToStepWorker, store ? [store.writes.buffer as ArrayBuffer] : []);
     });
-  }
-
-  commit(writes: Int32Array, S: number): void {
-    const ops = this.ops;
-    this.ops = [];
-    this.worker.postMessage({ type: 'commit', ops, writes, S } satisfies ToStepWorker, [writes.buffer as ArrayBuffer]);
   }
 
   close(): Promise<void> {

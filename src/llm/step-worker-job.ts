@@ -33,16 +33,16 @@ port.on('message', async (m: ToStepWorker) => {
   if (m.type === 'run') {
     try {
       runner.arena.apply(m.ops);
-      const logits = await runner.run(m.feeds, m.capacity);
+      const { logits, storeKv } = await runner.runOnly(m.feeds, m.capacity, m.store);
       const whole = logits.byteOffset === 0 && logits.byteLength === logits.buffer.byteLength;
       const sent = whole ? logits : logits.slice();
       post({ type: 'ran', id: m.id, logits: sent }, [sent.buffer as ArrayBuffer]);
+      // Stored after answering: the parent reads the logits meanwhile, and its next run waits in
+      // this thread's queue until the store is done.
+      storeKv();
     } catch (e) {
       post({ type: 'failed', id: m.id, message: (e as Error).message });
     }
-  } else if (m.type === 'commit') {
-    runner.arena.apply(m.ops);
-    runner.commit(m.writes, m.S);
   } else if (m.type === 'close') {
     await runner.close();
     post({ type: 'closed' });

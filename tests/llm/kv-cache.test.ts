@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
-import type { CausalLM } from '../../src/llm/causal-lm.ts';
+import { CausalLM } from '../../src/llm/causal-lm.ts';
+import { LocalStepRunner, type StepRunner } from '../../src/llm/step-runner.ts';
+import { BackendError } from '../../src/errors.ts';
 import { KvCache } from '../../src/llm/kv-cache.ts';
 import { RuntimeUsageError } from '../../src/errors.ts';
 import { makeAndLoad, maxAbsDiff, scratchDir } from '../helpers/models.ts';
@@ -8,8 +10,10 @@ import { makeAndLoad, maxAbsDiff, scratchDir } from '../helpers/models.ts';
 const TOL = 1e-4;
 const root = scratchDir();
 let lm: CausalLM;
+let loaded: Awaited<ReturnType<typeof makeAndLoad>>;
 beforeAll(async () => {
-  lm = (await makeAndLoad('gqa-tied-fp32', root)).lm;
+  loaded = await makeAndLoad('gqa-tied-fp32', root);
+  lm = loaded.lm;
 });
 afterAll(async () => {
   await lm.close();
@@ -78,6 +82,43 @@ describe('KvCache arena', () => {
     await lm.forward([{ view: [a], tokens: seq(5, 4000) }]);
     expect(lm.cache.usedSlots).toBe(used);
     a.drop();
+  });
+
+  it('a run that fails takes no slots and changes no block; the next run is exact', async () => {
+    const { config, graphPath } = loaded;
+    const real = await LocalStepRunner.create({ graphPath, numLayers: config.numLayers, kvHeads: config.numKvHeads, headDim: config.headDim, backend: {} });
+    let failNext = false;
+    // The real runner, except that one run fails after its graph ran (as a step that errors would).
+    const runner: StepRunner = {
+      arena: real.arena,
+      run: async (feeds, capacity, store) => {
+        if (!failNext) return real.run(feeds, capacity, store);
+        failNext = false;
+        throw new BackendError('inference step failed: injected');
+      },
+      close: () => real.close(),
+    };
+    const own = new CausalLM(config, runner, lm.maxPositions, lm.ropeMode, lm.kv);
+    try {
+      const a = own.cache.createBlock('a');
+      await own.forward([{ view: [a], tokens: seq(10) }]);
+      const used = own.cache.usedSlots;
+      const expected = (await own.forward([{ view: [a], tokens: [42], persist: false }])).logits[0];
+      failNext = true;
+      // More new tokens than the arena has free: the failed run also grew it.
+      await expect(own.forward([{ view: [a], tokens: seq(100, 3000) }])).rejects.toThrow(/injected/);
+      expect(a.length).toBe(10);
+      expect(own.cache.usedSlots).toBe(used);
+      expect(maxAbsDiff((await own.forward([{ view: [a], tokens: [42], persist: false }])).logits[0], expected)).toBeLessThanOrEqual(TOL);
+      // The slots it had taken are handed out again and hold what is written next.
+      await own.forward([{ view: [a], tokens: seq(100, 3000) }]);
+      expect(own.cache.usedSlots).toBe(used + 100);
+      const fresh = own.cache.createBlock('fresh');
+      const direct = (await own.forward([{ view: [fresh], tokens: [...seq(10), ...seq(100, 3000), 42], persist: false }])).logits[0];
+      expect(maxAbsDiff((await own.forward([{ view: [a], tokens: [42], persist: false }])).logits[0], direct)).toBeLessThanOrEqual(TOL);
+    } finally {
+      await own.close();
+    }
   });
 
   it('fork copies K/V so both blocks continue independently', async () => {
