@@ -41,15 +41,20 @@ export const GRAPH_IO = {
   pastValue: (l: number) => `past_value.${l}`, // float32 or int8 [K,C,D]
   pastValueScale: (l: number) => `past_value_scale.${l}`, // int8 cache: float32 [K,1,C], one scale per cached value
   logits: 'logits', // float32 [B,R,V]
-  newKey: (l: number) => `new_key.${l}`, // float32 [B,K,S,D]: rotate-query: rotated at position_ids; rotate-keys: un-rotated
-  newValue: (l: number) => `new_value.${l}`, // float32 [B,K,S,D]
+  // float32 [2·L·B,K,S,D]: every layer's new keys, then its new values, each [B,K,S,D] (newKvRows).
+  // Keys: rotate-query: rotated at position_ids; rotate-keys: un-rotated. One output, not 2·L: each
+  // output costs the step its own tensor (≈ 10 µs each, 0.5 ms a decode step on Qwen3-0.6B shapes).
+  newKv: 'new_kv',
 } as const;
+
+/** Where layer l's new keys (or values) start in new_kv's data, in rows of [B,K,S,D]. */
+export const newKvRows = (l: number, values: boolean): number => 2 * l + (values ? 1 : 0);
 
 /** Additive mask value: finite so a fully masked padding row gives a uniform softmax, not NaN. */
 export const MASKED = -1e30;
 
 /** Bump when the graph layout changes, so cached graphs are rebuilt. */
-export const GRAPH_FORMAT_VERSION = 16;
+export const GRAPH_FORMAT_VERSION = 17;
 
 /**
  * How linear-layer weights are stored: float32; blockwise int4 (MatMulNBits), least to read per
@@ -396,6 +401,7 @@ async function emitDecoder(
   // The residual stream enters each layer as x plus the last layer's MLP output, both added and
   // normed by one kernel (the first layer's input is the embeddings alone).
   let pending: string | null = null;
+  const newKv: string[] = []; // [B,K,S,D] each: layer 0's keys, its values, layer 1's keys, …
   for (let l = 0; l < cfg.numLayers; l++) {
     opts.onProgress?.(l + 1, total, `layer ${l}`);
     const n = layerNames(l);
@@ -416,10 +422,9 @@ async function emitDecoder(
     k = g.o('Transpose', [k], { perm: [0, 2, 1, 3] }); // [B,K,S,D]
     const v = g.o('Transpose', [v0], { perm: [0, 2, 1, 3] }); // [B,K,S,D]
     const kRot = rotary(k, positionIds);
-    g.bindOutput(rotateQuery ? kRot : k, io.newKey(l));
-    g.bindOutput(v, io.newValue(l));
-    const kNewRot = rotateQuery ? io.newKey(l) : kRot;
-    const vNew = io.newValue(l);
+    newKv.push(rotateQuery ? kRot : k, v);
+    const kNewRot = kRot;
+    const vNew = v;
 
     // New tokens against each other (causality comes from the mask), kv-head-major: the
     // transposes are of q and k (S × D per head), never of the S × S scores.
@@ -445,9 +450,9 @@ async function emitDecoder(
     const [gate, up] = await projectAll(post.normed, [n.gate, n.up], [I, I], H);
     const act = g.o('Mul', [g.o('Mul', [gate, g.o('Sigmoid', [gate])]), up]);
     pending = await project(act, n.down, H, I);
-    g.output(io.newKey(l), DT.FLOAT, ['B', K, 'S', D]);
-    g.output(io.newValue(l), DT.FLOAT, ['B', K, 'S', D]);
   }
+  g.bindOutput(g.o('Concat', newKv, { axis: 0 }), io.newKv);
+  g.output(io.newKv, DT.FLOAT, ['KV_rows', K, 'S', D]);
 
   await yieldToLoop();
   opts.onProgress?.(total - 1, total, 'lm head');

@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 import { Session, type BackendOptions, type FeedValue } from '../backend/onnx.ts';
 import { BackendError } from '../errors.ts';
 import { Arena, type ArenaOp, type ArenaSink } from './arena.ts';
-import { GRAPH_IO, type KvFormat } from './decoder-graph.ts';
+import { GRAPH_IO, newKvRows, type KvFormat } from './decoder-graph.ts';
 
 /** The arena's shape, and how to run the graph over it. */
 export interface RunnerSpec {
@@ -44,7 +44,7 @@ export interface StepRunner {
   close(): Promise<void>;
 }
 
-/** The arena's feeds and the graph's outputs, by layer. */
+/** The arena's feeds, by layer. */
 function arenaFeeds(arena: Arena, capacity: number, feeds: Record<string, FeedValue>): Record<string, FeedValue> {
   const { kvHeads: K, headDim: D } = arena;
   const all = { ...feeds };
@@ -64,16 +64,11 @@ function arenaFeeds(arena: Arena, capacity: number, feeds: Record<string, FeedVa
   return all;
 }
 
-function outputNames(numLayers: number): string[] {
-  const names: string[] = [GRAPH_IO.logits];
-  for (let l = 0; l < numLayers; l++) names.push(GRAPH_IO.newKey(l), GRAPH_IO.newValue(l));
-  return names;
-}
+const OUTPUTS = [GRAPH_IO.logits, GRAPH_IO.newKv];
 
 /** Graph and arena in this thread: onnxruntime-node runs a step synchronously, so this thread waits it out. */
 export class LocalStepRunner implements StepRunner {
   readonly arena: Arena;
-  private readonly outputs: string[];
 
   private constructor(
     private readonly session: Session,
@@ -81,7 +76,6 @@ export class LocalStepRunner implements StepRunner {
     spec: RunnerSpec,
   ) {
     this.arena = new Arena(spec.numLayers, spec.kvHeads, spec.headDim, spec.kv);
-    this.outputs = outputNames(spec.numLayers);
   }
 
   static async create(spec: RunnerSpec): Promise<LocalStepRunner> {
@@ -112,12 +106,15 @@ export class LocalStepRunner implements StepRunner {
   async runOnly(feeds: Record<string, FeedValue>, capacity: number, store: KvWrites | null): Promise<{ logits: Float32Array; storeKv: () => void }> {
     const [B, S] = feeds[GRAPH_IO.inputIds].dims;
     const session = this.prefill && B * S >= this.prefill.minTokens ? this.prefill.session : this.session;
-    const out = await session.run(arenaFeeds(this.arena, capacity, feeds), this.outputs);
+    const out = await session.run(arenaFeeds(this.arena, capacity, feeds), OUTPUTS);
     const storeKv = () => {
       if (!store) return;
       const L = this.arena.numLayers;
-      const keys = Array.from({ length: L }, (_, l) => out[GRAPH_IO.newKey(l)].data);
-      const values = Array.from({ length: L }, (_, l) => out[GRAPH_IO.newValue(l)].data);
+      const kv = out[GRAPH_IO.newKv].data;
+      const rows = kv.length / (2 * L); // B·K·S·D values a layer's keys (or values) take
+      const part = (l: number, values: boolean) => kv.subarray(newKvRows(l, values) * rows, (newKvRows(l, values) + 1) * rows);
+      const keys = Array.from({ length: L }, (_, l) => part(l, false));
+      const values = Array.from({ length: L }, (_, l) => part(l, true));
       this.arena.writeTokens(keys, values, store.writes, store.S);
     };
     return { logits: out[GRAPH_IO.logits].data, storeKv };
