@@ -175,13 +175,15 @@ const results: { context: number; ours: Figures; llama: Figures }[] = [];
 for (const context of contexts) {
   const r = { context, ours: blank(), llama: blank() };
   for (let round = 0; round < rounds; round++) {
+    // Each round's decode median goes to stderr: how much the machine moved within the run.
+    const roundDecode = (f: Figures) => `decode ${fmt(median(f.decodeMs.slice(-steps)))} ms/token`;
     const ours = async () => {
-      log(`context ${context}, round ${round + 1}/${rounds}: ours…`);
       await measureOurs(context, r.ours);
+      log(`context ${context}, round ${round + 1}/${rounds}: ours ${roundDecode(r.ours)}`);
     };
     const theirs = async () => {
-      log(`context ${context}, round ${round + 1}/${rounds}: llama.cpp…`);
       await measureLlama(context, r.llama);
+      log(`context ${context}, round ${round + 1}/${rounds}: llama.cpp ${roundDecode(r.llama)}`);
     };
     for (const measure of round % 2 === 0 ? [ours, theirs] : [theirs, ours]) await measure();
   }
