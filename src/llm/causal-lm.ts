@@ -38,8 +38,11 @@ export interface ForwardResult {
 
 /** Per-step timings, for benchmarks: where the time of the last step went. */
 export interface StepTimings {
+  /** Views, slots, masks and indices for the run. */
   prepareMs: number;
+  /** The graph run, with the store of its new K/V into the arena (the runner does both). */
   runMs: number;
+  /** The blocks taking their new tokens after the run. */
   commitMs: number;
   /** Rotated queries per row in that run (NS): blocks that sit in the view as written share one. */
   viewSlots: number;
