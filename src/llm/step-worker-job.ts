@@ -31,18 +31,21 @@ try {
 
 port.on('message', async (m: ToStepWorker) => {
   if (m.type === 'run') {
+    let storeKv: (() => void) | null = null;
     try {
       runner.arena.apply(m.ops);
-      const { logits, storeKv } = await runner.runOnly(m.feeds, m.capacity, m.store);
-      const whole = logits.byteOffset === 0 && logits.byteLength === logits.buffer.byteLength;
-      const sent = whole ? logits : logits.slice();
+      const ran = await runner.runOnly(m.feeds, m.capacity, m.store);
+      const whole = ran.logits.byteOffset === 0 && ran.logits.byteLength === ran.logits.buffer.byteLength;
+      const sent = whole ? ran.logits : ran.logits.slice();
       post({ type: 'ran', id: m.id, logits: sent }, [sent.buffer as ArrayBuffer]);
-      // Stored after answering: the parent reads the logits meanwhile, and its next run waits in
-      // this thread's queue until the store is done.
-      storeKv();
+      storeKv = ran.storeKv;
     } catch (e) {
       post({ type: 'failed', id: m.id, message: (e as Error).message });
     }
+    // Stored after answering: the parent reads the logits meanwhile, and its next run waits in this
+    // thread's queue until the store is done. A store that throws leaves the arena unknown after a
+    // run the parent counts as done: it is not caught, so the worker stops and every later run fails.
+    storeKv?.();
   } else if (m.type === 'close') {
     await runner.close();
     post({ type: 'closed' });
