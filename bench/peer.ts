@@ -171,12 +171,12 @@ async function measureLlama(context: number, into: Figures): Promise<void> {
   }
 }
 
+/** The last round's decode median, for stderr: how much the machine moved within the run. */
+const roundDecode = (f: Figures) => `decode ${fmt(median(f.decodeMs.slice(-steps)))} ms/token`;
 const results: { context: number; ours: Figures; llama: Figures }[] = [];
 for (const context of contexts) {
   const r = { context, ours: blank(), llama: blank() };
   for (let round = 0; round < rounds; round++) {
-    // Each round's decode median goes to stderr: how much the machine moved within the run.
-    const roundDecode = (f: Figures) => `decode ${fmt(median(f.decodeMs.slice(-steps)))} ms/token`;
     const ours = async () => {
       await measureOurs(context, r.ours);
       log(`context ${context}, round ${round + 1}/${rounds}: ours ${roundDecode(r.ours)}`);

@@ -423,13 +423,11 @@ async function emitDecoder(
     const v = g.o('Transpose', [v0], { perm: [0, 2, 1, 3] }); // [B,K,S,D]
     const kRot = rotary(k, positionIds);
     newKv.push(rotateQuery ? kRot : k, v);
-    const kNewRot = kRot;
-    const vNew = v;
 
     // New tokens against each other (causality comes from the mask), kv-head-major: the
     // transposes are of q and k (S × D per head), never of the S × S scores.
     const qNew = g.o('Reshape', [g.o('Transpose', [g.o('Reshape', [rotary(q, positionIds), c([0, K, G, -1, D])])], { perm: [1, 0, 2, 3, 4] }), c([K, 0, -1, D])]); // [K,B,G*S,D]
-    const kNewT = g.o('Transpose', [kNewRot], { perm: [1, 0, 3, 2] }); // [K,B,D,S]
+    const kNewT = g.o('Transpose', [kRot], { perm: [1, 0, 3, 2] }); // [K,B,D,S]
     const sNew = g.o('Reshape', [g.o('MatMul', [qNew, kNewT]), newScoresShape]); // [K,B,G,S,S]
     // New tokens against the cache.
     const pastKey = g.input(io.pastKey(l), int8Kv ? DT.INT8 : DT.FLOAT, [K, D, 'C']);
@@ -441,7 +439,7 @@ async function emitDecoder(
     const pastV = g.input(io.pastValue(l), int8Kv ? DT.INT8 : DT.FLOAT, [K, 'C', D]);
     const pastVScale = int8Kv ? g.input(io.pastValueScale(l), DT.FLOAT, [K, 1, 'C']) : '';
     const attnPast = weighValues(g.o('Reshape', [pPast, byPast]), pastV, pastVScale); // [K,B*G*S,D]: every row's probabilities against the values, read once
-    const vNewT = g.o('Transpose', [vNew], { perm: [1, 0, 2, 3] }); // [K,B,S,D]
+    const vNewT = g.o('Transpose', [v], { perm: [1, 0, 2, 3] }); // [K,B,S,D]
     const attnNew = g.o('MatMul', [g.o('Reshape', [pNew, byNew]), vNewT]); // [K,B,G*S,D]
     const attn = g.o('Add', [g.o('Reshape', [attnPast, attnShape]), g.o('Reshape', [attnNew, attnShape])]); // [K,B,G,S,D]
     const merged = g.o('Reshape', [g.o('Transpose', [attn], { perm: [1, 3, 0, 2, 4] }), c([0, 0, NH * D])]); // [B,S,K*G*D]
