@@ -109,7 +109,11 @@ export async function runAsync(rt: TurnRuntime): Promise<DoneReason> {
         writer.noteFed(rows[i].tokens.length);
         const end = rt.nextAnswerToken(writer, logits[i], tMs);
         if (end) return end;
-        if (rt.state === 'thinker_and_writer' && writer.endsParagraph()) rt.setState('thinker_only', 'writer-paragraph', 'writer finished a paragraph; waiting for the thinker');
+        // The writer hands back at its sentence (or paragraph) ends: the thinker's word is needed for the next.
+        if (rt.state === 'thinker_and_writer' && (cfg.handBack === 'sentence' ? writer.endsSentence() : writer.endsParagraph())) {
+          const what = writer.endsParagraph() ? 'paragraph' : 'sentence';
+          rt.setState('thinker_only', `writer-${what}`, `writer finished a ${what}; waiting for the thinker`);
+        }
       }
     }
 
@@ -123,6 +127,7 @@ export async function runAsync(rt: TurnRuntime): Promise<DoneReason> {
     const userJustDone = rt.user.stops > stopsSeen && !rt.user.waiting;
     const probe = shouldProbe({
       state: rt.state,
+      whileWriting: cfg.probeWhileWriting,
       thinkerEnded: thinker.ended !== null,
       userTalking: rt.user.talking,
       sinceProbe,
@@ -137,6 +142,7 @@ export async function runAsync(rt: TurnRuntime): Promise<DoneReason> {
       rt.probes++;
       rt.emit({ type: 'control', ...a, step: rt.stepNo, tMs: rt.now() });
       if (a.decision === 'yes') rt.setState('thinker_and_writer', 'probe-yes', 'thinker says its thoughts are far enough ahead');
+      else if (rt.state === 'thinker_and_writer') rt.setState('thinker_only', 'probe-no', 'thinker says the answer has caught up with its thoughts');
     }
   }
 }

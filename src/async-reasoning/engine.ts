@@ -1,13 +1,12 @@
 import { RuntimeUsageError } from '../errors.ts';
 import type { CausalLM } from '../llm/causal-lm.ts';
 import type { CacheBlock } from '../llm/kv-cache.ts';
-import type { SamplingOptions } from '../llm/sampling.ts';
 import type { Tokenizer } from '../llm/tokenizer.ts';
 import type { Mode } from './events.ts';
 import { promptSetFor, type PromptSet } from './prompts.ts';
 import type { SpeechPace } from './speech-pace.ts';
 import { StandingPrompts } from './standing-prompts.ts';
-import { turnConfig, type LogitsHook, type TurnSettings } from './turn-config.ts';
+import { turnConfig, type HandBack, type LogitsHook, type StreamSampling, type TurnSettings } from './turn-config.ts';
 import type { HistoryEntry, TurnContext, TurnHistory } from './turn-context.ts';
 import type { TurnBlocks } from './turn-blocks.ts';
 import { encodePrelude } from './turn-prelude.ts';
@@ -32,7 +31,14 @@ export interface EngineOptions {
   controlEvery?: number;
   maxThinkingTokens?: number;
   maxAnswerTokens?: number;
-  sampling?: SamplingOptions;
+  /** Each stream's sampling (absent: greedy). */
+  sampling?: StreamSampling;
+  /** Release the writer when P(yes) / (P(yes) + P(no)) reaches this (default 0.5). */
+  probeThreshold?: number;
+  /** Ask the control question while the writer writes too; a "no" stops it (default true). */
+  probeWhileWriting?: boolean;
+  /** Where the writer hands back to the thinker (default 'sentence'). */
+  handBack?: HandBack;
   /**
    * Sees (and may edit) each stream's logits before they are used. For tests and diagnostics:
    * it changes what the model says, never how the engine reacts to it.
@@ -91,7 +97,16 @@ export class AsyncReasoningEngine {
     this.tokenizer = opts.tokenizer;
     if (opts.standing && opts.standing.lm !== opts.lm) throw new RuntimeUsageError('the standing prompts were encoded for another model');
     this.prompts = opts.standing?.prompts ?? opts.prompts ?? promptSetFor((t) => opts.tokenizer.tokenId(t) !== undefined, { safety: opts.safety });
-    this.settings = { controlEvery: opts.controlEvery ?? 20, maxThinkingTokens: opts.maxThinkingTokens ?? 512, maxAnswerTokens: opts.maxAnswerTokens ?? 512, sampling: opts.sampling, logitsHook: opts.logitsHook };
+    this.settings = {
+      controlEvery: opts.controlEvery ?? 20,
+      maxThinkingTokens: opts.maxThinkingTokens ?? 512,
+      maxAnswerTokens: opts.maxAnswerTokens ?? 512,
+      sampling: opts.sampling,
+      probeThreshold: opts.probeThreshold ?? 0.5,
+      probeWhileWriting: opts.probeWhileWriting ?? true,
+      handBack: opts.handBack ?? 'sentence',
+      logitsHook: opts.logitsHook,
+    };
     this.historyBlock = this.lm.cache.createBlock('history');
     this.ownsStanding = !opts.standing;
     this.usePrelude = opts.prelude ?? false;

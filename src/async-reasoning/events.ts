@@ -5,7 +5,9 @@ export type EngineState = 'listening' | 'thinker_only' | 'thinker_and_writer' | 
 export type StateCause =
   | 'turn-started'
   | 'probe-yes'
+  | 'probe-no'
   | 'writer-paragraph'
+  | 'writer-sentence'
   | 'thinker-ended'
   | 'thinking-budget'
   | 'thinking-out-of-room'

@@ -1,28 +1,31 @@
 import type { CausalLM, ForwardRow } from '../llm/causal-lm.ts';
 import type { CacheBlock } from '../llm/kv-cache.ts';
 
-/** The cache blocks of one asynchronous turn, as the method names them. */
-export interface AsyncBlocks {
-  writerSystem: CacheBlock;
-  thinkerSystem: CacheBlock;
-  history: CacheBlock;
-  userHead: CacheBlock;
-  userInput: CacheBlock;
-  writerTail: CacheBlock;
-  thinkerTail: CacheBlock;
-  writerSplit: CacheBlock;
-  thinkerSplit: CacheBlock;
-  writerOutput: CacheBlock;
-  thinkerOutput: CacheBlock;
-  control: CacheBlock;
+/**
+ * The blocks of one asynchronous turn, as the method names them: cache blocks in the engine, their
+ * text in the training-data generator (which lays out the same views from the same definition).
+ */
+export interface AsyncBlocks<B = CacheBlock> {
+  writerSystem: B;
+  thinkerSystem: B;
+  history: B;
+  userHead: B;
+  userInput: B;
+  writerTail: B;
+  thinkerTail: B;
+  writerSplit: B;
+  thinkerSplit: B;
+  writerOutput: B;
+  thinkerOutput: B;
+  control: B;
 }
 
 /** Each row's view, in order; the last block is the one the row writes. */
-export interface AsyncViews {
-  user: CacheBlock[];
-  writer: CacheBlock[];
-  thinker: CacheBlock[];
-  control: CacheBlock[];
+export interface AsyncViews<B = CacheBlock> {
+  user: B[];
+  writer: B[];
+  thinker: B[];
+  control: B[];
 }
 
 /**
@@ -30,7 +33,7 @@ export interface AsyncViews {
  * own prompt and its own output. Blocks both streams share (history, the user's words) are encoded
  * without either system block, so both can place them after their own.
  */
-export function asyncViews(b: AsyncBlocks): AsyncViews {
+export function asyncViews<B>(b: AsyncBlocks<B>): AsyncViews<B> {
   const user = [b.history, b.userHead, b.userInput];
   const thinker = [b.thinkerSystem, ...user, b.thinkerTail, b.writerOutput, b.thinkerSplit, b.thinkerOutput];
   return {
@@ -39,6 +42,11 @@ export function asyncViews(b: AsyncBlocks): AsyncViews {
     thinker,
     control: [...thinker, b.control],
   };
+}
+
+/** The baselines' one view: plain prompt, history, the user's words, the prompt's tail, the output. */
+export function singleView<B>(b: { plainSystem: B; history: B; userHead: B; userInput: B; tail: B; output: B }): B[] {
+  return [b.plainSystem, b.history, b.userHead, b.userInput, b.tail, b.output];
 }
 
 /** A view up to and including `block`: the context in which that block's own tokens are encoded. */

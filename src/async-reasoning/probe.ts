@@ -8,8 +8,12 @@ export interface ProbeAnswer {
   decision: 'yes' | 'no';
 }
 
-/** P(yes) and P(no) from next-token logits, each summed over its single-token spellings. */
-export function probeAnswer(logits: Float32Array, yesIds: readonly number[], noIds: readonly number[]): ProbeAnswer {
+/**
+ * P(yes) and P(no) from next-token logits, each summed over its single-token spellings; "yes" when
+ * P(yes) / (P(yes) + P(no)) reaches `threshold` (0.5: the likelier answer; higher: the writer waits
+ * until the thinker is surer).
+ */
+export function probeAnswer(logits: Float32Array, yesIds: readonly number[], noIds: readonly number[], threshold = 0.5): ProbeAnswer {
   let max = -Infinity;
   for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
   let z = 0;
@@ -17,7 +21,8 @@ export function probeAnswer(logits: Float32Array, yesIds: readonly number[], noI
   const prob = (ids: readonly number[]) => ids.reduce((a, id) => a + Math.exp(logits[id] - max) / z, 0);
   const pYes = prob(yesIds);
   const pNo = prob(noIds);
-  return { pYes, pNo, decision: pYes > pNo ? 'yes' : 'no' };
+  const share = pYes + pNo > 0 ? pYes / (pYes + pNo) : 0;
+  return { pYes, pNo, decision: share >= threshold && pYes > 0 ? 'yes' : 'no' };
 }
 
 /**
@@ -27,5 +32,5 @@ export function probeAnswer(logits: Float32Array, yesIds: readonly number[], noI
 export async function askControlQuestion(lm: CausalLM, view: CacheBlock[], cfg: TurnConfig, step: number): Promise<ProbeAnswer> {
   const { logits } = await lm.forward([{ view, tokens: [...cfg.ids.controlQuestion], persist: false }]);
   cfg.logitsHook?.('control', logits[0], step);
-  return probeAnswer(logits[0], cfg.yesIds, cfg.noIds);
+  return probeAnswer(logits[0], cfg.yesIds, cfg.noIds, cfg.probeThreshold);
 }

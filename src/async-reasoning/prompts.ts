@@ -57,7 +57,7 @@ export interface PromptSet {
 const SHARED_THINKER_DUTIES =
   'You are the private reasoning of a voice assistant that thinks and speaks at the same time. ' +
   'Nobody hears your thoughts: a separate speaker turns them into the spoken answer, which appears above your thoughts and keeps growing while you think. ' +
-  'Think step by step, in short paragraphs, about the user\'s latest message. From time to time you will be asked whether your thoughts are far enough ahead of the spoken answer for it to say one more paragraph: ' +
+  'Think step by step, in short paragraphs, about the user\'s latest message. From time to time you will be asked whether your thoughts are far enough ahead of the spoken answer for it to say its next sentence: ' +
   'answer yes when they are, no when you need to think further first. Give the speaker something true to say early, keep checking the answer so far against your reasoning, ' +
   'and if the user adds or corrects something, take it into account at once.';
 
@@ -65,7 +65,7 @@ const SAFETY_THINKER_DUTIES =
   'You are the private reasoning of a voice assistant that thinks and speaks at the same time. ' +
   'Nobody hears your thoughts: a separate speaker turns them into the spoken answer, which appears above your thoughts and keeps growing while you think. ' +
   'First decide, explicitly, whether the request is safe, legal and harmless to answer. If it is not, decide to decline and say yes at once when asked, so the speaker can decline politely. ' +
-  'If it is, reason step by step in short paragraphs. When asked whether your thoughts are far enough ahead of the spoken answer for one more paragraph, answer yes or no. ' +
+  'If it is, reason step by step in short paragraphs. When asked whether your thoughts are far enough ahead of the spoken answer for its next sentence, answer yes or no. ' +
   'Never let the speaker say anything your reasoning has not cleared.';
 
 const WRITER_DUTIES =
@@ -82,7 +82,9 @@ const COMMON = {
   writerSplit: '\n(Further private thoughts continue here while the answer is spoken.)\n</think>',
   thinkerSplit: '\n(The spoken answer continues here while you think.)',
   writerOutputStart: '\n\n',
-  controlQuestion: '\n\nHold on: are my thoughts far enough ahead of the spoken answer for it to say one more paragraph? (yes/no): ',
+  // Ends where the model answers: its next token is " yes" or " no" (a word with its space), the
+  // spelling every tokenizer makes after a colon.
+  controlQuestion: '\n\nHold on: are my thoughts far enough ahead of the spoken answer for it to say its next sentence? Answer yes or no:',
   yesWords: ['yes', 'Yes', ' yes', ' Yes'],
   noWords: ['no', 'No', ' no', ' No'],
   userAdds: (t: string) => `\n\n(The user adds: ${t})`,

@@ -52,15 +52,18 @@ export function planAsyncStep(i: AsyncStepInput): AsyncStepPlan {
 }
 
 /**
- * Whether to ask the control question now: while only the thinker runs, every `controlEvery`
- * thoughts, at a paragraph end, or as soon as the user has stopped and all their words so far are
- * in the cache (the listener starts waiting then; up to `controlEvery` thoughts later wasted ~0.7 s
- * of it). "Stopped" is the voice going quiet, before the final transcript closes the input: the
- * probe (≈ 0.2 s) then runs while the last words are recognised, and the writer, released, speaks
- * as soon as they are in. While the user is still talking the writer could not speak anyway.
+ * Whether to ask the control question now: every `controlEvery` thoughts or at a thinker paragraph
+ * end, while the writer waits and (as the method does) while it writes, where a "no" stops it;
+ * and, while it waits, as soon as the user has stopped and all their words so far are in the cache
+ * (the listener starts waiting then; up to `controlEvery` thoughts later wasted ~0.7 s of it).
+ * "Stopped" is the voice going quiet, before the final transcript closes the input: the probe
+ * (≈ 0.2 s) then runs while the last words are recognised, and the writer, released, speaks as
+ * soon as they are in. While the user is still talking the writer could not speak anyway.
  */
 export function shouldProbe(i: {
   state: EngineState;
+  /** Also ask while the writer writes (thinker_and_writer). */
+  whileWriting?: boolean;
   thinkerEnded: boolean;
   /** The user is still talking (their voice has not gone quiet, nor their input closed). */
   userTalking: boolean;
@@ -70,6 +73,8 @@ export function shouldProbe(i: {
   /** The user stopped since the last step, and nothing they said is waiting to go in. */
   userJustDone?: boolean;
 }): boolean {
-  if (i.thinkerEnded || i.state !== 'thinker_only' || i.userTalking) return false;
+  if (i.thinkerEnded || i.userTalking) return false;
+  if (i.state === 'thinker_and_writer' && i.whileWriting) return i.sinceProbe >= i.controlEvery || (i.sinceProbe > 0 && i.thinkerParagraph);
+  if (i.state !== 'thinker_only') return false;
   return i.sinceProbe >= i.controlEvery || (i.sinceProbe > 0 && (i.thinkerParagraph || i.userJustDone === true));
 }

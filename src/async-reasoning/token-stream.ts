@@ -102,6 +102,11 @@ export class TokenStream {
     this.pending = this.pending.slice(count);
   }
 
+  /** Whether the stream's text ends a sentence (or a paragraph): the writer's last token closed it. */
+  endsSentence(): boolean {
+    return this.produced.length > 0 && /([.!?]["')\]]?|\n\n)\s*$/.test(this.decode(this.produced.slice(-2))) && /[.!?\n]["')\]]?\s*$/.test(this.decode(this.produced.slice(-1)));
+  }
+
   /** Whether the stream's text ends a paragraph. */
   endsParagraph(): boolean {
     return this.produced.length > 0 && this.decode(this.produced.slice(-2)).endsWith('\n\n');

@@ -1,5 +1,5 @@
 import type { KvCache, CacheBlock } from '../llm/kv-cache.ts';
-import { asyncViews, type AsyncBlocks, type AsyncViews } from './layout.ts';
+import { asyncViews, singleView, type AsyncBlocks, type AsyncViews } from './layout.ts';
 import type { TurnContext } from './turn-context.ts';
 
 /**
@@ -70,7 +70,7 @@ export class TurnBlocks {
   /** The baselines' one view: plain prompt, history, the user's words, the prompt's tail, the output. */
   get singleView(): CacheBlock[] {
     if (!this.single_) throw new Error('the single-stream blocks are not made yet');
-    return [this.ctx.standing.plain, ...this.userView, this.single_.tail, this.single_.output];
+    return singleView({ plainSystem: this.ctx.standing.plain, history: this.ctx.history.block, userHead: this.userHead, userInput: this.userInput, ...this.single_ });
   }
 
   /** For inspection (tests, dashboards): every block this turn sees; those not made yet are absent. */

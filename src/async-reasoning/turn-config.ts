@@ -11,8 +11,23 @@ export interface TurnSettings {
   controlEvery: number;
   maxThinkingTokens: number;
   maxAnswerTokens: number;
-  sampling?: SamplingOptions;
+  /** Each stream's sampler (absent: greedy). The baselines' one stream thinks with the thinker's and answers with the writer's. */
+  sampling?: StreamSampling;
+  /** The probe releases the writer when P(yes) / (P(yes) + P(no)) reaches this. */
+  probeThreshold: number;
+  /** The control question is also asked while the writer writes, and a "no" stops it (as the method does). */
+  probeWhileWriting: boolean;
+  /** Where the writer hands back to the thinker: at the end of each sentence, or of each paragraph. */
+  handBack: HandBack;
   logitsHook?: LogitsHook;
+}
+
+export type HandBack = 'sentence' | 'paragraph';
+export const HAND_BACKS: readonly HandBack[] = ['sentence', 'paragraph'];
+
+export interface StreamSampling {
+  thinker?: SamplingOptions;
+  writer?: SamplingOptions;
 }
 
 /** Every fixed piece of text a turn feeds, as token ids, resolved once per turn. */

@@ -4,7 +4,7 @@ import { Sampler } from '../llm/sampling.ts';
 import { EventQueue, type DoneReason, type EngineEvent, type EngineState, type StateCause } from './events.ts';
 import type { TokenStream } from './token-stream.ts';
 import { TurnBlocks } from './turn-blocks.ts';
-import type { StreamName, TurnConfig } from './turn-config.ts';
+import type { TurnConfig } from './turn-config.ts';
 import type { SpeechPace } from './speech-pace.ts';
 import type { TurnContext } from './turn-context.ts';
 import { UserInput } from './user-input.ts';
@@ -18,7 +18,8 @@ export class TurnRuntime {
   readonly events = new EventQueue<EngineEvent>();
   blocks: TurnBlocks;
   readonly user: UserInput;
-  readonly sampler: Sampler;
+  /** Each stream samples with its own settings and its own random sequence (a seeded turn repeats exactly). */
+  readonly samplers: Readonly<Record<'thinker' | 'writer', Sampler>>;
   thinker: TokenStream | null = null;
   writer: TokenStream | null = null;
   state: EngineState = 'listening';
@@ -43,7 +44,8 @@ export class TurnRuntime {
   ) {
     this.blocks = new TurnBlocks(ctx);
     this.user = new UserInput(userText, userOpen);
-    this.sampler = new Sampler(cfg.sampling);
+    const seedOf = (o: { seed?: number } | undefined, k: number) => ({ ...o, seed: (o?.seed ?? 0) * 2 + k });
+    this.samplers = { thinker: new Sampler(seedOf(cfg.sampling?.thinker, 0)), writer: new Sampler(seedOf(cfg.sampling?.writer, 1)) };
   }
 
   /** Runs on blocks encoded ahead (a prelude) instead of its own empty ones. Before the run only. */
@@ -108,9 +110,9 @@ export class TurnRuntime {
     return { view: this.blocks.userView, tokens };
   }
 
-  private sample(name: StreamName, s: TokenStream, logits: Float32Array): number {
+  private sample(name: 'thinker' | 'writer', s: TokenStream, logits: Float32Array): number {
     this.cfg.logitsHook?.(name, logits, this.stepNo);
-    return this.sampler.sample(logits, s.produced, s.forbiddenNow());
+    return this.samplers[name].sample(logits, s.produced, s.forbiddenNow());
   }
 
   /** Samples the thinker: a thought (emitted, and pending for the next step), or null when its thoughts end here. */

@@ -94,7 +94,7 @@ export function registerServe(program: Command): void {
         // The page names the model, not the folder it sits in: a Hub id as it is, a local folder by its name.
         modelName: o.model.startsWith('hf:') ? o.model.slice(3) : basename(resolve(o.model)),
         mode: o.mode,
-        engine: engineSettings(o),
+        engine: engineSettings(o, o.model.startsWith('hf:') ? undefined : o.model),
         maxConversations: o.maxClients,
         allowedHosts: o.allowHost,
       }).catch((e: NodeJS.ErrnoException) => {
