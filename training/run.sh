@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole training run, from nothing to the shipped model folder:
+#   training/run.sh [WORK_DIR] [OUT_DIR]
+# Data and tokenizer in a few minutes, then PyTorch for the rest (checkpoints in WORK_DIR/train;
+# rerunning resumes). Fixed seeds throughout. Log: WORK_DIR/train.log.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WORK=${1:-.cache/training}
+OUT=${2:-assets/asyncvoice-arith}
+SAMPLES=${SAMPLES:-70000}
+STEPS=${STEPS:-1900}
+mkdir -p "$WORK"
+scripts/setup-training.sh
+PY=/usr/bin/python3 # Debian's torch is for the system interpreter, not one first on PATH
+if [ ! -f "$WORK/tokenizer/tokenizer.json" ]; then
+  node --import tsx training/generate.ts corpus "$WORK/corpus.txt" --samples 20000 --seed 1
+  $PY training/train_tokenizer.py "$WORK/corpus.txt" "$WORK/tokenizer" --vocab 1024
+fi
+if [ ! -f "$WORK/data.bin.json" ]; then
+  node --import tsx training/generate.ts tokens "$WORK/tokenizer" "$WORK/data.bin" --samples "$SAMPLES" --seed 1
+fi
+$PY training/train.py --data "$WORK/data.bin" --tokenizer "$WORK/tokenizer" --out "$OUT" --work "$WORK/train" --steps "$STEPS" --seed 1 --resume
