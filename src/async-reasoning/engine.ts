@@ -7,7 +7,7 @@ import { promptSetFor, type PromptSet } from './prompts.ts';
 import type { SpeechPace } from './speech-pace.ts';
 import { StandingPrompts } from './standing-prompts.ts';
 import { turnConfig, type HandBack, type LogitsHook, type StreamSampling, type TurnSettings } from './turn-config.ts';
-import type { HistoryEntry, TurnContext, TurnHistory } from './turn-context.ts';
+import type { HistoryEntry, SharedAfter, TurnContext, TurnHistory } from './turn-context.ts';
 import type { TurnBlocks } from './turn-blocks.ts';
 import { encodePrelude } from './turn-prelude.ts';
 import { Turn } from './turn.ts';
@@ -39,6 +39,8 @@ export interface EngineOptions {
   probeWhileWriting?: boolean;
   /** Where the writer hands back to the thinker (default 'sentence'). */
   handBack?: HandBack;
+  /** What the shared blocks are encoded after (see TurnContext.sharedAfter; default 'nothing'). */
+  sharedAfter?: SharedAfter;
   /**
    * Sees (and may edit) each stream's logits before they are used. For tests and diagnostics:
    * it changes what the model says, never how the engine reacts to it.
@@ -114,7 +116,8 @@ export class AsyncReasoningEngine {
     this.historyChain = this.systemBlocks.ready;
     const keep = opts.keepHistory ?? true;
     const history: TurnHistory = { block: this.historyBlock, makeRoom: (n) => this.makeRoom(n), append: (e) => (keep ? this.appendHistory(e) : Promise.resolve()) };
-    this.context = { lm: this.lm, tokenizer: this.tokenizer, prompts: this.prompts, standing: this.systemBlocks, history };
+    const sharedAfter = opts.sharedAfter === 'thinker-system' ? [this.systemBlocks.thinker] : [];
+    this.context = { lm: this.lm, tokenizer: this.tokenizer, prompts: this.prompts, standing: this.systemBlocks, history, sharedAfter };
     this.schedulePrelude();
   }
 
@@ -204,7 +207,7 @@ export class AsyncReasoningEngine {
   private async encodeHistoryEntry(entry: HistoryEntry): Promise<void> {
     this.dropPrelude(); // it saw the history as it was
     this.history.push(entry);
-    await this.lm.forward([{ view: [this.historyBlock], tokens: this.historyIds(entry) }]);
+    await this.lm.forward([{ view: [...this.context.sharedAfter, this.historyBlock], tokens: this.historyIds(entry) }]);
   }
 
   /** The template's chat markers are ours (control tokens); the two texts are data. */

@@ -30,7 +30,7 @@ export async function runSingle(rt: TurnRuntime): Promise<DoneReason> {
   const thinker = (rt.thinker = new TokenStream(output, decode, cfg.singleForbidden));
   const writer = (rt.writer = new TokenStream(output, decode, cfg.writerForbidden));
   const tailIds = cfg.mode === 'think' ? cfg.ids.thinkTail : cfg.ids.noThinkTail;
-  await lm.forward([{ view: [standing.plain, ...rt.blocks.userView, tail], tokens: tailIds.slice(0, -1) }]);
+  await lm.forward([{ view: [standing.plain, ...rt.blocks.sharedBlocks, tail], tokens: tailIds.slice(0, -1) }]);
   let thinking = cfg.mode === 'think';
   rt.setState(thinking ? 'thinker_only' : 'writer_only', 'turn-started', 'turn started');
   (thinking ? thinker : writer).pending = tailIds.slice(-1);

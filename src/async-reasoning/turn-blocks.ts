@@ -15,7 +15,7 @@ export class TurnBlocks {
   /** The baselines' blocks: the prompt's tail and the one output stream. */
   private single_: { tail: CacheBlock; output: CacheBlock } | null = null;
 
-  constructor(private readonly ctx: Pick<TurnContext, 'lm' | 'standing' | 'history'>) {
+  constructor(private readonly ctx: Pick<TurnContext, 'lm' | 'standing' | 'history' | 'sharedAfter'>) {
     this.userHead = this.create('user_head');
     this.userInput = this.create('user_input');
   }
@@ -30,9 +30,14 @@ export class TurnBlocks {
     return b;
   }
 
+  /** The blocks both streams share: the history and the user's words. */
+  get sharedBlocks(): CacheBlock[] {
+    return [this.ctx.history.block, this.userHead, this.userInput];
+  }
+
   /** The view the user's words are encoded in (and the user head before them). */
   get userView(): CacheBlock[] {
-    return [this.ctx.history.block, this.userHead, this.userInput];
+    return [...this.ctx.sharedAfter, ...this.sharedBlocks];
   }
 
   makeAsync(): AsyncBlocks {

@@ -28,4 +28,13 @@ export interface TurnContext {
   prompts: PromptSet;
   standing: StandingPrompts;
   history: TurnHistory;
+  /**
+   * What the shared blocks (history, the user's words) are encoded after: nothing (each stream
+   * places them after its own system block), or the thinker's system block (its view is then the
+   * very sequence a from-scratch encoding makes; the writer's still reads them rotated).
+   */
+  sharedAfter: CacheBlock[];
 }
+
+export type SharedAfter = 'nothing' | 'thinker-system';
+export const SHARED_AFTER: readonly SharedAfter[] = ['nothing', 'thinker-system'];
