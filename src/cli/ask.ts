@@ -7,7 +7,9 @@ import { HAND_BACKS, type HandBack, type StreamSampling } from '../async-reasoni
 import { QWEN3_NON_THINKING, QWEN3_THINKING, advisedSampling } from '../llm/generation-config.ts';
 import type { SamplingOptions } from '../llm/sampling.ts';
 import { Tokenizer } from '../llm/tokenizer.ts';
+import { defaultTtsEngine } from '../tts/engine.ts';
 import { floatArg, intArg } from './options.ts';
+import { checkWritable, speakText } from './speech.ts';
 import { HeldOutput, liveView } from './live-view.ts';
 import { addModelOptions, loadModelWithProgress, type ModelCliOptions } from './load-model.ts';
 
@@ -33,6 +35,7 @@ export interface EngineCliOptions extends ModelCliOptions {
 interface AskCliOptions extends EngineCliOptions {
   json: boolean;
   plain: boolean;
+  speak?: string | true;
 }
 
 const MODES: Mode[] = ['async', 'think', 'nothink'];
@@ -106,7 +109,9 @@ export function registerAsk(program: Command): void {
   addEngineOptions(ask)
     .option('--json', 'print one JSON object at the end', false)
     .option('--plain', 'print the answer alone as it streams (no thinking, no markers)', false)
+    .option('--speak [file.wav]', 'then say the answer: into a WAV file, or aloud without one')
     .action(async (question: string, o: AskCliOptions) => {
+      if (typeof o.speak === 'string') checkWritable(o.speak, '--speak');
       const { model, engine } = await makeEngine(o, o.json, false); // one question: no history to keep
       try {
         const turn = engine.startTurn(question, { mode: o.mode });
@@ -134,6 +139,7 @@ export function registerAsk(program: Command): void {
             }) + '\n',
           );
         }
+        if (o.speak && r.answer.trim()) await speakText(r.answer, { engine: defaultTtsEngine(), out: typeof o.speak === 'string' ? o.speak : undefined, quiet: o.json });
       } finally {
         await model.lm.close();
       }

@@ -32,11 +32,51 @@ async function makeRecognizer(engine: AsrEngine, o: { offline?: boolean; whisper
 }
 
 /** Fails before any work when --out cannot be written: a folder, or in a folder that does not exist. */
-function checkWritable(path: string): void {
-  if (existsSync(path) && statSync(path).isDirectory()) throw new AudioError(`--out ${path} is a folder; give a file name such as ${join(path, 'speech.wav')}`);
+export function checkWritable(path: string, flag = '--out'): void {
+  if (existsSync(path) && statSync(path).isDirectory()) throw new AudioError(`${flag} ${path} is a folder; give a file name such as ${join(path, 'speech.wav')}`);
   const dir = dirname(resolve(path));
-  if (!existsSync(dir)) throw new AudioError(`--out ${path}: the folder ${dir} does not exist`);
-  if (!statSync(dir).isDirectory()) throw new AudioError(`--out ${path}: ${dir} is not a folder`);
+  if (!existsSync(dir)) throw new AudioError(`${flag} ${path}: the folder ${dir} does not exist`);
+  if (!statSync(dir).isDirectory()) throw new AudioError(`${flag} ${path}: ${dir} is not a folder`);
+}
+
+/**
+ * Says `text` as an answer would be said (chunked, markdown and LaTeX read as speech): into a WAV
+ * file when `out` is given, else through the sound device.
+ */
+export async function speakText(text: string, o: { engine: TtsEngineName; voice?: string; out?: string; quiet?: boolean }): Promise<void> {
+  await loadMathSpeech();
+  const tts = createTtsEngine(o.engine, { voice: o.voice });
+  const chunker = new SpeechChunker();
+  const chunks = [...chunker.push(text, 0), ...chunker.flush(0)];
+  const audio = [];
+  for (const c of chunks) {
+    const words = speakable(c.raw);
+    if (words) audio.push({ text: c.raw, speech: await tts.synthesize(words) });
+  }
+  if (!audio.length) throw new SpeechEngineError(`nothing to say: ${text.trim() ? 'the text has no speakable words' : 'the text is empty'}`);
+  if (o.out) {
+    const rate = audio[0]?.speech.sampleRate ?? 22050;
+    const all = new Float32Array(audio.reduce((a, x) => a + x.speech.pcm.length, 0));
+    let p = 0;
+    for (const x of audio) {
+      all.set(x.speech.pcm, p);
+      p += x.speech.pcm.length;
+    }
+    try {
+      writeFileSync(o.out, encodeWav({ sampleRate: rate, channels: [all] }));
+    } catch (e) {
+      throw new AudioError(`cannot write ${o.out}: ${(e as Error).message}`);
+    }
+    if (!o.quiet) process.stdout.write(`${o.out}: ${(all.length / rate).toFixed(2)} s, ${audio.length} chunk(s)\n`);
+    return;
+  }
+  let failed = '';
+  const player = new Player(new ProcessSink(), (e) => {
+    if (e.type === 'error') failed ||= e.message;
+  });
+  for (const x of audio) player.enqueue(x.text, x.speech);
+  await player.idle();
+  if (failed) throw new SpeechEngineError(`could not play the speech: ${failed} (no sound device? use --out file.wav)`);
 }
 
 function readWav(path: string) {
@@ -59,39 +99,7 @@ export function registerSpeech(program: Command): void {
     .option('--out <file.wav>', 'write a WAV file instead of playing')
     .action(async (text: string, o: { engine: TtsEngineName; voice?: string; out?: string }) => {
       if (o.out) checkWritable(o.out);
-      await loadMathSpeech();
-      const tts = createTtsEngine(o.engine, { voice: o.voice });
-      const chunker = new SpeechChunker();
-      const chunks = [...chunker.push(text, 0), ...chunker.flush(0)];
-      const audio = [];
-      for (const c of chunks) {
-        const words = speakable(c.raw);
-        if (words) audio.push({ text: c.raw, speech: await tts.synthesize(words) });
-      }
-      if (!audio.length) throw new SpeechEngineError(`nothing to say: ${text.trim() ? 'the text has no speakable words' : 'the text is empty'}`);
-      if (o.out) {
-        const rate = audio[0]?.speech.sampleRate ?? 22050;
-        const all = new Float32Array(audio.reduce((a, x) => a + x.speech.pcm.length, 0));
-        let p = 0;
-        for (const x of audio) {
-          all.set(x.speech.pcm, p);
-          p += x.speech.pcm.length;
-        }
-        try {
-          writeFileSync(o.out, encodeWav({ sampleRate: rate, channels: [all] }));
-        } catch (e) {
-          throw new AudioError(`cannot write ${o.out}: ${(e as Error).message}`);
-        }
-        process.stdout.write(`${o.out}: ${(all.length / rate).toFixed(2)} s, ${audio.length} chunk(s)\n`);
-        return;
-      }
-      let failed = '';
-      const player = new Player(new ProcessSink(), (e) => {
-        if (e.type === 'error') failed ||= e.message;
-      });
-      for (const x of audio) player.enqueue(x.text, x.speech);
-      await player.idle();
-      if (failed) throw new SpeechEngineError(`could not play the speech: ${failed} (no sound device? use --out file.wav)`);
+      await speakText(text, o);
     });
 
   program
