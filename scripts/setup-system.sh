@@ -11,15 +11,11 @@
 # then `npm test`. Other systems: see README ("Speech").
 set -euo pipefail
 PKGS=(espeak-ng festival festvox-kallpc16k pocketsphinx pocketsphinx-en-us sox libsox-fmt-all alsa-utils chromium)
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "setup-system: no apt-get here; install these yourself: ${PKGS[*]}" >&2
-  exit 0
+# `setup-system.sh espeak-ng` installs just the named ones (the README's main job needs only a voice).
+if [ $# -gt 0 ]; then
+  for p in "$@"; do
+    [[ " ${PKGS[*]} " == *" $p "* ]] || { echo "setup-system: $p is not one of: ${PKGS[*]}" >&2; exit 2; }
+  done
+  PKGS=("$@")
 fi
-missing=()
-for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-echo "setup-system: installing ${missing[*]}" >&2
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+APT_INSTALL_NAME=setup-system exec "$(dirname "$0")/apt-install.sh" "${PKGS[@]}"

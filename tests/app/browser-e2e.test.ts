@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { makeTestModel } from '../../src/llm/test-model.ts';
 import { runTool } from '../../src/audio/tools.ts';
 import { durationMs, parseWav } from '../../src/audio/wav.ts';
-import { BIN } from '../helpers/cli.ts';
+import { startServeProcess } from '../helpers/serve-process.ts';
 import { scratchDir } from '../helpers/models.ts';
 import { needTools, sox } from '../helpers/tools.ts';
 
@@ -26,26 +26,6 @@ let q1EndMs = 0;
  * of the suite running beside) and before its last audio ends (--max-answer 400 is ~30 s of speech).
  */
 const GAP_S = 12;
-
-async function startServer(args: string[]): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [BIN, 'serve', ...args], { env: { ...process.env, ASYNCVOICE_CACHE_DIR: join(root, 'cache') } });
-  let out = '';
-  const found = await new Promise<string>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`serve did not start:\n${out}`)), 60_000);
-    const onData = (d: Buffer) => {
-      out += d;
-      const m = out.match(/core service: (\S+)/);
-      if (m) {
-        clearTimeout(timer);
-        res(m[1]);
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (d) => (out += d));
-    child.on('exit', (code) => rej(new Error(`serve exited ${code}:\n${out}`)));
-  });
-  return { child, url: found };
-}
 
 beforeAll(async () => {
   await needTools('chromium', 'espeak-ng', 'sox', 'pocketsphinx_continuous');
@@ -67,7 +47,7 @@ beforeAll(async () => {
   const ms = (name: string) => durationMs(parseWav(readFileSync(join(root, name)), name));
   q1EndMs = ms('s05.wav') + ms('q1.wav');
   q2EndMs = ms('s05.wav') + ms('q1.wav') + ms('gap.wav') + ms('q2.wav');
-  ({ child: server, url } = await startServer(['--model', model, '--port', '0', '--max-thinking', '40', '--max-answer', '400']));
+  ({ child: server, url } = await startServeProcess(['--model', model, '--port', '0', '--max-thinking', '40', '--max-answer', '400'], { ...process.env, ASYNCVOICE_CACHE_DIR: join(root, 'cache') }));
   browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
     headless: true,

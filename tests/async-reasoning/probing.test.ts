@@ -1,31 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rmSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
 import { AsyncReasoningEngine, type EngineOptions } from '../../src/async-reasoning/engine.ts';
 import type { EngineEvent } from '../../src/async-reasoning/events.ts';
 import { probeAnswer } from '../../src/async-reasoning/probe.ts';
-import type { CausalLM } from '../../src/llm/causal-lm.ts';
-import { Tokenizer } from '../../src/llm/tokenizer.ts';
 import { collect } from '../helpers/events.ts';
-import { makeAndLoad, scratchDir } from '../helpers/models.ts';
+import { tinyModelFixture } from '../helpers/models.ts';
 
 // The control question as the method asks it: also while the writer writes, a "no" stopping it;
 // the writer handing back at sentence ends; a tunable threshold; seeded per-stream sampling.
 
-const root = scratchDir();
-let lm: CausalLM;
-let tok: Tokenizer;
-beforeAll(async () => {
-  const m = await makeAndLoad('gqa-tied-fp32', root, 2048);
-  lm = m.lm;
-  tok = await Tokenizer.fromFolder(m.dir);
-});
-afterAll(async () => {
-  await lm.close();
-  rmSync(root, { recursive: true, force: true });
-});
+const model = tinyModelFixture();
 
 const BIG = 1e4;
-const one = (w: string) => tok.encode(w);
+const one = (w: string) => model.tok.encode(w);
 const ids = (words: string[]) => words.map(one).filter((x) => x.length === 1).map((x) => x[0]);
 const yes = () => ids(['yes', 'Yes', ' yes', ' Yes']);
 const no = () => ids(['no', 'No', ' no', ' No']);
@@ -34,7 +20,7 @@ const force = (logits: Float32Array, which: number[], v = BIG) => which.forEach(
 const quietWriter = (logits: Float32Array) => force(logits, [...ids(['<|im_end|>', '<|endoftext|>', '\n\n', '.', '!', '?'])], -BIG);
 
 function engineWith(hook: EngineOptions['logitsHook'], extra: Partial<EngineOptions> = {}) {
-  return new AsyncReasoningEngine({ lm, tokenizer: tok, maxThinkingTokens: 60, maxAnswerTokens: 40, controlEvery: 4, logitsHook: hook, handBack: 'paragraph', ...extra });
+  return new AsyncReasoningEngine({ lm: model.lm, tokenizer: model.tok, maxThinkingTokens: 60, maxAnswerTokens: 40, controlEvery: 4, logitsHook: hook, handBack: 'paragraph', ...extra });
 }
 
 const stepsOf = (events: EngineEvent[], type: EngineEvent['type']) => events.filter((e) => e.type === type).map((e) => e.step);

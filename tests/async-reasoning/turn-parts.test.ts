@@ -114,7 +114,7 @@ describe('async scheduler (no model)', () => {
     expect(planAsyncStep({ ...base, state: 'writer_only', writerFits: false }).finish).toBe('context-limit');
     expect(planAsyncStep({ ...base, thinkerFits: false })).toMatchObject({ thinker: false, thinkerOutOfRoom: true, wait: false });
   });
-  it('probes every controlEvery thoughts, at a paragraph end or when the user has just stopped, only while the thinker runs alone and the user is quiet', () => {
+  it('probes every controlEvery thoughts, at a paragraph end or (while the writer waits) when the user has just stopped; while the writer writes only if asked to; never while the user talks', () => {
     const p = { state: 'thinker_only' as const, thinkerEnded: false, userTalking: false, sinceProbe: 20, controlEvery: 20, thinkerParagraph: false };
     expect(shouldProbe(p)).toBe(true);
     expect(shouldProbe({ ...p, sinceProbe: 3 })).toBe(false);
@@ -126,6 +126,16 @@ describe('async scheduler (no model)', () => {
     // Speech still going on: no probe, whatever else holds.
     expect(shouldProbe({ ...p, sinceProbe: 3, userTalking: true, userJustDone: true })).toBe(false);
     expect(shouldProbe({ ...p, state: 'thinker_and_writer' })).toBe(false);
+    // While the writer writes (the method's schedule): every controlEvery thoughts and at paragraph
+    // ends, never for the user's stop (the writer is speaking already) nor while they talk.
+    const w = { ...p, state: 'thinker_and_writer' as const, whileWriting: true };
+    expect(shouldProbe(w)).toBe(true);
+    expect(shouldProbe({ ...w, sinceProbe: 3 })).toBe(false);
+    expect(shouldProbe({ ...w, sinceProbe: 3, thinkerParagraph: true })).toBe(true);
+    expect(shouldProbe({ ...w, sinceProbe: 3, userJustDone: true })).toBe(false);
+    expect(shouldProbe({ ...w, userTalking: true })).toBe(false);
+    expect(shouldProbe({ ...w, thinkerEnded: true })).toBe(false);
+    expect(shouldProbe({ ...w, state: 'writer_only' })).toBe(false);
   });
 });
 

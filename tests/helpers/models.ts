@@ -1,4 +1,6 @@
-import { existsSync, mkdtempSync } from 'node:fs';
+import { afterAll, beforeAll } from 'vitest';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { Tokenizer } from '../../src/llm/tokenizer.ts';
 import type { RopeMode } from '../../src/llm/decoder-graph.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,4 +38,24 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
+}
+
+/**
+ * A test file's tiny made model (GQA, tied, fp32) and its tokenizer, loaded before the file's tests
+ * and closed after them. Read `lm` and `tok` inside tests, not at import time.
+ */
+export function tinyModelFixture(maxPositions = 2048): { lm: LoadedModel['lm']; tok: Tokenizer; dir: string } {
+  const root = scratchDir();
+  const f = { lm: undefined as unknown as LoadedModel['lm'], tok: undefined as unknown as Tokenizer, dir: '' };
+  beforeAll(async () => {
+    const m = await makeAndLoad('gqa-tied-fp32', root, maxPositions);
+    f.lm = m.lm;
+    f.dir = m.dir;
+    f.tok = await Tokenizer.fromFolder(m.dir);
+  });
+  afterAll(async () => {
+    await f.lm?.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+  return f;
 }
