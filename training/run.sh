@@ -20,3 +20,5 @@ if [ ! -f "$WORK/data.bin.json" ]; then
   node --import tsx training/generate.ts tokens "$WORK/tokenizer" "$WORK/data.bin" --samples "$SAMPLES" --seed 1
 fi
 $PY training/train.py --data "$WORK/data.bin" --tokenizer "$WORK/tokenizer" --out "$OUT" --work "$WORK/train" --steps "$STEPS" --seed 1 --resume
+# What the recogniser should expect people to say to it (pocketsphinx's language model).
+node --import tsx training/speech-lm.ts "$OUT/speech.arpa" --sentences 40000 --seed 3

@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, open, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ASR_SAMPLE_RATE } from '../audio/resample.ts';
+import type { Writable } from 'node:stream';
 import { installHint, runTool } from '../audio/tools.ts';
 import { encodeWav, floatToPcm16 } from '../audio/wav.ts';
 import { SpeechEngineError } from '../errors.ts';
@@ -15,7 +16,7 @@ export interface PocketsphinxOptions {
   dict?: string;
   /**
    * Keep one decoder started ahead, its models already loaded (about 0.5 s of the ~1 s a short
-   * pass takes), waiting on a FIFO for its audio. For live listening; not on Windows.
+   * pass takes), waiting on its standard input for its audio. For live listening; not on Windows.
    */
   warm?: boolean;
   /**
@@ -27,18 +28,45 @@ export interface PocketsphinxOptions {
   secondPass?: boolean;
 }
 
-/** A pocketsphinx process with its models loaded, waiting for raw audio on a FIFO we hold open (its name already removed). */
+/** Where a warm decoder's audio goes: its standard input, a pipe. */
+interface AudioInput {
+  /** Resolves once the bytes are handed to the pipe; rejects if the decoder is gone. */
+  write(bytes: Uint8Array): Promise<void>;
+  /** The end of the utterance: the decoder reads to the end of its input and prints its words. */
+  close(): Promise<void>;
+}
+
+/** A pocketsphinx process loading (or with) its models, reading raw audio from its standard input. */
 interface Spare {
   child: ChildProcess;
-  /** Resolves once the decoder has opened the FIFO (its models are loaded). */
-  input: Promise<FileHandle>;
+  /** It died while waiting (killed, crashed, out of memory): not to be used. */
+  readonly gone: boolean;
+  input: Promise<AudioInput>;
   output: Promise<{ code: number | null; stdout: string; stderr: string }>;
 }
 
 /** Stops a warm decoder. */
 async function discard(s: Spare): Promise<void> {
   s.child.kill('SIGKILL');
-  await s.input.then((f) => f.close()).catch(() => undefined);
+  s.child.stdin?.destroy();
+}
+
+/**
+ * A pipe never blocks a thread (a FIFO's open waits in the kernel for a reader, and a decoder that
+ * died before opening it left a libuv worker waiting there for good): writes are queued by the
+ * stream, and a dead reader is an error on the next write, not a hang.
+ */
+function pipeInput(stdin: Writable): AudioInput {
+  let failure: Error | null = null;
+  stdin.on('error', (e) => (failure ??= e));
+  return {
+    write: (bytes) =>
+      new Promise((resolve, reject) => {
+        if (failure || stdin.destroyed) return reject(failure ?? new Error('the decoder\'s input is closed'));
+        stdin.write(bytes, (e) => (e ? reject(e) : resolve()));
+      }),
+    close: () => new Promise((resolve) => (stdin.destroyed || stdin.writableEnded ? resolve() : stdin.end(resolve))),
+  };
 }
 
 /** Niceness of whole passes when a streamed decoder carries the final (see recognizeWarm). */
@@ -72,15 +100,12 @@ export class PocketsphinxRecognizer implements Recognizer {
   }
 
   /**
-   * Starts a decoder that loads its models now and then reads raw 16 kHz PCM16 from a FIFO. We
-   * open the FIFO's writing end at once and hold it: should this process die, the decoder reads
-   * the end of its input and exits instead of waiting forever.
+   * Starts a decoder that loads its models now and then reads raw 16 kHz PCM16 from its standard
+   * input, a pipe we hold: should this process die, the decoder reads the end of its input and
+   * exits instead of waiting forever; should the decoder die, our next write fails.
    */
   private async startSpare(): Promise<Spare> {
-    const dir = await mkdtemp(join(tmpdir(), 'asyncvoice-ps-'));
-    const fifo = join(dir, 'audio.raw');
-    await runTool('mkfifo', [fifo]);
-    const child = spawn('pocketsphinx_continuous', this.args(fifo), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('pocketsphinx_continuous', this.args('/dev/stdin'), { stdio: ['pipe', 'pipe', 'pipe'] });
     const output = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
       let stdout = '';
       let stderr = '';
@@ -92,17 +117,23 @@ export class PocketsphinxRecognizer implements Recognizer {
       child.on('close', (code) => resolve({ code, stdout, stderr }));
     });
     output.catch(() => undefined);
-    // Opening a FIFO to write waits for its reader: the decoder opens it once its models are loaded.
-    // Both ends open, its name is no longer needed: removed, nothing is left on disk whatever happens next.
-    const input = Promise.race([open(fifo, 'w'), output.then(({ stderr }) => Promise.reject(new SpeechEngineError(`pocketsphinx exited before reading its audio: ${stderr.trim().slice(-300)}`)))]).finally(
-      () => rm(dir, { recursive: true, force: true }),
-    );
-    input.catch(() => undefined);
-    return { child, input, output };
+    let gone = false;
+    child.on('exit', () => (gone = true));
+    const input = Promise.resolve(pipeInput(child.stdin!));
+    return {
+      child,
+      get gone() {
+        return gone;
+      },
+      input,
+      output,
+    };
   }
 
   private async takeSpare(): Promise<Spare> {
-    const next = this.spare ?? this.startSpare();
+    // A spare that died while it waited is replaced, not handed an utterance.
+    const waiting = await this.spare?.catch(() => null);
+    const next = waiting && !waiting.gone ? waiting : await this.startSpare();
     // The next one starts loading now, while this one decodes.
     this.spare = this.useWarm ? this.startSpare() : null;
     this.spare?.catch(() => undefined);
@@ -128,6 +159,10 @@ export class PocketsphinxRecognizer implements Recognizer {
     try {
       stream.write(audio16k);
       return await stream.end();
+    } catch (e) {
+      // The whole audio is at hand: a decoder that died under it (killed, crashed) costs a cold pass, not the words.
+      if (signal?.aborted || !(await spare.then((s) => s.gone, () => true))) throw e;
+      return this.recognizeCold(audio16k, signal);
     } finally {
       signal?.removeEventListener('abort', abort);
     }
@@ -141,7 +176,7 @@ export class PocketsphinxRecognizer implements Recognizer {
     return this.useWarm ? this.streamOn(this.takeSpare()) : null;
   }
 
-  /** One utterance on one warm decoder: audio goes to its FIFO in order; closing it ends the utterance. */
+  /** One utterance on one warm decoder: audio goes to its input in order; closing it ends the utterance. */
   private streamOn(spare: Promise<Spare>): RecognitionStream {
     let chain: Promise<unknown> = spare.then((s) => s.input);
     let aborted = false;
@@ -184,6 +219,11 @@ export class PocketsphinxRecognizer implements Recognizer {
   async recognize(audio16k: Float32Array, { signal }: { signal?: AbortSignal } = {}): Promise<Transcript> {
     if (audio16k.length < ASR_SAMPLE_RATE / 10) return EMPTY_TRANSCRIPT;
     if (this.useWarm) return this.recognizeWarm(audio16k, signal);
+    return this.recognizeCold(audio16k, signal);
+  }
+
+  /** One pass on a decoder of its own, from a WAV file. */
+  private async recognizeCold(audio16k: Float32Array, signal?: AbortSignal): Promise<Transcript> {
     const dir = await mkdtemp(join(tmpdir(), 'asyncvoice-ps-'));
     const wav = join(dir, 'segment.wav');
     try {

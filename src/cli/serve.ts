@@ -12,6 +12,7 @@ import { checkSpeechEngines } from '../doctor/checks.ts';
 import { AsyncVoiceError, SpeechEngineError } from '../errors.ts';
 import { intArg, portArg } from './options.ts';
 import { loadModelWithProgress } from './load-model.ts';
+import { speechLmFor } from '../asr/speech-lm.ts';
 
 interface ServeCliOptions extends EngineCliOptions {
   host: string;
@@ -20,6 +21,7 @@ interface ServeCliOptions extends EngineCliOptions {
   tts: TtsEngineName;
   voice?: string;
   asr: 'pocketsphinx' | 'whisper';
+  asrLm?: string;
   maxClients: number;
   allowHost: string[];
 }
@@ -61,6 +63,7 @@ export function registerServe(program: Command): void {
     .addOption(new Option('--tts <engine>', 'speech engine').choices([...TTS_ENGINES]).default(defaultTtsEngine()))
     .option('--voice <name>', 'speech voice')
     .addOption(new Option('--asr <engine>', 'recogniser').choices(['pocketsphinx', 'whisper']).default('pocketsphinx'))
+    .option('--asr-lm <file.arpa|default>', "pocketsphinx's language model (default: the model folder's speech.arpa if it has one, else its general English)")
     .action(async (o: ServeCliOptions) => {
       // The service listens first; pages show the checks, the download, the graph build and the
       // prompts' encoding as they go, and talk once all are done.
@@ -69,12 +72,13 @@ export function registerServe(program: Command): void {
       let listening!: () => void;
       const listened = new Promise<void>((r) => (listening = r));
       const tts = createTtsEngine(o.tts, { voice: o.voice, offline: o.offline });
+      const asrLm = speechLmFor(o.asrLm, o.model.startsWith('hf:') ? undefined : o.model);
       const loading = (async () => {
         await listened;
         // One recogniser, loaded once, serving every conversation. A voice assistant that cannot
         // speak or hear is not worth serving: a failed check ends the service with its fix.
         report({ what: 'checking speech output and recognition', done: 0, total: null });
-        const recognizer = o.asr === 'whisper' ? await WhisperRecognizer.load({ offline: o.offline }) : new PocketsphinxRecognizer({ warm: true });
+        const recognizer = o.asr === 'whisper' ? await WhisperRecognizer.load({ offline: o.offline }) : new PocketsphinxRecognizer({ warm: true, lm: asrLm });
         try {
           await checkSpeechEngines(tts, recognizer);
         } catch (e) {

@@ -6,6 +6,7 @@ import { ASR_SAMPLE_RATE, toAsrInput } from '../audio/resample.ts';
 import { parseWav, encodeWav, pcm16ToFloat } from '../audio/wav.ts';
 import type { Recognizer } from '../asr/recognizer.ts';
 import { PocketsphinxRecognizer } from '../asr/pocketsphinx.ts';
+import { speechLmFor } from '../asr/speech-lm.ts';
 import { StreamingTranscriber } from '../asr/stream.ts';
 import { transcribeAudio } from '../asr/transcribe.ts';
 import { SileroVad } from '../asr/vad.ts';
@@ -19,8 +20,8 @@ import { ProgressBar, formatBytes } from './progress.ts';
 
 type AsrEngine = 'pocketsphinx' | 'whisper';
 
-async function makeRecognizer(engine: AsrEngine, o: { offline?: boolean; whisperModel?: string }): Promise<Recognizer> {
-  if (engine === 'pocketsphinx') return new PocketsphinxRecognizer();
+async function makeRecognizer(engine: AsrEngine, o: { offline?: boolean; whisperModel?: string; lm?: string }): Promise<Recognizer> {
+  if (engine === 'pocketsphinx') return new PocketsphinxRecognizer({ lm: speechLmFor(o.lm, undefined, '--lm') });
   const bar = new ProgressBar('downloading whisper');
   const r = await WhisperRecognizer.load({
     model: o.whisperModel,
@@ -110,7 +111,8 @@ export function registerSpeech(program: Command): void {
     .option('--whisper-model <id>', 'Hub id of the Whisper model', DEFAULT_WHISPER_MODEL)
     .option('--offline', 'never download (Whisper weights must be cached)', false)
     .option('--json', 'print {"text","segments":[{"text","startMs","endMs"}]}', false)
-    .action(async (file: string, o: { engine: AsrEngine; offline: boolean; json: boolean; whisperModel: string }) => {
+    .option('--lm <file.arpa>', "pocketsphinx's language model (default: its general English)")
+    .action(async (file: string, o: { engine: AsrEngine; offline: boolean; json: boolean; whisperModel: string; lm?: string }) => {
       const audio = readWav(file);
       const vad = await SileroVad.load();
       const rec = await makeRecognizer(o.engine, o);
