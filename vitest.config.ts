@@ -6,12 +6,14 @@ import { configDefaults, defineConfig } from 'vitest/config';
  * that file, not the product (the browser test's first partial transcript lost its race to the
  * final in fresh-clone runs where it ran beside the exactness tests).
  */
-const LIVE = ['tests/app/browser-e2e.test.ts', 'tests/pipeline/realtime.test.ts'];
+const LIVE = ['tests/app/browser-e2e.test.ts', 'tests/app/answer-e2e.test.ts', 'tests/pipeline/realtime.test.ts'];
 const timeouts = { testTimeout: 120_000, hookTimeout: 300_000 };
 
 export default defineConfig({
   test: {
     reporters: ['default', './tests/summary-reporter.ts'],
+    // Fails the run if any process a test started outlives it.
+    globalSetup: ['./tests/global-setup.ts'],
     // Model-building tests use both cores already; more workers only thrash.
     maxWorkers: 2,
     projects: [

@@ -52,6 +52,9 @@ function listenError(e: NodeJS.ErrnoException, host: string, port: number): Asyn
   }
 }
 
+/** How long a stopping service may take to close its conversations and children before it exits anyway. */
+const STOP_DEADLINE_MS = 3000;
+
 export function registerServe(program: Command): void {
   const cmd = program.command('serve').description('run the core service: the renderer in a browser, speech and reasoning over socket.io');
   addEngineOptions(cmd)
@@ -105,6 +108,23 @@ export function registerServe(program: Command): void {
         throw e?.code ? listenError(e, o.host, o.port) : e;
       });
       hub.server = server;
+      // A signal ends the service within STOP_DEADLINE_MS whatever its parts are doing (a second one
+      // at once); whatever loaded by then is closed, so no child it started outlives it.
+      let stopping = false;
+      const stop = () => {
+        if (stopping) process.exit(1);
+        stopping = true;
+        setTimeout(() => process.exit(1), STOP_DEADLINE_MS).unref();
+        void (async () => {
+          await server.close().catch(() => undefined);
+          const c = await Promise.race([loading.catch(() => null), new Promise<null>((r) => setTimeout(() => r(null), 100))]);
+          await c?.lm.close().catch(() => undefined);
+          await c?.recognizer.close().catch(() => undefined);
+          process.exit(0);
+        })();
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
       process.stdout.write(`asyncvoice core service: ${server.url}\n`);
       if (server.token) process.stdout.write(`access token: ${server.token}\n`);
       listening();
@@ -114,14 +134,6 @@ export function registerServe(program: Command): void {
         await server.close();
         throw e;
       });
-      process.stdout.write('model ready\n');
-      const stop = async () => {
-        await server.close();
-        await components.lm.close();
-        await components.recognizer.close();
-        process.exit(0);
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
+      if (!stopping && components) process.stdout.write('model ready\n');
     });
 }
