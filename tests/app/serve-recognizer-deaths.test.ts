@@ -62,6 +62,8 @@ describe('serve with recognisers that die', () => {
     const speech = floatToPcm16(toAsrInput({ sampleRate: s.sampleRate, channels: [s.pcm] }));
     const silence = new Uint8Array(3200 * 12);
     socket = io(url.replace(/#.*$/, ''), { transports: ['websocket'], reconnection: false, forceNew: true });
+    const errors: string[] = [];
+    socket.on('error', (e: { message: string }) => errors.push(e.message));
     await next(socket, 'hello');
     /** Sends PCM16 16 kHz in 100 ms frames at the pace of speech, calling `each` after every frame. */
     const stream = async (bytes: Uint8Array, each?: (i: number) => void) => {
@@ -82,6 +84,9 @@ describe('serve with recognisers that die', () => {
     }
     expect(kills).toBeGreaterThan(4);
     expect(fifoWaits()).toEqual([]);
+    // The utterances whose decoder died failed, and the client was told so, in words.
+    expect(errors.length).toBeGreaterThan(0);
+    expect(errors.every((m) => /pocketsphinx/.test(m)), errors.join('\n')).toBe(true);
     // A spoken utterance is still recognised.
     const finals: string[] = [];
     socket.on('transcript', (t: { text: string; final: boolean }) => t.final && finals.push(t.text));
