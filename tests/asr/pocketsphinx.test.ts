@@ -1,11 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MODEL_SPEECH_LM } from '../../src/asr/speech-lm.ts';
-import { DEFAULT_MODEL } from '../../src/llm/default-model.ts';
+import { speechCorpus, trigramArpa } from '../../training/speech-lm.ts';
 import { numbersIn } from '../../training/task.ts';
 import { toAsrInput } from '../../src/audio/resample.ts';
 import { PocketsphinxRecognizer } from '../../src/asr/pocketsphinx.ts';
@@ -100,10 +99,16 @@ describe('pocketsphinx: a warm decoder that dies', () => {
   }, 120_000);
 });
 
-describe('pocketsphinx with the shipped language model', () => {
-  const lm = join(DEFAULT_MODEL, MODEL_SPEECH_LM);
-  const rec = new PocketsphinxRecognizer({ lm });
-  beforeAll(() => needTools('espeak-ng', 'pocketsphinx_continuous'));
+describe('pocketsphinx with a language model of the arithmetic task (training/speech-lm.ts)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'asyncvoice-lm-'));
+  const lm = join(dir, 'speech.arpa');
+  let rec: PocketsphinxRecognizer;
+  beforeAll(async () => {
+    await needTools('espeak-ng', 'pocketsphinx_continuous');
+    writeFileSync(lm, trigramArpa(speechCorpus(20000, 3)));
+    rec = new PocketsphinxRecognizer({ lm });
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('hears questions about numbers that its general English model mishears', async () => {
     const tts = new EspeakNgEngine({ voice: 'en-us+klatt', wordsPerMinute: 150 });
