@@ -48,3 +48,26 @@ export async function spokenQuestionsWav(dir: string): Promise<string> {
   await runTool('sox', [...parts, join(dir, 'gap.wav'), out]);
   return out;
 }
+
+/** log-softmax of one row of logits, in float64. */
+export function logSoftmax(x: Float32Array): Float64Array {
+  let max = -Infinity;
+  for (const v of x) max = Math.max(max, v);
+  let z = 0;
+  for (const v of x) z += Math.exp(v - max);
+  const lz = max + Math.log(z);
+  return Float64Array.from(x, (v) => v - lz);
+}
+
+/** KL(p ‖ q) of two rows given as log-probabilities, and whether their top tokens agree. */
+export function klAndTop1(lp: Float64Array, lq: Float64Array): { kl: number; sameTop: boolean } {
+  let kl = 0;
+  let bp = 0;
+  let bq = 0;
+  for (let i = 0; i < lp.length; i++) {
+    kl += Math.exp(lp[i]) * (lp[i] - lq[i]);
+    if (lp[i] > lp[bp]) bp = i;
+    if (lq[i] > lq[bq]) bq = i;
+  }
+  return { kl, sameTop: bp === bq };
+}

@@ -4,6 +4,8 @@ import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../backend/onnx.ts'
 import { PREFILL_WEIGHTS, loadCausalLM, type LoadedModel, type PrefillWeights } from '../llm/load.ts';
 import { HEAD_FORMATS, KV_FORMATS, WEIGHT_FORMATS, defaultHeadFormat, defaultKvFormat, type HeadFormat, type KvFormat, type WeightFormat } from '../llm/decoder-graph.ts';
 import { ProgressBar, formatBytes } from './progress.ts';
+import { DEFAULT_MODEL, shippedModel } from '../llm/default-model.ts';
+import { ModelSourceError } from '../errors.ts';
 
 export interface ModelCliOptions {
   model: string;
@@ -20,7 +22,10 @@ export interface ModelCliOptions {
 /** --model, --offline, --device, --threads, --max-context: shared by every command that runs the LLM. */
 export function addModelOptions(cmd: Command): Command {
   return cmd
-    .requiredOption('--model <dir|hf:Org/Name>', 'a Hugging Face model folder, or a Hub id such as hf:Qwen/Qwen3-0.6B')
+    .option('--model <dir|hf:Org/Name>', 'a Hugging Face model folder, or a Hub id such as hf:Qwen/Qwen3-0.6B (default: the small reasoning model that ships inside asyncvoice)', shippedModel())
+    .hook('preAction', (c) => {
+      if (!c.opts().model) throw new ModelSourceError(`no --model given, and no shipped model at ${DEFAULT_MODEL} (training/run.sh makes it)`);
+    })
     .option('--offline', 'never use the network; Hub ids must already be in the Hugging Face cache', false)
     .addOption(new Option('--device <ep>', 'execution provider').choices([...EXECUTION_PROVIDERS]).default('cpu'))
     .option('--threads <n>', 'threads per operator (default: onnxruntime decides)', intArg('--threads', 1))
