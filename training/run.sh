@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${1:-.cache/training}
 OUT=${2:-assets/asyncvoice-arith}
-SAMPLES=${SAMPLES:-70000}
-STEPS=${STEPS:-1900}
+SAMPLES=${SAMPLES:-90000}
+STEPS=${STEPS:-2400}
 mkdir -p "$WORK"
 scripts/setup-training.sh
 PY=/usr/bin/python3 # Debian's torch is for the system interpreter, not one first on PATH

@@ -75,9 +75,21 @@ function markEnd(segments: Segment[], complete: boolean): Segment[] {
 
 const STOPS = ['stop', 'okay thanks', "that's enough", 'Stop.', 'OK, got it.', 'never mind'];
 
+/**
+ * The answer as the other rows see it: the writer's last sampled token is fed only at its next
+ * step, so while it waits (after a sentence it handed back, or a "no") the thinker and the control
+ * question see its words without their final piece: "…47 times 8" with the "." still pending. The
+ * last word (with its space) or closing punctuation mark stands for that token.
+ */
+export function seenByOthers(said: string): string {
+  if (!said) return said;
+  if (/[.,!?:;]$/.test(said)) return said.slice(0, -1);
+  return said.replace(/\s*\S+$/, '');
+}
+
 /** A finished exchange or two before the question, as the history block holds them. */
 function historyOf(r: Rand, P: PromptSet, split: Split): string {
-  if (!r.chance(0.25)) return '';
+  if (!r.chance(0.1)) return '';
   let h = '';
   for (let i = r.int(1, 2); i > 0; i--) {
     const q = drawProblem(r, split);
@@ -153,7 +165,7 @@ export class SampleMaker {
     const x0 = this.r.pick(cutPoints(text));
     const a = this.answerAt(p, ends, x0, { partial: true });
     const thoughts = [...before, ...seg('gen', text)];
-    return { type: 'thinker', segments: this.asyncView(turn, 'thinker', thoughts, seg('context', a.said), [{ kind: 'target', text: this.P.thinkEnd }]) };
+    return { type: 'thinker', segments: this.asyncView(turn, 'thinker', thoughts, seg('context', seenByOthers(a.said)), [{ kind: 'target', text: this.P.thinkEnd }]) };
   }
 
   /** The writer's row: thoughts cut somewhere, the answer so far, and what the thoughts let it say next. */
@@ -180,7 +192,7 @@ export class SampleMaker {
     const complete = a.complete;
     const yes = a.partial || supported(p, ends, x) > complete;
     const thoughts = [...before, ...seg('context', text.slice(0, x))];
-    return { type: yes ? 'control-yes' : 'control-no', segments: this.asyncView(turn, 'control', thoughts, seg('context', answerBefore + said), [{ kind: 'target', text: yes ? ' yes' : ' no' }]) };
+    return { type: yes ? 'control-yes' : 'control-no', segments: this.asyncView(turn, 'control', thoughts, seg('context', seenByOthers(answerBefore + said)), [{ kind: 'target', text: yes ? ' yes' : ' no' }]) };
   }
 
   /** The user still speaking, the question cut off: nothing to think yet, the thoughts end at once. */
@@ -254,24 +266,41 @@ export class SampleMaker {
 
   private thinkerAfter(p: Problem, turn: TurnText, before: Segment[], answerSaid: string): Sample {
     const { text } = thoughtsText(p.thoughts);
-    return { type: 'thinker', segments: this.asyncView(turn, 'thinker', [...before, ...seg('gen', text)], seg('context', answerSaid), [{ kind: 'target', text: this.P.thinkEnd }]) };
+    return { type: 'thinker', segments: this.asyncView(turn, 'thinker', [...before, ...seg('gen', text)], seg('context', seenByOthers(answerSaid)), [{ kind: 'target', text: this.P.thinkEnd }]) };
   }
 
-  /** One training sample of the mix. */
+  /** One training sample of the mix (MIX: what share of the samples each kind is). */
   draw(split: Split): Sample {
     for (;;) {
-      const d = this.r.next();
       const p = drawProblem(this.r, split);
-      let s: Sample | null;
-      if (d < 0.22) s = this.think(p);
-      else if (d < 0.28) s = this.noThink(p);
-      else if (d < 0.44) s = this.thinker(p, undefined, p.spoken ? this.reopened() : []);
-      else if (d < 0.64) s = this.writer(p, undefined, p.spoken ? this.reopened() : []);
-      else if (d < 0.86) s = this.control(p, undefined, p.spoken ? this.reopened() : []);
-      else if (d < 0.93) s = this.corrected(split);
-      else if (d < 0.96) s = this.interrupted(split);
-      else s = this.partial(p);
+      const reopened = () => (p.spoken ? this.reopened() : []);
+      const kinds: Record<keyof typeof MIX, () => Sample | null> = {
+        think: () => this.think(p),
+        noThink: () => this.noThink(p),
+        thinker: () => this.thinker(p, undefined, reopened()),
+        writer: () => this.writer(p, undefined, reopened()),
+        control: () => this.control(p, undefined, reopened()),
+        corrected: () => this.corrected(split),
+        interrupted: () => this.interrupted(split),
+        partial: () => this.partial(p),
+      };
+      let d = this.r.next();
+      let kind = 'partial' as keyof typeof MIX;
+      for (const [k, share] of Object.entries(MIX) as [keyof typeof MIX, number][]) {
+        if (d < share) {
+          kind = k;
+          break;
+        }
+        d -= share;
+      }
+      const s = kinds[kind]();
       if (s) return s;
     }
   }
 }
+
+/**
+ * The training mix. Most of it carries whole chains of thought (think, thinker rows, corrections):
+ * the arithmetic is what takes learning; the probe's yes/no and the writer's sentences come quickly.
+ */
+export const MIX = { think: 0.3, noThink: 0.04, thinker: 0.24, writer: 0.14, control: 0.14, corrected: 0.08, interrupted: 0.03, partial: 0.03 } as const;

@@ -229,9 +229,9 @@ def export(model, vocab, tokenizer_dir, out, meta):
         "use_sliding_window": False, "vocab_size": vocab,
     }
     json.dump(config, open(os.path.join(out, "config.json"), "w"), indent=2)
-    # Sampling as Qwen3's makers advise for thinking; the writer takes the non-thinking settings.
-    gen = {"bos_token_id": eot, "eos_token_id": [im_end, eot], "pad_token_id": eot, "do_sample": True,
-           "temperature": 0.6, "top_p": 0.95, "top_k": 20}
+    # Greedy: the thoughts are exact working, trained as one deterministic chain per problem;
+    # sampling only adds slips (the engine reads this file for both streams' defaults).
+    gen = {"bos_token_id": eot, "eos_token_id": [im_end, eot], "pad_token_id": eot, "do_sample": False}
     json.dump(gen, open(os.path.join(out, "generation_config.json"), "w"), indent=2)
     for f in ["tokenizer.json", "tokenizer_config.json"]:
         shutil.copy(os.path.join(tokenizer_dir, f), os.path.join(out, f))
