@@ -3,6 +3,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ASR_SAMPLE_RATE } from '../audio/resample.ts';
+import { constants as fsConstants, openSync } from 'node:fs';
+import { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
 import { installHint, runTool } from '../audio/tools.ts';
 import { encodeWav, floatToPcm16 } from '../audio/wav.ts';
@@ -16,7 +18,7 @@ export interface PocketsphinxOptions {
   dict?: string;
   /**
    * Keep one decoder started ahead, its models already loaded (about 0.5 s of the ~1 s a short
-   * pass takes), waiting on its standard input for its audio. For live listening; not on Windows.
+   * pass takes), waiting on a FIFO for its audio. For live listening; not on Windows.
    */
   warm?: boolean;
   /**
@@ -28,15 +30,16 @@ export interface PocketsphinxOptions {
   secondPass?: boolean;
 }
 
-/** Where a warm decoder's audio goes: its standard input, a pipe. */
+/** Where a warm decoder's audio goes: the FIFO it reads. */
 interface AudioInput {
   /** Resolves once the bytes are handed to the pipe; rejects if the decoder is gone. */
   write(bytes: Uint8Array): Promise<void>;
   /** The end of the utterance: the decoder reads to the end of its input and prints its words. */
   close(): Promise<void>;
+  destroy(): void;
 }
 
-/** A pocketsphinx process loading (or with) its models, reading raw audio from its standard input. */
+/** A pocketsphinx process loading (or with) its models, reading raw audio from a FIFO we write to. */
 interface Spare {
   child: ChildProcess;
   /** It died while waiting (killed, crashed, out of memory): not to be used. */
@@ -48,14 +51,38 @@ interface Spare {
 /** Stops a warm decoder. */
 async function discard(s: Spare): Promise<void> {
   s.child.kill('SIGKILL');
-  s.child.stdin?.destroy();
+  await s.input.then((i) => i.destroy()).catch(() => undefined);
 }
 
 /**
- * A pipe never blocks a thread (a FIFO's open waits in the kernel for a reader, and a decoder that
- * died before opening it left a libuv worker waiting there for good): writes are queued by the
- * stream, and a dead reader is an error on the next write, not a hang.
+ * Opens the FIFO's writing end once its reader (the decoder, models loaded) has opened the other.
+ * Never a blocking open: a blocking open waits in the kernel for a reader, and a decoder that died
+ * before opening it left a libuv worker waiting there for good (four such deaths, and every file
+ * operation of the process waited behind them). A non-blocking open fails at once while there is no
+ * reader; it is tried again until there is one, or the decoder is gone. The descriptor then goes to
+ * libuv as a pipe: writes are queued, never block, and a dead reader is an error on the next one.
  */
+async function openWhenRead(fifo: string, gone: () => boolean, output: Promise<{ stderr: string }>): Promise<Socket> {
+  for (let waited = 0; ; waited += READER_POLL_MS) {
+    try {
+      const fd = openSync(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+      return new Socket({ fd, readable: false, writable: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENXIO') throw e;
+    }
+    if (gone()) {
+      const { stderr } = await output.catch(() => ({ stderr: '' }));
+      throw new SpeechEngineError(`pocketsphinx exited before reading its audio: ${stderr.trim().slice(-300)}`);
+    }
+    if (waited > READER_WAIT_MS) throw new SpeechEngineError(`pocketsphinx did not start reading its audio within ${READER_WAIT_MS / 1000} s`);
+    await new Promise((r) => setTimeout(r, READER_POLL_MS));
+  }
+}
+
+const READER_POLL_MS = 20;
+const READER_WAIT_MS = 30_000;
+
+/** Writes to the decoder's input: a dead reader is an error on the next write, not a hang. */
 function pipeInput(stdin: Writable): AudioInput {
   let failure: Error | null = null;
   stdin.on('error', (e) => (failure ??= e));
@@ -66,6 +93,7 @@ function pipeInput(stdin: Writable): AudioInput {
         stdin.write(bytes, (e) => (e ? reject(e) : resolve()));
       }),
     close: () => new Promise((resolve) => (stdin.destroyed || stdin.writableEnded ? resolve() : stdin.end(resolve))),
+    destroy: () => stdin.destroy(),
   };
 }
 
@@ -100,12 +128,17 @@ export class PocketsphinxRecognizer implements Recognizer {
   }
 
   /**
-   * Starts a decoder that loads its models now and then reads raw 16 kHz PCM16 from its standard
-   * input, a pipe we hold: should this process die, the decoder reads the end of its input and
-   * exits instead of waiting forever; should the decoder die, our next write fails.
+   * Starts a decoder that loads its models now and then reads raw 16 kHz PCM16 from a FIFO whose
+   * writing end we hold once it reads (see openWhenRead): should this process die, the decoder
+   * reads the end of its input and exits instead of waiting forever; should the decoder die, our
+   * next write fails. (Not its standard input: Node gives a child a socket there, which pocketsphinx
+   * cannot open as a file.)
    */
   private async startSpare(): Promise<Spare> {
-    const child = spawn('pocketsphinx_continuous', this.args('/dev/stdin'), { stdio: ['pipe', 'pipe', 'pipe'] });
+    const dir = await mkdtemp(join(tmpdir(), 'asyncvoice-ps-'));
+    const fifo = join(dir, 'audio.raw');
+    await runTool('mkfifo', [fifo]);
+    const child = spawn('pocketsphinx_continuous', this.args(fifo), { stdio: ['ignore', 'pipe', 'pipe'] });
     const output = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
       let stdout = '';
       let stderr = '';
@@ -119,7 +152,11 @@ export class PocketsphinxRecognizer implements Recognizer {
     output.catch(() => undefined);
     let gone = false;
     child.on('exit', () => (gone = true));
-    const input = Promise.resolve(pipeInput(child.stdin!));
+    // Both ends open, the FIFO's name is no longer needed: removed, nothing is left on disk.
+    const input = openWhenRead(fifo, () => gone, output)
+      .then((socket) => pipeInput(socket))
+      .finally(() => rm(dir, { recursive: true, force: true }));
+    input.catch(() => undefined);
     return {
       child,
       get gone() {
@@ -160,8 +197,9 @@ export class PocketsphinxRecognizer implements Recognizer {
       stream.write(audio16k);
       return await stream.end();
     } catch (e) {
-      // The whole audio is at hand: a decoder that died under it (killed, crashed) costs a cold pass, not the words.
-      if (signal?.aborted || !(await spare.then((s) => s.gone, () => true))) throw e;
+      // The whole audio is at hand: a decoder that died under it (killed, crashed; its exit may not
+      // even be reported yet when the write fails) costs a cold pass, not the words.
+      if (signal?.aborted) throw e;
       return this.recognizeCold(audio16k, signal);
     } finally {
       signal?.removeEventListener('abort', abort);

@@ -152,7 +152,7 @@ describe('the renderer in chromium against asyncvoice serve, with a fake microph
         chart: (window as unknown as { asyncvoiceTrace: { chartPoints: number } }).asyncvoiceTrace.chartPoints,
         finished: document.querySelectorAll('#turns li.assistant details.thoughts:not([open])').length,
       }));
-    await page.waitForFunction(() => (window as unknown as { asyncvoiceTrace: { chartPoints: number } }).asyncvoiceTrace.chartPoints >= 1, undefined, { timeout: 30_000 });
+    await waitForTrace(page, 'chartPoints', 1, 30_000);
     await expect.poll(async () => { const p = await points(); return p.chart === p.finished; }, { timeout: 20_000 }).toBe(true);
     expect(await page.$$eval('#chart canvas', (c) => c.length)).toBe(1);
     await page.screenshot({ path: join(ARTIFACTS, 'e2e-3-dashboard.png') });
