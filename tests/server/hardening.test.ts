@@ -153,8 +153,9 @@ describe('the core service under hostile and careless clients', () => {
     await waitFor('clients to be released', () => srv.connections === 0);
     // Other test files share these two cores and inflate CPU time too: a slowdown the churn caused
     // persists, a neighbour's burst does not, so an over-bound figure is measured again, up to
-    // twice (once was not always enough: 371 → 630 ms in one full run, 326 → 338 alone).
-    for (let retry = 0; retry < 2 && after > 1.2 * before; retry++) {
+    // four times (once was not always enough: 371 → 630 ms in one full run, 326 → 338 alone; twice
+    // not either: 479 → 764 ms in a full run, while the same file alone measured 551 → 285).
+    for (let retry = 0; retry < 4 && after > 1.2 * before; retry++) {
       after = Math.min(after, await cheapestTurn(srv));
       await waitFor('clients to be released', () => srv.connections === 0);
     }
