@@ -42,11 +42,12 @@ interface AudioInput {
 /** A pocketsphinx process loading (or with) its models, reading raw audio from a FIFO we write to. */
 interface Spare {
   child: ChildProcess;
-  /** It died while waiting (killed, crashed, out of memory): not to be used. */
-  readonly gone: boolean;
   input: Promise<AudioInput>;
   output: Promise<{ code: number | null; stdout: string; stderr: string }>;
 }
+
+/** The decoder has exited (killed, crashed, out of memory): not to be handed an utterance. */
+const exited = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null;
 
 /** Stops a warm decoder. */
 async function discard(s: Spare): Promise<void> {
@@ -83,17 +84,17 @@ const READER_POLL_MS = 20;
 const READER_WAIT_MS = 30_000;
 
 /** Writes to the decoder's input: a dead reader is an error on the next write, not a hang. */
-function pipeInput(stdin: Writable): AudioInput {
+function pipeInput(pipe: Writable): AudioInput {
   let failure: Error | null = null;
-  stdin.on('error', (e) => (failure ??= e));
+  pipe.on('error', (e) => (failure ??= e));
   return {
     write: (bytes) =>
       new Promise((resolve, reject) => {
-        if (failure || stdin.destroyed) return reject(failure ?? new Error('the decoder\'s input is closed'));
-        stdin.write(bytes, (e) => (e ? reject(e) : resolve()));
+        if (failure || pipe.destroyed) return reject(failure ?? new Error('the decoder\'s input is closed'));
+        pipe.write(bytes, (e) => (e ? reject(e) : resolve()));
       }),
-    close: () => new Promise((resolve) => (stdin.destroyed || stdin.writableEnded ? resolve() : stdin.end(resolve))),
-    destroy: () => stdin.destroy(),
+    close: () => new Promise((resolve) => (pipe.destroyed || pipe.writableEnded ? resolve() : pipe.end(resolve))),
+    destroy: () => pipe.destroy(),
   };
 }
 
@@ -150,27 +151,18 @@ export class PocketsphinxRecognizer implements Recognizer {
       child.on('close', (code) => resolve({ code, stdout, stderr }));
     });
     output.catch(() => undefined);
-    let gone = false;
-    child.on('exit', () => (gone = true));
     // Both ends open, the FIFO's name is no longer needed: removed, nothing is left on disk.
-    const input = openWhenRead(fifo, () => gone, output)
+    const input = openWhenRead(fifo, () => exited(child), output)
       .then((socket) => pipeInput(socket))
       .finally(() => rm(dir, { recursive: true, force: true }));
     input.catch(() => undefined);
-    return {
-      child,
-      get gone() {
-        return gone;
-      },
-      input,
-      output,
-    };
+    return { child, input, output };
   }
 
   private async takeSpare(): Promise<Spare> {
     // A spare that died while it waited is replaced, not handed an utterance.
     const waiting = await this.spare?.catch(() => null);
-    const next = waiting && !waiting.gone ? waiting : await this.startSpare();
+    const next = waiting && !exited(waiting.child) ? waiting : await this.startSpare();
     // The next one starts loading now, while this one decodes.
     this.spare = this.useWarm ? this.startSpare() : null;
     this.spare?.catch(() => undefined);

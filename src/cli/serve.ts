@@ -75,7 +75,9 @@ export function registerServe(program: Command): void {
       let listening!: () => void;
       const listened = new Promise<void>((r) => (listening = r));
       const tts = createTtsEngine(o.tts, { voice: o.voice, offline: o.offline });
-      const asrLm = speechLmFor(o.asrLm, o.model.startsWith('hf:') ? undefined : o.model);
+      // A local folder may advise sampling and ship a recogniser model; a Hub id is resolved later.
+      const localDir = o.model.startsWith('hf:') ? undefined : o.model;
+      const asrLm = speechLmFor(o.asrLm, localDir);
       const loading = (async () => {
         await listened;
         // One recogniser, loaded once, serving every conversation. A voice assistant that cannot
@@ -101,7 +103,7 @@ export function registerServe(program: Command): void {
         // The page names the model, not the folder it sits in: a Hub id as it is, a local folder by its name.
         modelName: o.model.startsWith('hf:') ? o.model.slice(3) : basename(resolve(o.model)),
         mode: o.mode,
-        engine: engineSettings(o, o.model.startsWith('hf:') ? undefined : o.model),
+        engine: engineSettings(o, localDir),
         maxConversations: o.maxClients,
         allowedHosts: o.allowHost,
       }).catch((e: NodeJS.ErrnoException) => {
