@@ -1,6 +1,6 @@
 // The renderer: one socket to the core service, the conversation, live thinking, playback and
 // the latency dashboard. Works the same in Electron and in a plain browser.
-import { io } from '/socket.io/socket.io.esm.min.js';
+import { io } from '/vendor/socket.io.esm.min.js';
 import { startCapture, SpeechPlayer } from '/audio.js';
 import { ConversationView, renderTimeline, setError, setStatus, setThinking, setVad } from '/view.js';
 import { ClientEvent as C, LIMITS, ServerEvent as S } from '/protocol.js';

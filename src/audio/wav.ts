@@ -55,6 +55,7 @@ export function parseWav(buf: Uint8Array, name = 'audio'): PcmAudio {
   if (isFloat ? bits !== 32 && bits !== 64 : ![8, 16, 24, 32].includes(bits)) throw new AudioError(`${name}: ${bits}-bit ${isFloat ? 'float' : 'PCM'} is not supported`);
   const bytes = bits / 8;
   const frames = Math.floor(data.length / (bytes * channels));
+  if (frames === 0) throw new AudioError(`${name}: the WAV holds no samples (its data chunk is empty or cut off)`);
   if (frames / rate > MAX_AUDIO_SECONDS) {
     throw new AudioError(`${name} is ${(frames / rate / 60).toFixed(1)} minutes long; the limit is ${MAX_AUDIO_SECONDS / 60} minutes per file`);
   }

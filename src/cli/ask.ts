@@ -43,20 +43,20 @@ const MODES: Mode[] = ['async', 'think', 'nothink'];
 export function addEngineOptions(cmd: Command): Command {
   return addModelOptions(cmd)
     .addOption(new Option('--mode <mode>', 'async: think and answer at once; think: think, then answer; nothink: answer at once').choices(MODES).default('async'))
-    .option('--max-thinking <n>', 'most thinking tokens per turn', intArg('--max-thinking', 1), 512)
-    .option('--max-answer <n>', 'most answer tokens per turn', intArg('--max-answer', 1), 512)
-    .option('--control-every <n>', 'ask the thinker every n tokens whether the writer may go on', intArg('--control-every', 1), 20)
+    .option('--max-thinking <n>', 'most thinking tokens per turn', intArg('--max-thinking', 1, 1 << 20), 512)
+    .option('--max-answer <n>', 'most answer tokens per turn', intArg('--max-answer', 1, 1 << 20), 512)
+    .option('--control-every <n>', 'ask the thinker every n tokens whether the writer may go on', intArg('--control-every', 1, 10_000), 20)
     .option('--safety', 'safety-reasoning prompts: the writer waits until the thinker judged the request', false)
     .option('--probe-threshold <p>', 'release the writer when P(yes) / (P(yes) + P(no)) reaches this', floatArg('--probe-threshold', 0, 1, { minExclusive: true }), 0.5)
     .addOption(new Option('--hand-back <where>', 'the writer hands back to the thinker at each sentence or paragraph end').choices([...HAND_BACKS]).default('sentence'))
     .option('--no-probe-while-writing', 'ask the control question only while the writer waits (once released, it runs to its next hand-back)')
     .option('--greedy', 'both streams pick the likeliest token (overrides the model folder\'s sampling)', false)
-    .option('--temperature <t>', 'both streams (0 = greedy; default: the thinker as the model folder advises, the writer its family\'s non-thinking settings)', floatArg('--temperature', 0))
-    .option('--thinker-temperature <t>', 'the thinker alone', floatArg('--thinker-temperature', 0))
-    .option('--writer-temperature <t>', 'the writer alone', floatArg('--writer-temperature', 0))
-    .option('--top-k <n>', 'both streams: sample from the k likeliest tokens', intArg('--top-k', 1))
+    .option('--temperature <t>', 'both streams (0 = greedy; default: the thinker as the model folder advises, the writer its family\'s non-thinking settings)', floatArg('--temperature', 0, 100))
+    .option('--thinker-temperature <t>', 'the thinker alone', floatArg('--thinker-temperature', 0, 100))
+    .option('--writer-temperature <t>', 'the writer alone', floatArg('--writer-temperature', 0, 100))
+    .option('--top-k <n>', 'both streams: sample from the k likeliest tokens', intArg('--top-k', 1, 1 << 20))
     .option('--top-p <p>', 'both streams: nucleus sampling mass', floatArg('--top-p', 0, 1, { minExclusive: true }))
-    .option('--seed <n>', 'sampling seed (a seeded turn repeats token for token)', intArg('--seed'), 0);
+    .option('--seed <n>', 'sampling seed (a seeded turn repeats token for token)', intArg('--seed', 0, 2 ** 32 - 1), 0);
 }
 
 /**

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { intArg } from './options.ts';
 import { Option, type Command } from 'commander';
 import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../backend/onnx.ts';
@@ -19,6 +20,9 @@ export interface ModelCliOptions {
   prefillWeights?: PrefillWeights;
 }
 
+/** More threads than this only add contention (each holds a stack and a share of the scratch memory). */
+const MAX_THREADS = 4 * availableParallelism();
+
 /** --model, --offline, --device, --threads, --max-context: shared by every command that runs the LLM. */
 export function addModelOptions(cmd: Command): Command {
   return cmd
@@ -28,8 +32,8 @@ export function addModelOptions(cmd: Command): Command {
     })
     .option('--offline', 'never use the network; Hub ids must already be in the Hugging Face cache', false)
     .addOption(new Option('--device <ep>', 'execution provider').choices([...EXECUTION_PROVIDERS]).default('cpu'))
-    .option('--threads <n>', 'threads per operator (default: onnxruntime decides)', intArg('--threads', 1))
-    .option('--max-context <n>', 'longest context in tokens (default: min(model limit, 32768))', intArg('--max-context', 16))
+    .option('--threads <n>', `threads per operator, up to ${MAX_THREADS} (4× this machine's cores; default: onnxruntime decides)`, intArg('--threads', 1, MAX_THREADS))
+    .option('--max-context <n>', 'longest context in tokens (default: min(model limit, 32768))', intArg('--max-context', 16, 1 << 20))
     .addOption(new Option('--weights <format>', 'linear weights: fp32 (exact), int4 (blockwise, ~3× less to read per token) or int8 (per channel)').choices([...WEIGHT_FORMATS]).default('fp32'))
     .addOption(new Option('--prefill-weights <format>', 'with --weights int4: calls of many tokens (prompts, history) run int8 weights, ~1.5× faster on CPUs with 8-bit dot products, or the same int4 ones (less memory)').choices([...PREFILL_WEIGHTS]).default('int8'))
     .addOption(new Option('--head <format>', 'embeddings and LM head (read whole every token): fp32, int8 or int4 (default: int4 with --weights int4, else fp32)').choices([...HEAD_FORMATS]))

@@ -21,7 +21,8 @@ const debug = process.argv.includes('--debug');
 const program = new Command('asyncvoice')
   .description('A voice assistant that thinks while it listens and keeps thinking while it speaks.')
   .option('--debug', 'show stack traces of failures')
-  .showHelpAfterError()
+  // One line for a bad flag, and where the options are listed: not the whole help after it.
+  .showHelpAfterError("(add --help to the command for its options)")
   // Commander's own errors (unknown flag, bad value) come back here so they exit 2, not 1.
   .exitOverride();
 registerGenerate(program);

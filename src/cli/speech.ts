@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { Player, ProcessSink } from '../audio/player.ts';
 import { ASR_SAMPLE_RATE, toAsrInput } from '../audio/resample.ts';
-import { parseWav, encodeWav, pcm16ToFloat } from '../audio/wav.ts';
+import { MAX_AUDIO_SECONDS, parseWav, encodeWav, pcm16ToFloat } from '../audio/wav.ts';
 import type { Recognizer } from '../asr/recognizer.ts';
 import { PocketsphinxRecognizer } from '../asr/pocketsphinx.ts';
 import { speechLmFor } from '../asr/speech-lm.ts';
@@ -45,6 +45,8 @@ export function checkWritable(path: string, flag = '--out'): void {
  * file when `out` is given, else through the sound device.
  */
 export async function speakText(text: string, o: { engine: TtsEngineName; voice?: string; out?: string; quiet?: boolean }): Promise<void> {
+  // About ten minutes of speech: beyond that a text is a mistake, and its audio would be held whole.
+  if (text.length > MAX_SPEAK_CHARS) throw new AudioError(`the text is ${text.length} characters; speak says at most ${MAX_SPEAK_CHARS} at once`);
   await loadMathSpeech();
   const tts = createTtsEngine(o.engine, { voice: o.voice });
   const chunker = new SpeechChunker();
@@ -53,6 +55,8 @@ export async function speakText(text: string, o: { engine: TtsEngineName; voice?
   for (const c of chunks) {
     const words = speakable(c.raw);
     if (words) audio.push({ text: c.raw, speech: await tts.synthesize(words) });
+    const seconds = audio.reduce((a, x) => a + x.speech.pcm.length / x.speech.sampleRate, 0);
+    if (seconds > MAX_AUDIO_SECONDS) throw new AudioError(`the speech would last over ${MAX_AUDIO_SECONDS / 60} minutes; say less at once`);
   }
   if (!audio.length) throw new SpeechEngineError(`nothing to say: ${text.trim() ? 'the text has no speakable words' : 'the text is empty'}`);
   if (o.out) {
@@ -80,11 +84,21 @@ export async function speakText(text: string, o: { engine: TtsEngineName; voice?
   if (failed) throw new SpeechEngineError(`could not play the speech: ${failed} (no sound device? use --out file.wav)`);
 }
 
+export const MAX_SPEAK_CHARS = 10_000;
+
+/** Larger than any WAV of the longest audio a file may hold at speech rates; a cap before reading. */
+const MAX_WAV_BYTES = 512 * 2 ** 20;
+
 function readWav(path: string) {
   let bytes: Buffer;
   try {
+    // Only a regular file has a size to check first: a device or a FIFO could be read forever.
+    const st = statSync(path);
+    if (!st.isFile()) throw new AudioError(`${path} is not a regular file (a WAV file is needed)`);
+    if (st.size > MAX_WAV_BYTES) throw new AudioError(`${path} is ${formatBytes(st.size)}; the limit is ${formatBytes(MAX_WAV_BYTES)} per file`);
     bytes = readFileSync(path);
   } catch (e) {
+    if (e instanceof AudioError) throw e;
     throw new AudioError(`cannot read ${path}: ${(e as Error).message}`);
   }
   return parseWav(bytes, path);

@@ -12,14 +12,20 @@ export interface GenerateOptions extends SamplingOptions {
 
 export interface GenerateResult {
   tokenIds: number[];
-  stoppedBy: 'stop-token' | 'max-tokens' | 'abort';
+  stoppedBy: 'stop-token' | 'max-tokens' | 'context-limit' | 'abort';
   prefillMs: number;
   decodeMsPerToken: number;
 }
 
-/** Plain single-stream generation in a fresh cache block, dropped afterwards. */
+/**
+ * Plain single-stream generation in a fresh cache block, dropped afterwards. Asked for more tokens
+ * than the context holds, it stops when the context is full (`context-limit`), keeping the text.
+ */
 export async function generate(lm: CausalLM, promptIds: number[], opts: GenerateOptions): Promise<GenerateResult> {
   if (!promptIds.length) throw new RuntimeUsageError('prompt is empty: nothing to condition on');
+  if (promptIds.length > lm.maxPositions) {
+    throw new RuntimeUsageError(`the prompt is ${promptIds.length} tokens; this model's context holds ${lm.maxPositions} (--max-context)`);
+  }
   const sampler = new Sampler(opts);
   const stop = new Set(opts.stopTokens ?? []);
   const block = lm.cache.createBlock('generate');
@@ -44,6 +50,11 @@ export async function generate(lm: CausalLM, promptIds: number[], opts: Generate
         break;
       }
       if (tokenIds.length >= opts.maxTokens) break;
+      // The sampled token goes in at the next position: the context must have room for it.
+      if (promptIds.length + tokenIds.length > lm.maxPositions) {
+        stoppedBy = 'context-limit';
+        break;
+      }
       ({ logits } = await lm.forward([{ view: [block], tokens: [next] }]));
       steps++;
     }

@@ -7,6 +7,7 @@ import { ASR_SAMPLE_RATE } from '../audio/resample.ts';
 import { pcm16ToFloat } from '../audio/wav.ts';
 import type { InterruptCause, ServerEvents } from '../protocol.ts';
 import type { TtsEngine } from '../tts/engine.ts';
+import { AudioIntake, type AudioIntakeOptions } from './audio-intake.ts';
 import { BargeInPolicy } from './barge-in.ts';
 import { Heartbeat, ListeningLag } from './listening-lag.ts';
 import { Playout } from './playout.ts';
@@ -34,6 +35,8 @@ export interface ConversationOptions {
   stopGraceMs?: number;
   /** How long a barge-in waits for the player to say how much of the cut chunk was heard. */
   playbackReportTimeoutMs?: number;
+  /** How far ahead of real time a client's audio may run before it is dropped. */
+  intake?: AudioIntakeOptions;
 }
 
 /** The turn being answered, with its latency record and the playout now speaking it. */
@@ -55,6 +58,7 @@ export class Conversation {
   private readonly lag: ListeningLag;
   private readonly heartbeat = new Heartbeat();
   private readonly bargeIn: BargeInPolicy;
+  private readonly intake: AudioIntake;
   private mode: Mode;
   handsFree: boolean;
   private turnId = 0;
@@ -68,6 +72,7 @@ export class Conversation {
     this.now = o.now ?? (() => performance.now());
     this.mode = o.mode ?? 'async';
     this.handsFree = o.handsFree ?? true;
+    this.intake = new AudioIntake(o.intake);
     this.lag = new ListeningLag(
       (lagMs) => o.emit('listening', { lagMs }),
       (ms) => this.heartbeat.idleFor(ms),
@@ -95,13 +100,26 @@ export class Conversation {
 
   /** PCM16 little-endian 16 kHz mono from the client. */
   pushAudio(bytes: Uint8Array): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    const durationMs = (bytes.byteLength / 2 / ASR_SAMPLE_RATE) * 1000;
+    const at = this.now();
+    // Decided before converting: a flood must cost as little as possible per dropped frame.
+    const v = this.intake.offer(durationMs, at);
+    if (!v.take) {
+      if (v.notice) this.o.emit('error', { event: 'audio', message: v.notice });
+      return Promise.resolve();
+    }
     const f = pcm16ToFloat(bytes);
-    const frame = this.utterances.received((f.length / ASR_SAMPLE_RATE) * 1000, this.now());
+    const frame = this.utterances.received(durationMs, at);
     this.lag.arrived(frame.endMs, frame.arrivedAt);
     return this.onAudio(async () => {
-      this.utterances.processing(frame);
-      await this.transcriber.push(f);
-      this.lag.processed(frame.endMs, this.now());
+      try {
+        this.utterances.processing(frame);
+        await this.transcriber.push(f);
+        this.lag.processed(frame.endMs, this.now());
+      } finally {
+        this.intake.done(durationMs);
+      }
     }, 'audio');
   }
 

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Server, type Socket } from 'socket.io';
@@ -63,6 +64,7 @@ export interface RunningServer {
 export function staticFiles(): Record<string, { file: string; type: string }> {
   const require = createRequire(import.meta.url);
   const uplot = dirname(require.resolve('uplot'));
+  const socketIoClient = join(dirname(require.resolve('socket.io/package.json')), 'client-dist');
   return {
     '/': { file: join(RENDERER_DIR, 'index.html'), type: 'text/html; charset=utf-8' },
     '/index.html': { file: join(RENDERER_DIR, 'index.html'), type: 'text/html; charset=utf-8' },
@@ -74,6 +76,8 @@ export function staticFiles(): Record<string, { file: string; type: string }> {
     '/styles.css': { file: join(RENDERER_DIR, 'styles.css'), type: 'text/css; charset=utf-8' },
     '/vendor/uplot.js': { file: join(uplot, 'uPlot.iife.min.js'), type: 'text/javascript; charset=utf-8' },
     '/vendor/uplot.css': { file: join(uplot, 'uPlot.min.css'), type: 'text/css; charset=utf-8' },
+    // Served from this table, not by socket.io itself: socket.io's own file route skips the Host check.
+    '/vendor/socket.io.esm.min.js': { file: join(socketIoClient, 'socket.io.esm.min.js'), type: 'text/javascript; charset=utf-8' },
   };
 }
 
@@ -142,18 +146,32 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
 
   const io = new Server(http, {
     maxHttpBufferSize: LIMITS.maxHttpBufferSize,
-    serveClient: true,
+    serveClient: false,
     // Only this server's own pages, reaching it by one of its own names, may connect.
     allowRequest: (req, cb) => cb(null, access?.allows(req.headers.host, req.headers.origin) ?? false),
   });
 
+  // socket.io put its own request handler in front of ours; the Host check goes in front of both.
+  const handlers = http.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];
+  http.removeAllListeners('request');
+  http.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (!access?.allowsHost(req.headers.host)) {
+      res.writeHead(421, { 'Content-Type': 'text/plain' }).end('this server does not answer to that host name');
+      return;
+    }
+    for (const h of handlers) h(req, res);
+  });
+
   const links = new Set<ClientLink>();
+  // A place is taken by a connected client and freed the moment it disconnects, not once all it
+  // held has been given back (that can take a turn's step): a reload must find its place free.
+  const connected = new Set<Socket>();
   io.use((socket, next) => {
     try {
       if (token && !tokenMatches((socket.handshake.auth as { token?: unknown } | undefined)?.token, token)) {
         return next(new Error('unauthorized: this server needs its access token'));
       }
-      if (links.size >= maxConversations) {
+      if (connected.size >= maxConversations) {
         return next(new Error(`busy: this server holds ${maxConversations} conversations already (its --max-clients); try again when one ends`));
       }
       next();
@@ -165,12 +183,14 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   const vads = new VadPool();
   const ctx = { components, vads, modelName: o.modelName, version: VERSION, mode: o.mode ?? 'async', engine: o.engine ?? {}, lastProgress: () => lastProgress };
   io.on('connection', (socket: Socket) => {
-    if (links.size >= maxConversations) {
+    if (connected.size >= maxConversations) {
       // Handshakes that passed the check together: the later ones are turned away here.
       socket.emit('error', { event: 'connection', message: `busy: this server holds ${maxConversations} conversations already; try again when one ends` });
       socket.disconnect(true);
       return;
     }
+    connected.add(socket);
+    socket.on('disconnect', () => connected.delete(socket));
     const link = new ClientLink(socket, ctx);
     links.add(link);
     void link.released.then(() => links.delete(link));
@@ -182,7 +202,7 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   });
   const port = (http.address() as AddressInfo).port;
   access = accessPolicy(host, port, o.allowedHosts);
-  const shownHost = host.includes(':') ? `[${host}]` : host;
+  const shownHost = shownAddress(host);
   return {
     url: `http://${shownHost}:${port}/${token ? `#token=${token}` : ''}`,
     token,
@@ -200,4 +220,15 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
       await c?.standing.drop();
     },
   };
+}
+
+/** The address to print for a bind: a wildcard is shown as one of the machine's own addresses, which the Host check accepts. */
+function shownAddress(host: string): string {
+  if (host === '0.0.0.0' || host === '::' || host === '') {
+    const external = Object.values(networkInterfaces())
+      .flat()
+      .find((a) => a && a.family === 'IPv4' && !a.internal);
+    return external?.address ?? '127.0.0.1';
+  }
+  return host.includes(':') ? `[${host}]` : host;
 }

@@ -72,6 +72,41 @@ describe('CLI failures are one clear line with the right exit code', () => {
     expectOneLine(await cli(['generate', '--model', model, '--prompt', 'x', '--prmpt', 'x']), 2, /unknown option '--prmpt'/);
   }, 60_000);
 
+  it('bounds: a flag beyond its range is one line and a pointer to --help, within seconds; files and texts that would be held whole are refused', async () => {
+    const brief = (r: { code: number; stderr: string }, message: RegExp) => {
+      expectOneLine(r, 2, message);
+      const lines = r.stderr.trim().split('\n');
+      expect(lines.length, r.stderr).toBeLessThanOrEqual(2); // the error and where the options are listed, not the whole help
+      if (lines.length === 2) expect(lines[1]).toMatch(/--help/);
+    };
+    const t0 = performance.now();
+    brief(await cli(['generate', '--model', model, '--prompt', 'x', '--threads', '100000']), /--threads must be a whole number from 1 to \d+, got "100000"/);
+    brief(await cli(['generate', '--model', model, '--prompt', 'x', '--max-tokens', '-1']), /--max-tokens must be a whole number from 1 to/);
+    brief(await cli(['generate', '--model', model, '--prompt', 'x', '--max-tokens', '1e12', '--json']), /--max-tokens must be a whole number from 1 to 1048576, got "1e12"/);
+    brief(await cli(['model', 'make-test', '--out', join(root, 'huge'), '--hidden', '1000000']), /--hidden must be a whole number from 2 to 16384/);
+    expect(performance.now() - t0).toBeLessThan(30_000);
+
+    // The context fills before --max-tokens: the text so far comes back, and why it stopped.
+    const full = await cli(['generate', '--model', model, '--prompt', 'x', '--max-tokens', '513', '--max-context', '64', '--json']);
+    expect(full.code, full.stderr).toBe(0);
+    const out = JSON.parse(full.stdout) as { promptIds: number[]; tokenIds: number[]; stoppedBy: string; text: string };
+    expect(out.stoppedBy).toBe('context-limit');
+    expect(out.promptIds.length + out.tokenIds.length).toBe(65); // 64 positions, and the last token sampled from them
+    expect(out.text.length).toBeGreaterThan(0);
+
+    // Only regular files are read: a device would be read forever.
+    const t1 = performance.now();
+    brief(await cli(['transcribe', '/dev/zero']), /\/dev\/zero is not a regular file/);
+    expect(performance.now() - t1).toBeLessThan(10_000);
+    // A header that promises samples and holds none.
+    const hollow = join(root, 'hollow.wav');
+    const head = Buffer.from(encodeWav({ sampleRate: 16000, channels: [new Float32Array(16000)] }).subarray(0, 44));
+    writeFileSync(hollow, head);
+    brief(await cli(['transcribe', hollow]), /hollow\.wav: the WAV holds no samples/);
+    // speak: a 128 KB text is refused before any audio is made.
+    brief(await cli(['speak', 'word '.repeat(25_600), '--out', join(root, 'long.wav')]), /the text is 128000 characters; speak says at most 10000/);
+  }, 120_000);
+
   it('a second server on a port in use is told so, as retryable (75)', async () => {
     const blocker: Server = createServer();
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { request } from 'node:http';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import type { Socket } from 'socket.io-client';
 import { CSP, type RunningServer } from '../../src/server/serve.ts';
 import { serverFixture } from '../helpers/server.ts';
@@ -110,8 +112,14 @@ describe('the core service under hostile and careless clients', () => {
     const p = srv.port;
     const evil = { Host: `attacker.example:${p}`, Origin: `http://attacker.example:${p}` };
     const handshake = `/socket.io/?EIO=4&transport=polling`;
-    expect((await raw(p, handshake, evil)).status).not.toBe(200);
-    expect((await raw(p, '/', { Host: evil.Host })).status).toBe(421);
+    expect((await raw(p, handshake, evil)).status).toBe(421);
+    // Every path: the page, the socket.io client script (once served by socket.io itself, unchecked), anything.
+    for (const path of ['/', '/vendor/socket.io.esm.min.js', '/socket.io/socket.io.js', '/socket.io/socket.io.js.map', '/nothing-here']) {
+      expect((await raw(p, path, { Host: evil.Host })).status, path).toBe(421);
+    }
+    const script = await raw(p, '/vendor/socket.io.esm.min.js', { Host: `127.0.0.1:${p}` });
+    expect(script.status).toBe(200);
+    expect(script.body).toMatch(/export\s*\{/);
     // The server's own names work, with or without a browser Origin.
     expect((await raw(p, handshake, { Host: `127.0.0.1:${p}`, Origin: `http://127.0.0.1:${p}` })).status).toBe(200);
     expect((await raw(p, handshake, { Host: `localhost:${p}`, Origin: `http://localhost:${p}` })).status).toBe(200);
@@ -177,6 +185,23 @@ describe('the core service under hostile and careless clients', () => {
     await next(client(srv.port), 'hello');
   }, 30_000);
 
+  it('20 clients that leave within 40 ms of connecting free their places at once: 4 connecting together then all get in', async () => {
+    const srv = await start({ maxConversations: 4 });
+    await Promise.all(
+      Array.from({ length: 20 }, async (_, i) => {
+        const c = client(srv.port);
+        c.emit('text', { text: 'Leaving at once.' }); // queued until the conversation opens: a turn may be starting as it leaves
+        await new Promise((r) => setTimeout(r, (i * 7) % 40));
+        c.close();
+      }),
+    );
+    const four = Array.from({ length: 4 }, () => client(srv.port));
+    const got = await Promise.all(four.map((c) => Promise.race([next(c, 'hello', 30_000).then(() => 'hello'), next<Error>(c, 'connect_error', 30_000).then((e) => String(e.message))])));
+    expect(got).toEqual(['hello', 'hello', 'hello', 'hello']);
+    for (const c of four) c.close();
+    await waitFor('every client to be released', () => srv.connections === 0);
+  }, 60_000);
+
   it('a 4000-character input is prefilled in pieces: peak memory stays bounded and other clients are served meanwhile', async () => {
     const srv = await start();
     const big = client(srv.port);
@@ -197,6 +222,45 @@ describe('the core service under hostile and careless clients', () => {
     console.log(`4000-character input: peak RSS growth ${growthMb.toFixed(0)} MB`);
     expect(growthMb).toBeLessThan(300);
   }, 180_000);
+
+  it('an audio flood (20 s of 1 s frames as fast as the socket takes them) is dropped beyond real time: memory stays flat, comes back, and another client is served', async () => {
+    const srv = await start({ maxConversations: 4 });
+    await oneTurn(srv); // warm: the first turn loads what every turn needs
+    await waitFor('the warm-up client to be released', () => srv.connections === 0);
+    global.gc?.();
+    const rss0 = process.memoryUsage().rss;
+    let peak = rss0;
+    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
+    const flooder = spawn(process.execPath, [fileURLToPath(new URL('../helpers/flood-client.mjs', import.meta.url)), `http://127.0.0.1:${srv.port}`, '20'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    flooder.stdout!.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((res) => flooder.on('exit', res));
+    // Meanwhile, another client asks something and its answer starts.
+    await new Promise((r) => setTimeout(r, 5000));
+    const other = client(srv.port);
+    await next(other, 'hello');
+    const t0 = performance.now();
+    const answering = next(other, 'answer', 60_000);
+    other.emit('text', { text: 'Hello there' });
+    await answering;
+    const otherMs = performance.now() - t0;
+    other.close();
+    expect(await exited).toBe(0);
+    clearInterval(sampler);
+    const r = JSON.parse(out.trim().split('\n').pop()!) as { frames: number; notices: string[] };
+    await waitFor('the flooding clients to be released', () => srv.connections === 0, 30_000);
+    global.gc?.();
+    await new Promise((res) => setTimeout(res, 1000));
+    const afterMb = (process.memoryUsage().rss - rss0) / 2 ** 20;
+    const peakMb = (peak - rss0) / 2 ** 20;
+    console.log(`audio flood: ${r.frames} s of audio sent in 20 s, ${r.notices.length} notices (${r.notices[0]}); RSS peak +${peakMb.toFixed(0)} MB, after leaving ${afterMb.toFixed(0)} MB; another client's answer began after ${otherMs.toFixed(0)} ms`);
+    expect(r.frames).toBeGreaterThan(200); // a real flood: far faster than real time
+    expect(r.notices.length).toBeGreaterThanOrEqual(1);
+    expect(r.notices.length).toBeLessThanOrEqual(3); // told, not spammed
+    expect(r.notices[0]).toMatch(/audio dropped/);
+    expect(peakMb).toBeLessThanOrEqual(150);
+    expect(afterMb).toBeLessThanOrEqual(50);
+  }, 120_000);
 
   it('fuzz: 1200 generated messages, hostile packets and churn; then a normal turn, with the cache and memory back where they were', async () => {
     const srv = await start({ maxConversations: 8 });

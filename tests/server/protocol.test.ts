@@ -80,6 +80,9 @@ describe('protocol', () => {
     const srv = await start('0.0.0.0');
     expect(srv.token).toMatch(/^[\w-]{20,}$/);
     expect(srv.url).toContain(`#token=${srv.token}`);
+    // The printed address is one the server answers to (not 0.0.0.0, which its Host check refuses).
+    expect(srv.url).not.toContain('0.0.0.0');
+    expect((await fetch(srv.url.replace(/#.*$/, ''))).status).toBe(200);
     const anon = client(srv.port);
     expect(String((await next<Error>(anon, 'connect_error')).message)).toMatch(/unauthorized/);
     const wrong = client(srv.port, { auth: { token: 'x'.repeat(srv.token!.length) } });
