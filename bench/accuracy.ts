@@ -73,7 +73,8 @@ export function saidNumberEarly(events: EngineEvent[]): boolean {
     // Numbers that are complete: followed by something that is not a digit (or the turn ended).
     const complete = e.type === 'done' ? answer : answer.replace(/\d+$/, '');
     for (const m of complete.slice(checked).matchAll(/\d+/g)) {
-      if (!new RegExp(`(^|\\D)${m[0]}(\\D|$)`).test(thinking)) return true;
+      // By value: the thoughts write operands at a fixed width ("017").
+      if (![...thinking.matchAll(/\d+/g)].some((t) => Number(t[0]) === Number(m[0]))) return true;
     }
     checked = complete.replace(/\d+$/, '').length;
   }

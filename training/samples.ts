@@ -177,7 +177,8 @@ export class SampleMaker {
     const said = answerBefore + p.answer.slice(0, complete).join('');
     const next = p.answer.slice(complete, s).join('');
     const end = s === p.answer.length ? [{ kind: 'target' as const, text: this.P.answerEnd[0] }] : [];
-    const thoughts = [...before, ...seg('context', text.slice(0, x))];
+    // The thoughts are learned here too: the row is encoded anyway, and the working is the same skill.
+    const thoughts = [...before, ...seg('gen', text.slice(0, x))];
     return { type: 'writer', segments: this.asyncView(turn, 'writer', thoughts, seg('context', said), [...seg('gen', next), ...end]) };
   }
 
@@ -191,7 +192,7 @@ export class SampleMaker {
     const said = a.said;
     const complete = a.complete;
     const yes = a.partial || supported(p, ends, x) > complete;
-    const thoughts = [...before, ...seg('context', text.slice(0, x))];
+    const thoughts = [...before, ...seg('gen', text.slice(0, x))];
     return { type: yes ? 'control-yes' : 'control-no', segments: this.asyncView(turn, 'control', thoughts, seg('context', seenByOthers(answerBefore + said)), [{ kind: 'target', text: yes ? ' yes' : ' no' }]) };
   }
 
@@ -252,7 +253,7 @@ export class SampleMaker {
     const fixed = k ? c.fixed : { ...c.fixed, thoughts: [c.fixed.thoughts[0].replace('Correction:', 'Question:'), ...c.fixed.thoughts.slice(1)] };
     // If the old opening was said already, the answer goes on from it and says the corrected result.
     const oldSaid = k >= 1 && this.r.chance(0.5) ? c.first.answer[0] : '';
-    const answer = oldSaid ? { ...fixed, answer: [` With that change, ${fixed.thoughts[0].replace(/^Correction: |\.$/g, '').replace('+', 'plus').replace('-', 'minus').replace('×', 'times')} is ${fixed.value! < 0 ? `minus ${-fixed.value!}` : fixed.value}.`], support: [fixed.thoughts.length] } : fixed;
+    const answer = oldSaid ? { ...fixed, answer: [` With that change, ${c.restated} is ${fixed.value! < 0 ? `minus ${-fixed.value!}` : fixed.value}.`], support: [fixed.thoughts.length] } : fixed;
     const d = this.r.next();
     if (d < 0.35) return { ...this.thinkerAfter(answer, turn, before, oldSaid), type: 'correction-thinker' };
     if (d < 0.65) {

@@ -135,6 +135,15 @@ type Op = 'add' | 'sub' | 'mul';
 const SYMBOL: Record<Op, string> = { add: '+', sub: '-', mul: '×' };
 const SAID: Record<Op, string> = { add: 'plus', sub: 'minus', mul: 'times' };
 
+/**
+ * Operands in the thoughts are written at a fixed width ("017", "304"): a digit's place then shows
+ * from the digits before it, so a causal model can tell the tens digit of 17 as it reads the "1";
+ * written "17" it cannot know it until the number ends. Column work that reads its operands from a
+ * fixed-width line learns far faster on a model this small.
+ */
+export const WIDTH = { add: 3, sub: 3, mul: 2 } as const;
+export const padded = (n: number, width: number) => String(n).padStart(width, '0');
+
 /** The thoughts that work out `a op b` column by column; the last paragraph states the result. */
 export function workings(op: Op, a: number, b: number): { paragraphs: string[]; value: number } {
   if (op === 'add') return columnAdd(a, b);
@@ -142,26 +151,38 @@ export function workings(op: Op, a: number, b: number): { paragraphs: string[]; 
     if (a >= b) return columnSub(a, b);
     const inner = columnSub(b, a);
     return {
-      paragraphs: [`${a} is less than ${b}, so I work out ${b} - ${a} and make it negative.`, ...inner.paragraphs.slice(0, -1), `So ${b} - ${a} = ${b - a}, and ${a} - ${b} = ${a - b}.`],
+      paragraphs: [`${a} is less than ${b}, so I work out ${padded(b, 3)} - ${padded(a, 3)} and make it negative.`, ...inner.paragraphs.slice(0, -1), `So ${b} - ${a} = ${b - a}, and ${a} - ${b} = ${a - b}.`],
       value: a - b,
     };
   }
   if (b <= 9) return columnMul(a, b);
   const tens = a * 10;
   const low = columnMul(a, b - 10);
-  const sum = columnAdd(tens, a * (b - 10));
   return {
-    paragraphs: [`${a} × ${b} = ${a} × 10 + ${a} × ${b - 10}.`, `${a} × 10 = ${tens}.`, ...low.paragraphs, ...sum.paragraphs.slice(0, -1), `So ${a} × ${b} = ${tens} + ${a * (b - 10)} = ${a * b}.`],
+    paragraphs: [
+      `${padded(a, 2)} × ${b} = ${a} × 10 + ${a} × ${b - 10}.`,
+      `${a} × 10 = ${tens}.`,
+      `Then ${padded(a, 2)} × ${b - 10}.`,
+      ...low.paragraphs,
+      `Now ${padded(tens, 3)} + ${padded(a * (b - 10), 3)}.`,
+      ...columnAdd(tens, a * (b - 10)).paragraphs.slice(0, -1),
+      `So ${a} × ${b} = ${tens} + ${a * (b - 10)} = ${a * b}.`,
+    ],
     value: a * b,
   };
 }
 
-const PLACES = ['Ones', 'Tens', 'Hundreds', 'Thousands'];
-const digits = (n: number) => String(n).split('').reverse().map(Number);
+/** The line that states `a op b` at fixed width, right before its columns. */
+export function stated(op: Op, a: number, b: number): string {
+  return op === 'mul' ? `${padded(a, 2)} × ${b}` : `${padded(a, 3)} ${SYMBOL[op]} ${padded(b, 3)}`;
+}
 
-function columnAdd(a: number, b: number): { paragraphs: string[]; value: number } {
-  const da = digits(a);
-  const db = digits(b);
+const PLACES = ['Ones', 'Tens', 'Hundreds', 'Thousands'];
+const digits = (n: number, width: number) => padded(n, width).split('').reverse().map(Number);
+
+function columnAdd(a: number, b: number, width = 3): { paragraphs: string[]; value: number } {
+  const da = digits(a, width);
+  const db = digits(b, width);
   const out: string[] = [];
   let carry = 0;
   for (let i = 0; i < Math.max(da.length, db.length); i++) {
@@ -177,8 +198,8 @@ function columnAdd(a: number, b: number): { paragraphs: string[]; value: number 
 }
 
 function columnSub(a: number, b: number): { paragraphs: string[]; value: number } {
-  const da = digits(a);
-  const db = digits(b);
+  const da = digits(a, 3);
+  const db = digits(b, 3);
   const out: string[] = [];
   let borrow = 0;
   for (let i = 0; i < da.length; i++) {
@@ -194,7 +215,7 @@ function columnSub(a: number, b: number): { paragraphs: string[]; value: number 
 }
 
 function columnMul(a: number, b: number): { paragraphs: string[]; value: number } {
-  const da = digits(a);
+  const da = digits(a, 2);
   const out: string[] = [];
   let carry = 0;
   for (let i = 0; i < da.length; i++) {
@@ -303,7 +324,7 @@ export function arithmetic(r: Rand, op: Op, a: number, b: number, opts: { spoken
   const phrasing = opts.split === 'eval' && r.chance(0.5) ? r.pick(held) : r.pick(pool.filter((p) => !p.eval));
   const question = phrasing.make(sayNumber(r, a, opts.spoken), sayNumber(r, b, opts.spoken));
   const w = workings(op, a, b);
-  const thoughts = [`Question: ${a} ${SYMBOL[op]} ${b}.`, ...w.paragraphs];
+  const thoughts = [`Question: ${stated(op, a, b)}.`, ...w.paragraphs];
   return {
     kind: op,
     question,
@@ -376,9 +397,9 @@ export function drawStory(r: Rand, split: Split, spoken = r.chance(0.5)): Proble
     const sym = (s: number) => (s > 0 ? '+' : '-');
     const thoughts = [
       `Question: ${name} starts with ${start}, then ${sym(s1)}${n1}, then ${sym(s2)}${n2}.`,
-      `First: ${start} ${sym(s1)} ${n1}.`,
+      `First: ${padded(start, 3)} ${sym(s1)} ${padded(n1, 3)}.`,
       ...w1.paragraphs,
-      `Then: ${mid} ${sym(s2)} ${n2}.`,
+      `Then: ${padded(mid, 3)} ${sym(s2)} ${padded(n2, 3)}.`,
       ...w2.paragraphs,
       `${name} has ${end} ${thing} now.`,
     ];
@@ -454,7 +475,7 @@ export function drawProblem(r: Rand, split: Split): Problem {
  * afterwards (the engine's "user adds" marker). The thoughts may already be on the old question;
  * they note the correction and work the new one out.
  */
-export function correction(r: Rand, split: Split): { first: Problem; fixed: Problem; said: string; inline: boolean } {
+export function correction(r: Rand, split: Split): { first: Problem; fixed: Problem; said: string; inline: boolean; restated: string } {
   for (;;) {
     const op = r.pick(['add', 'sub', 'mul'] as const);
     const spoken = r.chance(0.6);
@@ -466,8 +487,8 @@ export function correction(r: Rand, split: Split): { first: Problem; fixed: Prob
     const b2said = spoken ? numberWords(b2) : String(b2);
     const said = r.pick([`no, ${SAID[op]} ${b2said}`, `sorry, I mean ${SAID[op]} ${b2said}`, `actually make that ${b2said}`]);
     const inline = r.chance(0.5);
-    fixed.thoughts = [`Correction: ${a} ${SYMBOL[op]} ${b2}.`, ...fixed.thoughts.slice(1)];
-    return { first, fixed, said: spoken ? said.replace(/,/g, '').toLowerCase() : said, inline };
+    fixed.thoughts = [`Correction: ${stated(op, a, b2)}.`, ...fixed.thoughts.slice(1)];
+    return { first, fixed, said: spoken ? said.replace(/,/g, '').toLowerCase() : said, inline, restated: `${a} ${SAID[op]} ${b2}` };
   }
 }
 
