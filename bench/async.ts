@@ -42,13 +42,13 @@ const tokenizer = await Tokenizer.fromFolder(dir);
 process.stderr.write('measuring batched vs single-stream steps...\n');
 // The async layout (the engine's own definition) with the real prompt set, without the engine's loop.
 const p = promptSetFor((t) => tokenizer.tokenId(t) !== undefined);
-const blockNames: Record<keyof AsyncBlocks, string> = {
-  writerSystem: 'writer_system', thinkerSystem: 'thinker_system', history: 'history', userHead: 'user_head', userInput: 'user_input',
+const blockNames: Record<Exclude<keyof AsyncBlocks, 'history'>, string> = {
+  writerSystem: 'writer_system', thinkerSystem: 'thinker_system', userHead: 'user_head', userInput: 'user_input',
   writerTail: 'writer_tail', thinkerTail: 'thinker_tail', writerSplit: 'writer_split', thinkerSplit: 'thinker_split',
   writerOutput: 'writer_output', thinkerOutput: 'thinker_output', control: 'control_question',
 };
 // Complete by construction: the record above names every block of the layout.
-const blocks = Object.fromEntries(Object.entries(blockNames).map(([k, name]) => [k, lm.cache.createBlock(name)])) as unknown as AsyncBlocks;
+const blocks = { ...Object.fromEntries(Object.entries(blockNames).map(([k, name]) => [k, lm.cache.createBlock(name)])), history: [] } as unknown as AsyncBlocks;
 const views = asyncViews(blocks);
 const ids = (text: string) => (text ? tokenizer.encode(text) : []);
 const feed = async (view: CacheBlock[], text: string) => {

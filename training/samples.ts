@@ -109,7 +109,7 @@ export class SampleMaker {
     const v = asyncViews<Segment[]>({
       writerSystem: seg('fixed', P.writerSystem),
       thinkerSystem: seg('fixed', P.thinkerSystem),
-      history: seg('fixed', turn.history),
+      history: turn.history ? [seg('fixed', turn.history)] : [],
       userHead: seg('fixed', P.userHead),
       userInput: turn.user,
       writerTail: seg('fixed', P.writerTail),
@@ -133,14 +133,14 @@ export class SampleMaker {
     const P = this.P;
     const t = thoughtsText(p.thoughts).text;
     const output = [...seg('gen', t), { kind: 'target' as const, text: P.thinkEnd }, ...seg('fixed', P.endThinking), ...seg('gen', p.answer.join('')), { kind: 'target' as const, text: P.answerEnd[0] }];
-    return { type: 'think', segments: markEnd(singleView<Segment[]>({ plainSystem: seg('fixed', P.plainSystem), history: seg('fixed', turn.history), userHead: seg('fixed', P.userHead), userInput: turn.user, tail: seg('fixed', P.thinkTail), output }).flat(), turn.complete) };
+    return { type: 'think', segments: markEnd(singleView<Segment[]>({ plainSystem: seg('fixed', P.plainSystem), history: turn.history ? [seg('fixed', turn.history)] : [], userHead: seg('fixed', P.userHead), userInput: turn.user, tail: seg('fixed', P.thinkTail), output }).flat(), turn.complete) };
   }
 
   /** No thinking: the answer at once (the baseline; it can only guess at hard sums). */
   noThink(p: Problem, turn = this.turn(p)): Sample {
     const P = this.P;
     const output = [...seg('fixed', P.noThinkTail), ...seg('gen', p.answer.join('')), { kind: 'target' as const, text: P.answerEnd[0] }];
-    return { type: 'nothink', segments: markEnd(singleView<Segment[]>({ plainSystem: seg('fixed', P.plainSystem), history: seg('fixed', turn.history), userHead: seg('fixed', P.userHead), userInput: turn.user, tail: [], output }).flat(), turn.complete) };
+    return { type: 'nothink', segments: markEnd(singleView<Segment[]>({ plainSystem: seg('fixed', P.plainSystem), history: turn.history ? [seg('fixed', turn.history)] : [], userHead: seg('fixed', P.userHead), userInput: turn.user, tail: [], output }).flat(), turn.complete) };
   }
 
   /** A consistent spoken answer at thought cut `x`: whole sentences the thoughts support, maybe one in progress. */

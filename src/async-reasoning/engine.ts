@@ -79,7 +79,8 @@ export class AsyncReasoningEngine {
   /** Each stream's standing instructions (see standing-prompts.ts). */
   readonly systemBlocks: StandingPrompts;
   /** The finished exchanges, shared by every view. */
-  readonly historyBlock: CacheBlock;
+  /** One cache block per finished exchange, oldest first (parallel to `history`). */
+  readonly historyBlocks: CacheBlock[] = [];
   private readonly ownsStanding: boolean;
   private closed = false;
   /**
@@ -109,13 +110,12 @@ export class AsyncReasoningEngine {
       handBack: opts.handBack ?? 'sentence',
       logitsHook: opts.logitsHook,
     };
-    this.historyBlock = this.lm.cache.createBlock('history');
     this.ownsStanding = !opts.standing;
     this.usePrelude = opts.prelude ?? false;
     this.systemBlocks = opts.standing ?? new StandingPrompts(this.lm, this.tokenizer, this.prompts);
     this.historyChain = this.systemBlocks.ready;
     const keep = opts.keepHistory ?? true;
-    const history: TurnHistory = { block: this.historyBlock, makeRoom: (n) => this.makeRoom(n), append: (e) => (keep ? this.appendHistory(e) : Promise.resolve()) };
+    const history: TurnHistory = { blocks: this.historyBlocks, makeRoom: (n) => this.makeRoom(n), append: (e) => (keep ? this.appendHistory(e) : Promise.resolve()) };
     const sharedAfter = opts.sharedAfter === 'thinker-system' ? [this.systemBlocks.thinker] : [];
     this.context = { lm: this.lm, tokenizer: this.tokenizer, prompts: this.prompts, standing: this.systemBlocks, history, sharedAfter };
     this.schedulePrelude();
@@ -134,7 +134,7 @@ export class AsyncReasoningEngine {
     await turn?.settled().catch(() => undefined);
     await this.historyChain;
     this.dropPrelude();
-    this.historyBlock.drop();
+    for (const b of this.historyBlocks.splice(0)) b.drop();
     if (this.ownsStanding) await this.systemBlocks.drop();
   }
 
@@ -206,8 +206,24 @@ export class AsyncReasoningEngine {
 
   private async encodeHistoryEntry(entry: HistoryEntry): Promise<void> {
     this.dropPrelude(); // it saw the history as it was
+    const block = this.lm.cache.createBlock('history');
+    try {
+      await this.lm.forward([{ view: [...this.context.sharedAfter, ...this.historyBlocks, block], tokens: this.historyIds(entry) }]);
+    } catch (e) {
+      block.drop();
+      throw e;
+    }
     this.history.push(entry);
-    await this.lm.forward([{ view: [...this.context.sharedAfter, this.historyBlock], tokens: this.historyIds(entry) }]);
+    this.historyBlocks.push(block);
+  }
+
+  /** Every history token, in order (for inspection). */
+  get historyTokens(): number[] {
+    return this.historyBlocks.flatMap((b) => b.tokens);
+  }
+
+  private get historyLength(): number {
+    return this.historyBlocks.reduce((a, b) => a + b.length, 0);
   }
 
   /** The template's chat markers are ours (control tokens); the two texts are data. */
@@ -251,7 +267,7 @@ export class AsyncReasoningEngine {
   private async rebuildHistory(entries: HistoryEntry[]): Promise<void> {
     this.dropPrelude();
     this.history.length = 0;
-    this.historyBlock.clear();
+    for (const b of this.historyBlocks.splice(0)) b.drop();
     for (const e of entries) await this.encodeHistoryEntry(e);
   }
 
@@ -259,15 +275,15 @@ export class AsyncReasoningEngine {
   private async makeRoom(needed: number): Promise<void> {
     const s = this.systemBlocks;
     const room = this.lm.maxPositions - Math.max(s.writer.length, s.thinker.length, s.plain.length) - needed;
-    if (this.historyBlock.length > room) {
-      // Count what each exchange takes, drop the oldest until the rest fits, re-encode once.
-      const sizes = this.history.map((e) => this.historyIds(e).length);
-      let total = sizes.reduce((a, b) => a + b, 0);
-      let drop = 0;
-      while (drop < sizes.length && total > room) total -= sizes[drop++];
-      await this.rebuildHistory(this.history.slice(drop));
+    // The oldest exchanges leave as whole blocks: the rest keep their K/V and positions, with
+    // nothing re-encoded, so a turn costs the same once the context is full as before. (What the
+    // rest computed while the dropped ones were there stays in them, as in any context shift.)
+    if (this.historyLength > room) this.dropPrelude(); // it saw the history as it was
+    while (this.historyBlocks.length && this.historyLength > room) {
+      this.historyBlocks.shift()!.drop();
+      this.history.shift();
     }
-    if (this.historyBlock.length > room) {
+    if (this.historyLength > room) {
       throw new RuntimeUsageError(
         `this turn needs ${this.lm.maxPositions - room} positions beyond the history, more than the model's ${this.lm.maxPositions}; lower the token budgets or raise --max-context`,
       );

@@ -8,7 +8,8 @@ import type { CacheBlock } from '../llm/kv-cache.ts';
 export interface AsyncBlocks<B = CacheBlock> {
   writerSystem: B;
   thinkerSystem: B;
-  history: B;
+  /** The finished exchanges, oldest first (one block each in the engine, so the oldest can leave without touching the rest). */
+  history: B[];
   userHead: B;
   userInput: B;
   writerTail: B;
@@ -34,7 +35,7 @@ export interface AsyncViews<B = CacheBlock> {
  * without either system block, so both can place them after their own.
  */
 export function asyncViews<B>(b: AsyncBlocks<B>): AsyncViews<B> {
-  const user = [b.history, b.userHead, b.userInput];
+  const user = [...b.history, b.userHead, b.userInput];
   const thinker = [b.thinkerSystem, ...user, b.thinkerTail, b.writerOutput, b.thinkerSplit, b.thinkerOutput];
   return {
     user,
@@ -45,8 +46,8 @@ export function asyncViews<B>(b: AsyncBlocks<B>): AsyncViews<B> {
 }
 
 /** The baselines' one view: plain prompt, history, the user's words, the prompt's tail, the output. */
-export function singleView<B>(b: { plainSystem: B; history: B; userHead: B; userInput: B; tail: B; output: B }): B[] {
-  return [b.plainSystem, b.history, b.userHead, b.userInput, b.tail, b.output];
+export function singleView<B>(b: { plainSystem: B; history: B[]; userHead: B; userInput: B; tail: B; output: B }): B[] {
+  return [b.plainSystem, ...b.history, b.userHead, b.userInput, b.tail, b.output];
 }
 
 /** A view up to and including `block`: the context in which that block's own tokens are encoded. */

@@ -32,7 +32,7 @@ export class TurnBlocks {
 
   /** The blocks both streams share: the history and the user's words. */
   get sharedBlocks(): CacheBlock[] {
-    return [this.ctx.history.block, this.userHead, this.userInput];
+    return [...this.ctx.history.blocks, this.userHead, this.userInput];
   }
 
   /** The view the user's words are encoded in (and the user head before them). */
@@ -62,7 +62,7 @@ export class TurnBlocks {
   get asyncBlocks(): AsyncBlocks | null {
     if (!this.async_) return null;
     const s = this.ctx.standing;
-    return { writerSystem: s.writer, thinkerSystem: s.thinker, history: this.ctx.history.block, userHead: this.userHead, userInput: this.userInput, ...this.async_ };
+    return { writerSystem: s.writer, thinkerSystem: s.thinker, history: [...this.ctx.history.blocks], userHead: this.userHead, userInput: this.userInput, ...this.async_ };
   }
 
   /** The async layout's views (each row's, in order; the last block is the one the row writes). */
@@ -75,13 +75,13 @@ export class TurnBlocks {
   /** The baselines' one view: plain prompt, history, the user's words, the prompt's tail, the output. */
   get singleView(): CacheBlock[] {
     if (!this.single_) throw new Error('the single-stream blocks are not made yet');
-    return singleView({ plainSystem: this.ctx.standing.plain, history: this.ctx.history.block, userHead: this.userHead, userInput: this.userInput, ...this.single_ });
+    return singleView({ plainSystem: this.ctx.standing.plain, history: [...this.ctx.history.blocks], userHead: this.userHead, userInput: this.userInput, ...this.single_ });
   }
 
   /** For inspection (tests, dashboards): every block this turn sees; those not made yet are absent. */
   get all(): Partial<AsyncBlocks> {
     const s = this.ctx.standing;
-    return { writerSystem: s.writer, thinkerSystem: s.thinker, history: this.ctx.history.block, userHead: this.userHead, userInput: this.userInput, ...this.async_, ...(this.single_ ? { thinkerTail: this.single_.tail, thinkerOutput: this.single_.output, writerOutput: this.single_.output } : {}) };
+    return { writerSystem: s.writer, thinkerSystem: s.thinker, history: [...this.ctx.history.blocks], userHead: this.userHead, userInput: this.userInput, ...this.async_, ...(this.single_ ? { thinkerTail: this.single_.tail, thinkerOutput: this.single_.output, writerOutput: this.single_.output } : {}) };
   }
 
   drop(): void {

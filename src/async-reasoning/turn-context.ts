@@ -10,12 +10,13 @@ export interface HistoryEntry {
 }
 
 /**
- * What a turn needs of its conversation's history: the block every view starts from, room for
+ * What a turn needs of its conversation's history: the blocks every view starts from, room for
  * its own tokens, and a place to leave its exchange. The engine implements it; a turn never
  * sees the engine itself, so the two do not import each other.
  */
 export interface TurnHistory {
-  readonly block: CacheBlock;
+  /** One block per finished exchange, oldest first; the engine changes it only between turns. */
+  readonly blocks: readonly CacheBlock[];
   /** Drops the oldest exchanges until `positions` more fit after the history. */
   makeRoom(positions: number): Promise<void>;
   append(entry: HistoryEntry): Promise<void>;

@@ -28,5 +28,5 @@ export async function encodePrelude(ctx: TurnContext, ids: Pick<PromptIds, 'user
 /** The user head, after the history: the first thing every turn encodes (unless a prelude has). */
 export async function encodeUserHead(ctx: Pick<TurnContext, 'lm' | 'history' | 'sharedAfter'>, blocks: TurnBlocks, userHead: readonly number[]): Promise<void> {
   if (blocks.userHead.length > 0) return;
-  await ctx.lm.forward([{ view: [...ctx.sharedAfter, ctx.history.block, blocks.userHead], tokens: [...userHead] }]);
+  await ctx.lm.forward([{ view: [...ctx.sharedAfter, ...ctx.history.blocks, blocks.userHead], tokens: [...userHead] }]);
 }

@@ -123,6 +123,8 @@ describe('asynchronous reasoning: exactness over the shared cache', () => {
 describe('asynchronous reasoning: layout', () => {
   it("each stream sees the other's output at a position of its own layout, as the method lays them out", async () => {
     const engine = engineWith(() => undefined, { maxThinkingTokens: 4, maxAnswerTokens: 2 });
+    const first = engine.startTurn('Hello.'); // one finished exchange: one history block in every view
+    await first.settled();
     const turn = engine.startTurn('Hi.');
     let names: Record<string, string[]> | null = null;
     await collect(turn.events, (e) => {
@@ -598,11 +600,11 @@ describe('asynchronous reasoning: conversation', () => {
     const r1 = await t1.result;
     await t1.settled();
     expect(engine.history).toEqual([{ user: 'My name is Ada.', assistant: r1.answer.trim() }]);
-    const historyText = tok.decode(engine.historyBlock.tokens);
+    const historyText = tok.decode(engine.historyTokens);
     expect(historyText).toBe(`<|im_start|>user\nMy name is Ada.<|im_end|>\n<|im_start|>assistant\n${r1.answer.trim()}<|im_end|>\n`);
     const t2 = engine.startTurn('What is my name?');
     await collect(t2.events, (e) => {
-      if (e.type === 'thinking' && e.step === 1) expect(t2.views.thinker?.[1]).toBe(engine.historyBlock);
+      if (e.type === 'thinking' && e.step === 1) expect(t2.views.thinker?.[1]).toBe(engine.historyBlocks[0]);
     });
     await t2.settled();
     expect(engine.history).toHaveLength(2);
@@ -617,7 +619,7 @@ describe('asynchronous reasoning: conversation', () => {
     await engine.truncateAnswer(t, heard);
     const want = `${r.answer.trim().slice(0, heard).trimEnd()} (interrupted by the user)`;
     expect(engine.history).toEqual([{ user: 'Tell me about owls.', assistant: want }]);
-    expect(tok.decode(engine.historyBlock.tokens)).toBe(`<|im_start|>user\nTell me about owls.<|im_end|>\n<|im_start|>assistant\n${want}<|im_end|>\n`);
+    expect(tok.decode(engine.historyTokens)).toBe(`<|im_start|>user\nTell me about owls.<|im_end|>\n<|im_start|>assistant\n${want}<|im_end|>\n`);
   });
 
   it('a turn started right after cutting the last answer computes exactly what it would after the cut had finished', async () => {
@@ -650,6 +652,53 @@ describe('asynchronous reasoning: conversation', () => {
     expect(after.history[1].assistant).toMatch(/ \(interrupted by the user\)$/);
     expect(maxAbsDiff(atOnce.firstThought, after.firstThought)).toBeLessThanOrEqual(TOL);
   });
+
+  it('once the context is full, the oldest exchanges leave as whole blocks and nothing is re-encoded: turn cost stays flat over 14 maximum-size turns', async () => {
+    process.env.ASYNCVOICE_CACHE_DIR = join(root, 'cache');
+    const small = await loadCausalLM(join(root, 'gqa-tied-fp32'), { maxPositions: 4096 });
+    const engine = new AsyncReasoningEngine({
+      lm: small.lm,
+      tokenizer: tok,
+      maxThinkingTokens: 16,
+      maxAnswerTokens: 8,
+      logitsHook: (stream, logits) => stream === 'control' && force(logits, yesIds()),
+    });
+    const written: number[] = []; // tokens written into history blocks, per forward
+    const forward = small.lm.forward.bind(small.lm);
+    small.lm.forward = (rows) => {
+      for (const r of rows) if (r.view.at(-1)!.name === 'history') written.push(r.tokens.length);
+      return forward(rows);
+    };
+    const costs: { cpuMs: number; historyTokensEncoded: number; ownExchange: number; entries: number }[] = [];
+    for (let i = 0; i < 14; i++) {
+      const text = `Turn ${i}: ${'word '.repeat(800)}`.slice(0, 4000); // the protocol's longest typed message
+      written.length = 0;
+      const cpu = process.cpuUsage();
+      const t = engine.startTurn(text);
+      await t.result;
+      await t.settled();
+      const d = process.cpuUsage(cpu);
+      costs.push({ cpuMs: (d.user + d.system) / 1000, historyTokensEncoded: written.reduce((a, b) => a + b, 0), ownExchange: engine.historyBlocks.at(-1)!.length, entries: engine.history.length });
+    }
+    const firstFull = costs.findIndex((c, i) => i > 0 && c.entries <= costs[i - 1].entries);
+    console.log(`turn CPU ms: ${costs.map((c) => c.cpuMs.toFixed(0)).join(' ')}; history tokens encoded per turn: ${costs.map((c) => c.historyTokensEncoded).join(' ')}; context full from turn ${firstFull + 1}`);
+    expect(firstFull).toBeGreaterThan(0);
+    expect(firstFull).toBeLessThan(10);
+    // Each turn encodes its own exchange into the history, never the whole history again.
+    for (const c of costs) expect(c.historyTokensEncoded).toBe(c.ownExchange);
+    // CPU time of single turns is noisy on a shared machine: the last three against the first three full ones, by median.
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[1];
+    const early = median(costs.slice(firstFull, firstFull + 3).map((c) => c.cpuMs));
+    const late = median(costs.slice(-3).map((c) => c.cpuMs));
+    console.log(`median turn CPU: first three full ${early.toFixed(0)} ms, last three ${late.toFixed(0)} ms`);
+    expect(late).toBeLessThanOrEqual(1.5 * early);
+    expect(engine.history.at(-1)!.user.startsWith('Turn 13:')).toBe(true);
+    expect(engine.historyBlocks).toHaveLength(engine.history.length);
+    expect(tok.decode(engine.historyBlocks.at(-1)!.tokens)).toContain('Turn 13:');
+    await engine.close();
+    expect(small.lm.cache.blockCount).toBe(0);
+    await small.lm.close();
+  }, 180_000);
 
   it('drops the oldest exchanges when the context would overflow, and refuses a turn that cannot fit', async () => {
     process.env.ASYNCVOICE_CACHE_DIR = join(root, 'cache');
