@@ -73,6 +73,8 @@ export interface ServerEvents {
     firstAnswerTokenMs: number | null;
     voiceToVoiceMs: number | null;
     totalDelayMs: number | null;
+    /** How the user's turn ended: on their words (the model judged the message finished) or on silence; P(end) it read. */
+    turnEnd?: { by: 'words' | 'silence'; pEnd: number | null };
     done: boolean;
   };
   [ServerEvent.error]: { event: string; message: string };

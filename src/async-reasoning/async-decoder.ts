@@ -74,8 +74,9 @@ export async function runAsync(rt: TurnRuntime): Promise<DoneReason> {
     // step right after it, already seeing it.
     const userAlone = userRow !== null && userRow.tokens.length > SOLO_USER_TOKENS && (plan.writer !== null || plan.thinker);
     if (userAlone) {
-      await lm.forward([userRow]);
+      const { logits } = await lm.forward([userRow]);
       rt.stepNo++;
+      rt.userEnd(logits[0]);
     }
     const rows: ForwardRow[] = [];
     const roles: Role[] = [];
@@ -100,6 +101,7 @@ export async function runAsync(rt: TurnRuntime): Promise<DoneReason> {
     const tMs = rt.now();
     for (let i = 0; i < rows.length; i++) {
       const role = roles[i];
+      if (role === 'user') rt.userEnd(logits[i]);
       if (role === 'writer-fixed') writer.noteFed(rows[i].tokens.length);
       if (role === 'thinker') {
         thinker.noteFed(rows[i].tokens.length);

@@ -21,6 +21,8 @@ export type EngineEvent =
   | { type: 'state'; from: EngineState; to: EngineState; cause: StateCause; reason: string; step: number; tMs: number }
   | { type: 'control'; pYes: number; pNo: number; decision: 'yes' | 'no'; step: number; tMs: number }
   | { type: 'user-input'; text: string; tokens: number; step: number; tMs: number }
+  /** After each piece of the user's words: P(their message ends here), and the words it was read after. */
+  | { type: 'user-end'; pEnd: number; words: string; step: number; tMs: number }
   | { type: 'interrupted'; heardText: string; keptTokens: number; trimmedTokens: number; step: number; tMs: number }
   | { type: 'done'; reason: DoneReason; step: number; tMs: number; result: TurnResult }
   | { type: 'error'; message: string; step: number; tMs: number };

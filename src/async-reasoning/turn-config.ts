@@ -1,3 +1,4 @@
+import { endOfMessageId } from './end-of-message.ts';
 import type { SamplingOptions } from '../llm/sampling.ts';
 import type { Tokenizer } from '../llm/tokenizer.ts';
 import type { Mode } from './events.ts';
@@ -53,6 +54,8 @@ export interface TurnConfig extends Readonly<TurnSettings> {
   /** Tokens that end the answer. */
   readonly stopIds: ReadonlySet<number>;
   readonly thinkEndId: number | undefined;
+  /** The token that closes the user's message (see end-of-message.ts), or null. */
+  readonly endOfMessageId: number | null;
   /** Single-token spellings of the probe's answers. */
   readonly yesIds: readonly number[];
   readonly noIds: readonly number[];
@@ -101,6 +104,7 @@ export function turnConfig(tokenizer: Tokenizer, p: PromptSet, mode: Mode, setti
     }),
     stopIds: idSet(p.answerEnd),
     thinkEndId: tokenizer.tokenId(p.thinkEnd),
+    endOfMessageId: endOfMessageId(tokenizer, p),
     yesIds: oneTokenEach(p.yesWords),
     noIds: oneTokenEach(p.noWords),
     thinkerForbidden: idSet(p.thinkerForbidden),

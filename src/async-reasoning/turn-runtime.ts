@@ -1,3 +1,4 @@
+import { tokenProbability } from './end-of-message.ts';
 import type { ForwardRow } from '../llm/causal-lm.ts';
 import type { CacheBlock } from '../llm/kv-cache.ts';
 import { Sampler } from '../llm/sampling.ts';
@@ -108,6 +109,13 @@ export class TurnRuntime {
     const tokens = this.ctx.tokenizer.encodeText(u.text);
     this.emit({ type: 'user-input', text: u.said, tokens: tokens.length, step: this.stepNo, tMs: this.now() });
     return { view: this.blocks.userView, tokens };
+  }
+
+  /** P(the user's message ends here), read from the logits of the row that fed their last words. */
+  userEnd(logits: Float32Array): void {
+    const id = this.cfg.endOfMessageId;
+    if (id === null) return;
+    this.emit({ type: 'user-end', pEnd: tokenProbability(logits, id), words: this.user.text, step: this.stepNo, tMs: this.now() });
   }
 
   private sample(name: 'thinker' | 'writer', s: TokenStream, logits: Float32Array): number {

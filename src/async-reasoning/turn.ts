@@ -164,8 +164,9 @@ export class Turn {
     if (prelude) rt.adoptBlocks(prelude);
     const b = rt.blocks;
     await encodeUserHead(this.ctx, b, this.config.ids.userHead);
-    if (userIds.length) await lm.forward([{ view: b.userView, tokens: userIds }]);
+    const first = userIds.length ? await lm.forward([{ view: b.userView, tokens: userIds }]) : null;
     rt.emit({ type: 'user-input', text: rt.user.text, tokens: userIds.length, step: 0, tMs: rt.now() });
+    if (first && rt.user.open) rt.userEnd(first.logits[0]); // still speaking: whether they are done is worth knowing
     await this.finish(this.mode === 'async' ? await runAsync(rt) : await runSingle(rt));
   }
 

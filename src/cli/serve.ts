@@ -24,6 +24,7 @@ interface ServeCliOptions extends EngineCliOptions {
   asrLm?: string;
   maxClients: number;
   allowHost: string[];
+  turnEnd: 'auto' | 'words' | 'silence';
 }
 
 /** A bind address: an IP literal or a plain host name (checked before anything loads). */
@@ -66,6 +67,7 @@ export function registerServe(program: Command): void {
     .addOption(new Option('--tts <engine>', 'speech engine').choices([...TTS_ENGINES]).default(defaultTtsEngine()))
     .option('--voice <name>', 'speech voice')
     .addOption(new Option('--asr <engine>', 'recogniser').choices(['pocketsphinx', 'whisper']).default('pocketsphinx'))
+    .addOption(new Option('--turn-end <how>', "how a spoken turn ends: on the words where the model can tell a finished message (auto), or always on them, or on silence alone").choices(['auto', 'words', 'silence']).default('auto'))
     .option('--asr-lm <file.arpa|default>', "pocketsphinx's language model (default: the model folder's speech.arpa if it has one, else its general English)")
     .action(async (o: ServeCliOptions) => {
       // The service listens first; pages show the checks, the download, the graph build and the
@@ -106,6 +108,8 @@ export function registerServe(program: Command): void {
         engine: engineSettings(o, localDir),
         maxConversations: o.maxClients,
         allowedHosts: o.allowHost,
+        turnEnd: o.turnEnd,
+        onTurnEndCheck: (s) => process.stdout.write(`${s}\n`),
       }).catch((e: NodeJS.ErrnoException) => {
         throw e?.code ? listenError(e, o.host, o.port) : e;
       });

@@ -11,11 +11,14 @@ import { AudioIntake, type AudioIntakeOptions } from './audio-intake.ts';
 import { BargeInPolicy } from './barge-in.ts';
 import { Heartbeat, ListeningLag } from './listening-lag.ts';
 import { Playout } from './playout.ts';
+import { TurnEndPolicy, type TurnEndDecision, type TurnEndOptions } from './turn-end.ts';
 import { TurnObserver } from './turn-observer.ts';
 import { UtteranceTracker, type UtteranceEnd } from './utterances.ts';
 
-/** Quiet this long after speech ends the user's turn (hands-free). */
+/** Quiet this long after speech ends the user's turn (hands-free), where the words cannot tell. */
 export const TURN_END_SILENCE_MS = 600;
+/** Where the model can tell a finished message from the words: quiet this long closes a phrase, and a finished one ends the turn. */
+export const PHRASE_SILENCE_MS = 250;
 
 export type Emit = <E extends keyof ServerEvents>(event: E, payload: ServerEvents[E]) => void;
 
@@ -37,6 +40,11 @@ export interface ConversationOptions {
   playbackReportTimeoutMs?: number;
   /** How far ahead of real time a client's audio may run before it is dropped. */
   intake?: AudioIntakeOptions;
+  /**
+   * How the user's turn ends: 'words' where the model tells finished messages from unfinished ones
+   * (checkEndOfMessage), else 'silence' (the default).
+   */
+  turnEnd?: TurnEndOptions & { phraseSilenceMs?: number };
 }
 
 /** The turn being answered, with its latency record and the playout now speaking it. */
@@ -59,6 +67,9 @@ export class Conversation {
   private readonly heartbeat = new Heartbeat();
   private readonly bargeIn: BargeInPolicy;
   private readonly intake: AudioIntake;
+  private readonly turnEnd: TurnEndPolicy;
+  /** The closed phrase whose turn end is being decided, with when its final came. */
+  private ending: { end: UtteranceEnd; finalAt: number } | null = null;
   private mode: Mode;
   handsFree: boolean;
   private turnId = 0;
@@ -77,7 +88,10 @@ export class Conversation {
       (lagMs) => o.emit('listening', { lagMs }),
       (ms) => this.heartbeat.idleFor(ms),
     );
-    this.transcriber = new StreamingTranscriber(o.vad, o.recognizer, (e) => this.heardEvent(e), { vad: { minSilenceMs: TURN_END_SILENCE_MS }, partialEveryMs: 800 });
+    const te = o.turnEnd ?? { mode: 'silence' };
+    this.turnEnd = new TurnEndPolicy(te, this.now, (d) => this.userTurnEnded(d));
+    const silenceMs = te.mode === 'words' ? (te.phraseSilenceMs ?? PHRASE_SILENCE_MS) : TURN_END_SILENCE_MS;
+    this.transcriber = new StreamingTranscriber(o.vad, o.recognizer, (e) => this.heardEvent(e), { vad: { minSilenceMs: silenceMs }, partialEveryMs: 800 });
     this.bargeIn = new BargeInPolicy({
       confirmMs: o.bargeInConfirmMs,
       graceMs: o.stopGraceMs,
@@ -174,6 +188,12 @@ export class Conversation {
         if (this.speaking && this.handsFree) this.bargeIn.speechOverAnswer();
         // Speech inside a running turn does not open the next one; startTurn takes this.
         if (!this.live?.turn.acceptsInput) this.utterances.speechStarted(e.atMs);
+        else if (this.ending) {
+          // The user goes on after a pause: the same message continues.
+          this.turnEnd.speechStarted();
+          this.ending = null;
+          this.live.turn.userResumed();
+        }
         break;
       case 'speech-end':
         this.o.emit('vad', { speaking: false, atMs: e.atMs });
@@ -216,9 +236,24 @@ export class Conversation {
     if (words.correction) turn.addUserInput(`(correction: ${words.correction})`);
     if (words.fresh || words.correction) this.bargeIn.userFollowedUp();
     if (final) {
-      observer.userEnded(end ?? { spokeUntil: at, decidedAt: at }, at);
-      turn.endUserInput();
+      // The phrase is over; whether the turn is, the policy decides (at once where it cannot tell).
+      this.ending = { end: end ?? { spokeUntil: at, decidedAt: at }, finalAt: at };
+      const added = [words.fresh, words.correction ? `(correction: ${words.correction})` : ''].filter(Boolean).join(' ');
+      this.turnEnd.phraseEnded(added || null, this.ending.end.spokeUntil);
     }
+  }
+
+  /** The user's turn is over: their input closes and the turn may answer. */
+  private userTurnEnded(d: TurnEndDecision): void {
+    const e = this.ending;
+    this.ending = null;
+    const live = this.live;
+    if (!e || !live?.turn.acceptsInput) return;
+    // Silence alone: the recogniser decided when it closed the phrase; else the policy decided now.
+    const decidedAt = this.turnEnd.mode === 'silence' ? e.end.decidedAt : this.now();
+    live.observer.userEnded({ spokeUntil: e.end.spokeUntil, decidedAt }, e.finalAt);
+    live.observer.turnEndDecision(d.by, d.pEnd);
+    live.turn.endUserInput();
   }
 
   /** A new turn; `typed` gives its whole (typed) input and when it was sent, null while the user speaks. */
@@ -232,6 +267,8 @@ export class Conversation {
       observer.userEnded(typed);
       this.o.emit('transcript', { turnId, text, final: true });
     }
+    this.turnEnd.reset();
+    this.ending = null;
     // The writer keeps a few seconds ahead of this turn's voice, no more (see speech-pace.ts). Read
     // only once the turn runs, by when `live` exists; its playout is replaced after a barge-in.
     const pace = { queuedMs: () => live.playout.queuedMs() };
@@ -261,7 +298,8 @@ export class Conversation {
     const { turnId } = live.observer;
     for await (const e of live.turn.events) {
       live.observer.onEngine(e, this.now());
-      if (e.type === 'thinking') this.o.emit('thinking', { turnId, text: e.text });
+      if (e.type === 'user-end') this.turnEnd.pEnd(e.pEnd, e.words);
+      else if (e.type === 'thinking') this.o.emit('thinking', { turnId, text: e.text });
       else if (e.type === 'answer') {
         this.o.emit('answer', { turnId, text: e.text });
         live.playout.push(e.text);
@@ -305,6 +343,7 @@ export class Conversation {
     this.closing = (async () => {
       this.heartbeat.stop();
       this.bargeIn.close();
+      this.turnEnd.cancel();
       void this.live?.playout.stop();
       await this.transcriber.close();
       await this.o.engine.close();

@@ -12,6 +12,7 @@ export class TurnObserver {
   private readonly stamps: Partial<Record<StampName, number>> = {};
   private readonly chunks: ChunkRecord[] = [];
   private done = false;
+  private endedBy: { by: 'words' | 'silence'; pEnd: number | null } | null = null;
 
   constructor(
     readonly turnId: number,
@@ -30,6 +31,12 @@ export class TurnObserver {
     this.stamp('userSpeechEnd', end.spokeUntil);
     this.stamp('turnEnd', end.decidedAt);
     if (finalAt !== undefined) this.stamp('finalTranscript', finalAt);
+  }
+
+  /** How the turn end was decided (spoken turns). */
+  turnEndDecision(by: 'words' | 'silence', pEnd: number | null): void {
+    this.endedBy = { by, pEnd };
+    this.changed();
   }
 
   onEngine(e: EngineEvent, at: number): void {
@@ -75,6 +82,7 @@ export class TurnObserver {
       firstAnswerTokenMs: stamps.firstAnswerToken ?? null,
       voiceToVoiceMs: played.length ? played[0].audioStartMs! - ref : null,
       totalDelayMs: this.chunks.length ? totalDelayMs(this.chunks.map((c) => ({ text: c.text, readyMs: c.readyMs - ref, durationMs: c.durationMs }))) : null,
+      ...(this.endedBy ? { turnEnd: this.endedBy } : {}),
       done: this.done,
     };
   }

@@ -46,7 +46,7 @@ export class VadPool {
 }
 
 export interface LinkContext {
-  components: Promise<Components & { standing: StandingPrompts }>;
+  components: Promise<Components & { standing: StandingPrompts; turnEnd: 'words' | 'silence' }>;
   vads: VadPool;
   modelName: string;
   version: string;
@@ -143,7 +143,7 @@ export class ClientLink {
       // A spoken conversation: each spoken turn's fixed text is encoded ahead of it.
       const engine = new AsyncReasoningEngine({ lm: c.lm, tokenizer: c.tokenizer, standing: c.standing, prelude: true, ...this.ctx.engine });
       this.vad = vad;
-      this.conversation = new Conversation({ engine, vad, recognizer: c.recognizer, tts: c.tts, emit: this.emit, mode: this.ctx.mode });
+      this.conversation = new Conversation({ engine, vad, recognizer: c.recognizer, tts: c.tts, emit: this.emit, mode: this.ctx.mode, turnEnd: { mode: c.turnEnd } });
       this.emit('hello', { version: this.ctx.version, model: this.ctx.modelName, mode: this.ctx.mode, handsFree: true });
       for (const [e, v] of this.queued.splice(0)) this.receive(e, v);
     } catch (e) {

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Server, type Socket } from 'socket.io';
 import type { Mode } from '../async-reasoning/events.ts';
 import { promptSetFor } from '../async-reasoning/prompts.ts';
+import { checkEndOfMessage, type EndOfMessageCheck } from '../async-reasoning/end-of-message.ts';
 import { StandingPrompts } from '../async-reasoning/standing-prompts.ts';
 import { LIMITS, type ServerEvents } from '../protocol.ts';
 import { accessPolicy, isLoopback, tokenMatches, type AccessPolicy } from './access.ts';
@@ -47,6 +48,13 @@ export interface ServeOptions extends Partial<Components> {
   maxConversations?: number;
   /** Further host names (e.g. the machine's DNS name) pages may use to reach a non-loopback bind. */
   allowedHosts?: string[];
+  /**
+   * How a spoken turn ends: 'auto' (default) ends it on the words where the model tells finished
+   * messages from unfinished ones (checked once at load), else on silence; or either, forced.
+   */
+  turnEnd?: 'auto' | 'words' | 'silence';
+  /** Told once what the turn-end check found (a line for the log). */
+  onTurnEndCheck?: (summary: string) => void;
 }
 
 export interface RunningServer {
@@ -104,8 +112,9 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
     const prompts = promptSetFor((t) => c.tokenizer.tokenId(t) !== undefined, { safety: o.engine?.safety });
     const standing = new StandingPrompts(c.lm, c.tokenizer, prompts);
     await standing.ready;
+    const turnEnd = await turnEndMode(o.turnEnd ?? 'auto', () => checkEndOfMessage(c.lm, c.tokenizer, prompts), o.onTurnEndCheck);
     progress({ what: 'ready', done: 1, total: 1 });
-    return { ...c, standing };
+    return { ...c, standing, turnEnd };
   });
   components.catch(() => undefined);
   const token = isLoopback(host) ? (o.token ?? null) : (o.token ?? randomBytes(18).toString('base64url'));
@@ -231,4 +240,15 @@ function shownAddress(host: string): string {
     return external?.address ?? '127.0.0.1';
   }
   return host.includes(':') ? `[${host}]` : host;
+}
+
+/** The turn-end mode for every conversation: forced, or from one check of the model (said once). */
+async function turnEndMode(want: 'auto' | 'words' | 'silence', check: () => Promise<EndOfMessageCheck>, tell?: (s: string) => void): Promise<'words' | 'silence'> {
+  if (want !== 'auto') {
+    tell?.(`end of turn from ${want === 'words' ? 'the words (forced)' : 'silence alone (forced)'}`);
+    return want;
+  }
+  const r = await check();
+  tell?.(r.summary);
+  return r.usable ? 'words' : 'silence';
 }

@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { AsyncReasoningEngine, type EngineOptions, type StreamName } from '../../src/async-reasoning/engine.ts';
+import { checkEndOfMessage, tokenProbability } from '../../src/async-reasoning/end-of-message.ts';
+import { promptSetFor } from '../../src/async-reasoning/prompts.ts';
 import type { EngineEvent } from '../../src/async-reasoning/events.ts';
 import type { CausalLM } from '../../src/llm/causal-lm.ts';
 import { loadCausalLM } from '../../src/llm/load.ts';
@@ -720,5 +722,39 @@ describe('asynchronous reasoning: conversation', () => {
     const tooBig = new AsyncReasoningEngine({ lm: small.lm, tokenizer: tok, maxThinkingTokens: 800, maxAnswerTokens: 800 });
     await expect(tooBig.startTurn('Hello').result).rejects.toThrow(/needs \d+ positions .* more than the model's 900/);
     await small.lm.close();
+  });
+});
+
+describe('the end of the user\'s message, from their words', () => {
+  it('each piece of the user\'s words comes with P(end of message) after them: the same number a fresh encoding of those words gives', async () => {
+    const engine = engineWith(() => undefined, { maxThinkingTokens: 12, maxAnswerTokens: 4 });
+    const turn = engine.startTurn('What is seventeen', { final: false });
+    const seen: { pEnd: number; words: string }[] = [];
+    let added = false;
+    await collect(turn.events, (e) => {
+      if (e.type === 'user-end') seen.push({ pEnd: e.pEnd, words: e.words });
+      if (e.type === 'thinking' && !added) {
+        added = true;
+        turn.addUserInput('times eight');
+        turn.endUserInput();
+      }
+    });
+    await turn.settled();
+    expect(seen.map((x) => x.words)).toEqual(['What is seventeen', 'What is seventeen times eight']);
+    // From scratch: the user head and the words, alone in a block, as checkEndOfMessage reads them.
+    const p = promptSetFor((t) => tok.tokenId(t) !== undefined);
+    const block = lm.cache.createBlock('scratch');
+    const { logits } = await lm.forward([{ view: [block], tokens: [...tok.encode(p.userHead), ...tok.encodeText('What is seventeen')] }]);
+    block.drop();
+    expect(Math.abs(seen[0].pEnd - tokenProbability(logits[0], id('<|im_end|>')))).toBeLessThan(1e-6);
+    await engine.close();
+  });
+
+  it('random weights do not tell a finished question from a cut-off one: turns then end on silence alone, and the check says so', async () => {
+    const r = await checkEndOfMessage(lm, tok, promptSetFor((t) => tok.tokenId(t) !== undefined));
+    expect(r.usable).toBe(false);
+    expect(r.complete).toHaveLength(6);
+    expect(r.cut).toHaveLength(6);
+    expect(r.summary).toMatch(/^end of turn from silence alone: this model does not tell/);
   });
 });

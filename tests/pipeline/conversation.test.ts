@@ -16,13 +16,13 @@ const done = (): EngineEvent => ({ type: 'done', reason: 'end-of-answer', step: 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A conversation over a scripted engine: the test writes the answer, plays the audio and speaks. */
-function scripted(opts: { tts?: TtsEngine; stopGraceMs?: number; now?: () => number } = {}) {
+function scripted(opts: { tts?: TtsEngine; stopGraceMs?: number; now?: () => number; turnEnd?: 'words' | 'silence' } = {}) {
   const emitted: { event: string; payload: Record<string, unknown> }[] = [];
   const emit: Emit = (event, payload) => void emitted.push({ event, payload: payload as Record<string, unknown> });
   const { engine, turns } = scriptedEngine();
   let listenerSpeaking = false;
   const tts: TtsEngine = opts.tts ?? { name: 'espeak-ng', synthesize: async (text: string) => ({ pcm: new Float32Array(text.length), sampleRate: 16000, durationMs: 10 * text.length }) };
-  const conv = new Conversation({ engine: engine as never, vad: {} as never, recognizer: fakeRecognizer(), tts, emit, bargeInConfirmMs: 60, stopGraceMs: opts.stopGraceMs ?? 150, playbackReportTimeoutMs: 400, now: opts.now });
+  const conv = new Conversation({ engine: engine as never, vad: {} as never, recognizer: fakeRecognizer(), tts, emit, bargeInConfirmMs: 60, stopGraceMs: opts.stopGraceMs ?? 150, playbackReportTimeoutMs: 400, now: opts.now, turnEnd: opts.turnEnd ? { mode: opts.turnEnd, incompleteSilenceMs: 1500 } : undefined });
   Object.defineProperty((conv as unknown as { transcriber: object }).transcriber, 'speaking', { get: () => listenerSpeaking });
   const until = async (what: () => boolean, ms = 2000) => {
     for (let i = 0; i < ms / 5 && !what(); i++) await sleep(5);
@@ -307,5 +307,43 @@ describe('what counts as the assistant still talking', () => {
     s.turns[0].events.push({ type: 'thinking', text: 'Owls', tokenId: 0, step: 1, tMs: 0 });
     await s.until(() => s.emitted.some((e) => e.event === 'metrics' && 'firstThinkingToken' in (e.payload.stamps as object)));
     expect(s.emitted.some((e) => e.event === 'speech-chunk')).toBe(false);
+  });
+});
+
+describe('the end of a spoken turn, from the words', () => {
+  const userEnd = (pEnd: number, words: string): EngineEvent => ({ type: 'user-end', pEnd, words, step: 1, tMs: 0 });
+  /** "what is seventeen times" … a pause … "eight", as the recogniser reports it in two phrases. */
+  async function pausedQuestion(mode: 'words' | 'silence') {
+    const s = scripted({ turnEnd: mode });
+    s.conv.heardEvent({ type: 'speech-start', atMs: 0 });
+    s.partial(0, 'what is seventeen');
+    s.stopTalking(1500);
+    s.final(0, 'what is seventeen times', 1500);
+    const t = s.turns[0];
+    t.events.push(userEnd(0.04, 'what is seventeen times'));
+    await sleep(700); // the user thinks for a moment
+    const endedDuringPause = t.endUserInput.mock.calls.length;
+    s.conv.heardEvent({ type: 'speech-start', atMs: 2200 });
+    s.stopTalking(2700);
+    s.final(2200, 'eight', 2700);
+    t.events.push(userEnd(0.91, 'what is seventeen times eight'));
+    await s.until(() => s.emitted.some((e) => e.event === 'metrics' && (e.payload as { turnEnd?: unknown }).turnEnd !== undefined));
+    return { s, t, endedDuringPause };
+  }
+
+  it('a question paused mid-way is not cut off: one turn, the rest joins it, and it ends once the model reads a finished message', async () => {
+    const { s, t, endedDuringPause } = await pausedQuestion('words');
+    expect(endedDuringPause).toBe(0);
+    expect(s.turns).toHaveLength(1);
+    expect(t.addUserInput.mock.calls.map((c) => c[0])).toEqual(['what is', 'seventeen times', 'eight']);
+    expect(t.endUserInput).toHaveBeenCalledTimes(1);
+    const m = s.emitted.filter((e) => e.event === 'metrics').map((e) => e.payload as { turnEnd?: { by: string; pEnd: number } }).find((p) => p.turnEnd)!;
+    expect(m.turnEnd).toEqual({ by: 'words', pEnd: 0.91 });
+  });
+
+  it('with silence alone (a model that cannot tell), the same pause ends the turn at the first phrase', async () => {
+    const { t, endedDuringPause } = await pausedQuestion('silence');
+    expect(endedDuringPause).toBe(1);
+    expect(t.endUserInput).toHaveBeenCalled();
   });
 });
