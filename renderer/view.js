@@ -108,6 +108,13 @@ const FIGURES = [
   ['totalDelayMs', 'total delay', 'sum of your waits before each chunk of speech'],
 ];
 
+/** How the turn end was decided: on the user's words (the model read a finished message) or on silence, with P(end). */
+export function turnEndLabel(te) {
+  if (!te) return STAMP_LABELS.turnEnd;
+  const p = typeof te.pEnd === 'number' ? `, P(end) ${te.pEnd.toFixed(2)}` : '';
+  return `turn end decided (${te.by === 'words' ? 'on your words' : 'on silence'}${p})`;
+}
+
 /**
  * One turn's timeline: everything that happened, in the order it happened, on one axis in ms from
  * the end of the user's voice (the red zero line; negative = while they were still speaking).
@@ -130,7 +137,7 @@ export function renderTimeline(m) {
   span('you spoke', st.userSpeechStart, st.userSpeechEnd, 'span', 'userSpeechStart');
   span('recognising the rest', st.turnEnd, st.finalTranscript);
   for (const k of STAMP_NAMES.filter((n) => n !== 'userSpeechStart')) { // the start is the span's left end
-    point(STAMP_LABELS[k], st[k], k === 'userSpeechEnd' ? 'zero' : k === 'firstAudioStart' ? 'audio' : '', k);
+    point(k === 'turnEnd' ? turnEndLabel(m.turnEnd) : STAMP_LABELS[k], st[k], k === 'userSpeechEnd' ? 'zero' : k === 'firstAudioStart' ? 'audio' : '', k);
   }
   for (const c of m.chunks) {
     point(`chunk ${c.chunkId} ready`, c.readyMs, 'chunk');

@@ -135,6 +135,8 @@ describe('the renderer in chromium against asyncvoice serve, with a fake microph
     const times = rows.map((r) => r.ms);
     expect(times).toEqual([...times].sort((a, b) => a - b));
     expect(rows.find((r) => r.stamp === 'userSpeechEnd')!.ms).toBe(0);
+    // The turn end says how it was decided, and the P(end) the model read after the user's words.
+    expect(await page.textContent('#timeline .row[data-stamp="turnEnd"] .label')).toMatch(/^turn end decided \(on (your words|silence), P\(end\) \d\.\d\d\)$/);
     // The status line went through each thing the assistant did, in order.
     const act = (await trace()).activity as unknown as string[];
     // It thinks while the user speaks and while it speaks: 'you are speaking · thinking' counts as thinking.
