@@ -12,12 +12,12 @@ import { AsyncReasoningEngine } from '../src/async-reasoning/engine.ts';
 import { SpeechDelayObserver } from '../src/async-reasoning/speech-delay.ts';
 import { asyncViews, encodeSeparators, viewUpTo, type AsyncBlocks } from '../src/async-reasoning/layout.ts';
 import { promptSetFor } from '../src/async-reasoning/prompts.ts';
-import type { CacheBlock } from '../src/llm/kv-cache.ts';
+import type { CacheBlock } from '../src/llm/runtime/kv-cache.ts';
 import type { Mode, TurnResult } from '../src/async-reasoning/events.ts';
 import { ProgressBar } from '../src/cli/progress.ts';
 import { loadCausalLM } from '../src/llm/load.ts';
-import type { WeightFormat } from '../src/llm/decoder-graph.ts';
-import { Tokenizer } from '../src/llm/tokenizer.ts';
+import type { WeightFormat } from '../src/llm/graph/contract.ts';
+import { Tokenizer } from '../src/llm/model/tokenizer.ts';
 import { benchModel, fmt, median } from './shared.ts';
 
 const { values: args } = parseArgs({

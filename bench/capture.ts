@@ -15,11 +15,11 @@ import { chromium } from 'playwright-core';
 import { PocketsphinxRecognizer } from '../src/asr/pocketsphinx.ts';
 import { SileroVad } from '../src/asr/vad.ts';
 import { transcribeAudio } from '../src/asr/transcribe.ts';
-import { runTool } from '../src/audio/tools.ts';
+import { runTool } from '../src/system/tools.ts';
 import { durationMs, parseWav, pcm16ToFloat, type PcmAudio } from '../src/audio/wav.ts';
 import { staticFiles } from '../src/server/serve.ts';
 import { wordErrors } from '../src/asr/word-errors.ts';
-import { SPOKEN_QUESTIONS } from '../tests/helpers/spoken-questions.ts';
+import { SPOKEN_QUESTIONS } from './spoken-questions.ts';
 import { fmt, requireTools, spokenQuestionsWav } from './shared.ts';
 
 const QUESTIONS = SPOKEN_QUESTIONS;

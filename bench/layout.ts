@@ -12,11 +12,11 @@
  */
 import { parseArgs } from 'node:util';
 import { AsyncReasoningEngine } from '../src/async-reasoning/engine.ts';
-import type { ForwardRow } from '../src/llm/causal-lm.ts';
-import type { WeightFormat } from '../src/llm/decoder-graph.ts';
-import { DEFAULT_MODEL, shippedModel } from '../src/llm/default-model.ts';
+import type { ForwardRow } from '../src/llm/runtime/causal-lm.ts';
+import type { WeightFormat } from '../src/llm/graph/contract.ts';
+import { DEFAULT_MODEL, shippedModel } from '../src/llm/model/default-model.ts';
 import { loadCausalLM } from '../src/llm/load.ts';
-import { Tokenizer } from '../src/llm/tokenizer.ts';
+import { Tokenizer } from '../src/llm/model/tokenizer.ts';
 import type { SharedAfter } from '../src/async-reasoning/turn-context.ts';
 import { answersCorrectly, evalProblems } from '../training/task.ts';
 import { fmt, klAndTop1, logSoftmax } from './shared.ts';

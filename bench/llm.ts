@@ -9,8 +9,8 @@
 import { statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ProgressBar } from '../src/cli/progress.ts';
-import type { CausalLM } from '../src/llm/causal-lm.ts';
-import { ROPE_MODES, type RopeMode, type WeightFormat } from '../src/llm/decoder-graph.ts';
+import type { CausalLM } from '../src/llm/runtime/causal-lm.ts';
+import { ROPE_MODES, type RopeMode, type WeightFormat } from '../src/llm/graph/contract.ts';
 import { loadCausalLM } from '../src/llm/load.ts';
 import type { ExecutionProvider } from '../src/backend/onnx.ts';
 import { benchModel, fmt, median, tokensFor } from './shared.ts';

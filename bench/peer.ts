@@ -18,10 +18,10 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ProgressBar } from '../src/cli/progress.ts';
 import type { Token } from 'node-llama-cpp';
-import { exportGguf } from '../src/llm/gguf.ts';
+import { exportGguf } from '../src/llm/export/gguf.ts';
 import { loadCausalLM, PREFILL_WEIGHTS, type PrefillWeights } from '../src/llm/load.ts';
-import { KV_FORMATS, type KvFormat } from '../src/llm/decoder-graph.ts';
-import { argmax } from '../src/llm/sampling.ts';
+import { KV_FORMATS, type KvFormat } from '../src/llm/graph/contract.ts';
+import { argmax } from '../src/llm/runtime/sampling.ts';
 import { benchModel, fmt, median, tokensFor } from './shared.ts';
 
 const { values: args } = parseArgs({

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { missingTools, runTool } from '../src/audio/tools.ts';
+import { missingTools, runTool } from '../src/system/tools.ts';
 import { ProgressBar } from '../src/cli/progress.ts';
-import { makeTestModel } from '../src/llm/test-model.ts';
-import { SPOKEN_QUESTIONS } from '../tests/helpers/spoken-questions.ts';
+import { makeTestModel } from '../src/llm/export/test-model.ts';
+import { SPOKEN_QUESTIONS } from './spoken-questions.ts';
 
 /** The random-weight model with a preset's real shapes that benchmarks share (made once). */
 export function benchModel(preset: string): string {

@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { io, type Socket } from 'socket.io-client';
-import { runTool } from '../src/audio/tools.ts';
+import { runTool } from '../src/system/tools.ts';
 import { toAsrInput } from '../src/audio/resample.ts';
 import { floatToPcm16, parseWav, voicedSpan } from '../src/audio/wav.ts';
 import { TURN_END_SILENCE_MS } from '../src/pipeline/conversation.ts';

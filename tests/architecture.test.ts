@@ -34,4 +34,59 @@ describe('source structure', () => {
     expect(literal).toEqual([]);
     expect(app).not.toMatch(/user interrupted/);
   });
+
+  /**
+   * The layers of src/, lowest first (docs/architecture.md, "Layout"): a module may import its own
+   * folder or a lower layer, never a higher one. src/llm is four layers of its own: model files,
+   * the graph builder, the runtime, and what writes models (exports, made test models).
+   */
+  const LAYERS: string[][] = [
+    ['errors', 'types'],
+    ['system', 'backend'],
+    ['audio'],
+    ['tts', 'asr'],
+    ['llm/model'],
+    ['llm/graph'],
+    ['llm/runtime'],
+    ['llm/export', 'llm'],
+    ['async-reasoning'],
+    ['protocol'],
+    ['pipeline'],
+    ['server', 'doctor'],
+    ['cli'],
+  ];
+  const layerOf = (file: string): string => {
+    const parts = relative(join(ROOT, 'src'), file).split('/');
+    if (parts[0] === 'llm') return parts.length > 2 ? `llm/${parts[1]}` : 'llm';
+    return parts.length > 1 ? parts[0] : parts[0].replace(/\.ts$/, '');
+  };
+  const rank = (layer: string): number => LAYERS.findIndex((l) => l.includes(layer));
+  const sources = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sources(join(dir, e.name)) : /\.(ts|mjs)$/.test(e.name) ? [join(dir, e.name)] : []));
+  const relativeImports = (file: string): string[] =>
+    [...readFileSync(file, 'utf8').matchAll(/(?:from|import\()\s*'(\.{1,2}\/[^']+)'/g)].map((m) => join(file, '..', m[1]));
+
+  it('no upward imports: every module imports only its own folder or the layers below it', () => {
+    const bad: string[] = [];
+    for (const f of sources(join(ROOT, 'src'))) {
+      const from = layerOf(f);
+      expect(rank(from), `${relative(ROOT, f)}: its folder is in no layer`).toBeGreaterThanOrEqual(0);
+      for (const t of relativeImports(f)) {
+        if (!t.startsWith(join(ROOT, 'src'))) continue;
+        const to = layerOf(t);
+        if (to !== from && rank(to) >= rank(from)) bad.push(`${relative(ROOT, f)} → ${relative(ROOT, t)}`);
+      }
+    }
+    expect(bad).toEqual([]);
+  });
+
+  it('the runtime reads the graph contract, not the graph builder', () => {
+    const bad = sources(join(ROOT, 'src/llm/runtime')).flatMap((f) => relativeImports(f).filter((t) => /graph\/(decoder-graph|onnx-builder|graph-build)/.test(t)).map((t) => `${relative(ROOT, f)} → ${relative(ROOT, t)}`));
+    expect(bad).toEqual([]);
+  });
+
+  it('benches do not import the tests', () => {
+    const bad = sources(join(ROOT, 'bench')).flatMap((f) => relativeImports(f).filter((t) => t.startsWith(join(ROOT, 'tests'))).map((t) => `${relative(ROOT, f)} → ${relative(ROOT, t)}`));
+    expect(bad).toEqual([]);
+  });
 });

@@ -12,7 +12,7 @@
  */
 import { openSync, writeSync, closeSync, writeFileSync } from 'node:fs';
 import { promptSetFor } from '../src/async-reasoning/prompts.ts';
-import { Tokenizer } from '../src/llm/tokenizer.ts';
+import { Tokenizer } from '../src/llm/model/tokenizer.ts';
 import { SampleMaker, type Sample } from './samples.ts';
 import { Rand } from './task.ts';
 

@@ -6,7 +6,7 @@ import { ASR_SAMPLE_RATE } from '../audio/resample.ts';
 import { constants as fsConstants, openSync } from 'node:fs';
 import { Socket } from 'node:net';
 import type { Writable } from 'node:stream';
-import { installHint, runTool } from '../audio/tools.ts';
+import { installHint, runTool } from '../system/tools.ts';
 import { encodeWav, floatToPcm16 } from '../audio/wav.ts';
 import { SpeechEngineError } from '../errors.ts';
 import { EMPTY_TRANSCRIPT, joinSegments, type RecognitionStream, type Recognizer, type Transcript, type TranscriptSegment } from './recognizer.ts';

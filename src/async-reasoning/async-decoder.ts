@@ -1,4 +1,4 @@
-import type { ForwardRow } from '../llm/causal-lm.ts';
+import type { ForwardRow } from '../llm/runtime/causal-lm.ts';
 import type { DoneReason } from './events.ts';
 import { encodeSeparators } from './layout.ts';
 import { askControlQuestion } from './probe.ts';

@@ -1,5 +1,5 @@
-import type { CausalLM } from '../llm/causal-lm.ts';
-import type { Tokenizer } from '../llm/tokenizer.ts';
+import type { CausalLM } from '../llm/runtime/causal-lm.ts';
+import type { Tokenizer } from '../llm/model/tokenizer.ts';
 import type { PromptSet } from './prompts.ts';
 
 /**

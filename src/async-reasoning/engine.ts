@@ -1,7 +1,7 @@
 import { RuntimeUsageError } from '../errors.ts';
-import type { CausalLM } from '../llm/causal-lm.ts';
-import type { CacheBlock } from '../llm/kv-cache.ts';
-import type { Tokenizer } from '../llm/tokenizer.ts';
+import type { CausalLM } from '../llm/runtime/causal-lm.ts';
+import type { CacheBlock } from '../llm/runtime/kv-cache.ts';
+import type { Tokenizer } from '../llm/model/tokenizer.ts';
 import type { Mode } from './events.ts';
 import { promptSetFor, type PromptSet } from './prompts.ts';
 import type { SpeechPace } from './speech-pace.ts';

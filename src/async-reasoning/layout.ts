@@ -1,5 +1,5 @@
-import type { CausalLM, ForwardRow } from '../llm/causal-lm.ts';
-import type { CacheBlock } from '../llm/kv-cache.ts';
+import type { CausalLM, ForwardRow } from '../llm/runtime/causal-lm.ts';
+import type { CacheBlock } from '../llm/runtime/kv-cache.ts';
 
 /**
  * The blocks of one asynchronous turn, as the method names them: cache blocks in the engine, their

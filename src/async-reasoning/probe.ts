@@ -1,5 +1,5 @@
-import type { CausalLM } from '../llm/causal-lm.ts';
-import type { CacheBlock } from '../llm/kv-cache.ts';
+import type { CausalLM } from '../llm/runtime/causal-lm.ts';
+import type { CacheBlock } from '../llm/runtime/kv-cache.ts';
 import type { TurnConfig } from './turn-config.ts';
 
 export interface ProbeAnswer {

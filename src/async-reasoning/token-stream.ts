@@ -1,4 +1,4 @@
-import type { CacheBlock } from '../llm/kv-cache.ts';
+import type { CacheBlock } from '../llm/runtime/kv-cache.ts';
 
 /** A UTF-8 character is at most 4 bytes: more tokens than this without a whole character are broken bytes, shown as they are. */
 const MAX_HELD_TOKENS = 4;

@@ -1,4 +1,4 @@
-import type { KvCache, CacheBlock } from '../llm/kv-cache.ts';
+import type { KvCache, CacheBlock } from '../llm/runtime/kv-cache.ts';
 import { asyncViews, singleView, type AsyncBlocks, type AsyncViews } from './layout.ts';
 import type { TurnContext } from './turn-context.ts';
 

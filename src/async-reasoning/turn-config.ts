@@ -1,6 +1,6 @@
 import { endOfMessageId } from './end-of-message.ts';
-import type { SamplingOptions } from '../llm/sampling.ts';
-import type { Tokenizer } from '../llm/tokenizer.ts';
+import type { SamplingOptions } from '../llm/runtime/sampling.ts';
+import type { Tokenizer } from '../llm/model/tokenizer.ts';
 import type { Mode } from './events.ts';
 import type { PromptSet } from './prompts.ts';
 

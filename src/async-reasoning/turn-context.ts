@@ -1,6 +1,6 @@
-import type { CausalLM } from '../llm/causal-lm.ts';
-import type { CacheBlock } from '../llm/kv-cache.ts';
-import type { Tokenizer } from '../llm/tokenizer.ts';
+import type { CausalLM } from '../llm/runtime/causal-lm.ts';
+import type { CacheBlock } from '../llm/runtime/kv-cache.ts';
+import type { Tokenizer } from '../llm/model/tokenizer.ts';
 import type { PromptSet } from './prompts.ts';
 import type { StandingPrompts } from './standing-prompts.ts';
 

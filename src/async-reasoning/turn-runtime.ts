@@ -1,7 +1,7 @@
 import { tokenProbability } from './end-of-message.ts';
-import type { ForwardRow } from '../llm/causal-lm.ts';
-import type { CacheBlock } from '../llm/kv-cache.ts';
-import { Sampler } from '../llm/sampling.ts';
+import type { ForwardRow } from '../llm/runtime/causal-lm.ts';
+import type { CacheBlock } from '../llm/runtime/kv-cache.ts';
+import { Sampler } from '../llm/runtime/sampling.ts';
 import { EventQueue, type DoneReason, type EngineEvent, type EngineState, type StateCause } from './events.ts';
 import type { TokenStream } from './token-stream.ts';
 import { TurnBlocks } from './turn-blocks.ts';

@@ -1,4 +1,4 @@
-import type { CacheBlock } from '../llm/kv-cache.ts';
+import type { CacheBlock } from '../llm/runtime/kv-cache.ts';
 import { runAsync } from './async-decoder.ts';
 import type { DoneReason, EngineEvent, EngineState, EventQueue, Mode, TurnResult } from './events.ts';
 import type { AsyncBlocks, AsyncViews } from './layout.ts';

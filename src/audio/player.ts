@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { SpeechAudio } from '../tts/engine.ts';
+import type { SpeechAudio } from './wav.ts';
 import { encodeWav } from './wav.ts';
 
 /** One chunk being played; `stop()` must silence it at once. */

@@ -139,3 +139,10 @@ export function voicedSpan(samples: Float32Array): { start: number; end: number 
   const start = samples.findIndex(loud);
   return start < 0 ? null : { start, end: samples.findLastIndex(loud) + 1 };
 }
+
+/** Synthesised speech: mono float samples at their rate, and how long they last. */
+export interface SpeechAudio {
+  pcm: Float32Array;
+  sampleRate: number;
+  durationMs: number;
+}

@@ -3,14 +3,14 @@ import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { installHint } from '../audio/tools.ts';
+import { installHint } from '../system/tools.ts';
 import { PocketsphinxRecognizer } from '../asr/pocketsphinx.ts';
 import { SileroVad, VAD_WINDOW } from '../asr/vad.ts';
 import { WhisperRecognizer } from '../asr/whisper.ts';
 import { EXECUTION_PROVIDERS } from '../backend/onnx.ts';
 import { checkBrowser, checkPlayer, checkRecognizer, checkTts, type CheckResult } from '../doctor/checks.ts';
-import { cacheRoot, listGraphs } from '../llm/graph-cache.ts';
-import { listCachedModels } from '../llm/model-source.ts';
+import { cacheRoot, listGraphs } from '../llm/graph/graph-cache.ts';
+import { listCachedModels } from '../llm/model/model-source.ts';
 import { availableTtsEngines, createTtsEngine, TTS_ENGINES, type SpeechAudio } from '../tts/engine.ts';
 import { formatBytes } from './progress.ts';
 

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { RuntimeUsageError } from '../errors.ts';
-import { generate } from '../llm/generate.ts';
-import { readJson } from '../llm/model-source.ts';
-import { Tokenizer } from '../llm/tokenizer.ts';
+import { generate } from '../llm/runtime/generate.ts';
+import { readJson } from '../llm/model/model-source.ts';
+import { Tokenizer } from '../llm/model/tokenizer.ts';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { floatArg, intArg } from './options.ts';

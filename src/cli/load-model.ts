@@ -3,9 +3,9 @@ import { intArg } from './options.ts';
 import { Option, type Command } from 'commander';
 import { EXECUTION_PROVIDERS, type ExecutionProvider } from '../backend/onnx.ts';
 import { PREFILL_WEIGHTS, loadCausalLM, type LoadedModel, type PrefillWeights } from '../llm/load.ts';
-import { HEAD_FORMATS, KV_FORMATS, WEIGHT_FORMATS, defaultHeadFormat, defaultKvFormat, type HeadFormat, type KvFormat, type WeightFormat } from '../llm/decoder-graph.ts';
+import { HEAD_FORMATS, KV_FORMATS, WEIGHT_FORMATS, defaultHeadFormat, defaultKvFormat, type HeadFormat, type KvFormat, type WeightFormat } from '../llm/graph/contract.ts';
 import { ProgressBar, formatBytes } from './progress.ts';
-import { DEFAULT_MODEL, shippedModel } from '../llm/default-model.ts';
+import { DEFAULT_MODEL, shippedModel } from '../llm/model/default-model.ts';
 import { ModelSourceError } from '../errors.ts';
 
 export interface ModelCliOptions {

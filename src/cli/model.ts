@@ -1,8 +1,8 @@
 import { Option, type Command } from 'commander';
-import { GGUF_TYPES, exportGguf, type GgufType } from '../llm/gguf.ts';
-import { resolveModelSource } from '../llm/model-source.ts';
-import { PRESETS, makeTestModel } from '../llm/test-model.ts';
-import { cacheRoot, listGraphs, pruneGraphs } from '../llm/graph-cache.ts';
+import { GGUF_TYPES, exportGguf, type GgufType } from '../llm/export/gguf.ts';
+import { resolveModelSource } from '../llm/model/model-source.ts';
+import { PRESETS, makeTestModel } from '../llm/export/test-model.ts';
+import { cacheRoot, listGraphs, pruneGraphs } from '../llm/graph/graph-cache.ts';
 import { formatBytes } from './progress.ts';
 import { intArg } from './options.ts';
 import { ProgressBar } from './progress.ts';

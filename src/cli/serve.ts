@@ -2,7 +2,7 @@ import { basename, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { PocketsphinxRecognizer } from '../asr/pocketsphinx.ts';
 import { WhisperRecognizer } from '../asr/whisper.ts';
-import { Tokenizer } from '../llm/tokenizer.ts';
+import { Tokenizer } from '../llm/model/tokenizer.ts';
 import { DEFAULT_MAX_CONVERSATIONS, serve, type RunningServer } from '../server/serve.ts';
 import { createTtsEngine, defaultTtsEngine, TTS_ENGINES, type TtsEngineName } from '../tts/engine.ts';
 import { loadMathSpeech } from '../tts/speakable.ts';

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { toAsrInput } from '../audio/resample.ts';
-import { hasTool, runTool } from '../audio/tools.ts';
+import { hasTool, runTool } from '../system/tools.ts';
 import type { Recognizer } from '../asr/recognizer.ts';
 import { SpeechEngineError } from '../errors.ts';
 import type { SpeechAudio, TtsEngine } from '../tts/engine.ts';

@@ -1,12 +1,12 @@
 import { join } from 'node:path';
 import type { BackendOptions } from '../backend/onnx.ts';
-import { LocalStepRunner, WorkerStepRunner, type RunnerSpec } from './step-runner.ts';
-import { CausalLM } from './causal-lm.ts';
-import { parseDecoderConfig, type DecoderConfig } from './config.ts';
-import { ensureGraph } from './graph-cache.ts';
-import { defaultHeadFormat, defaultKvFormat, type HeadFormat, type KvFormat, type RopeMode, type WeightFormat } from './decoder-graph.ts';
-import { readJson, resolveModelSource, type DownloadProgress } from './model-source.ts';
-import { listModelTensors } from './safetensors.ts';
+import { LocalStepRunner, WorkerStepRunner, type RunnerSpec } from './runtime/step-runner.ts';
+import { CausalLM } from './runtime/causal-lm.ts';
+import { parseDecoderConfig, type DecoderConfig } from './model/config.ts';
+import { ensureGraph } from './graph/graph-cache.ts';
+import { defaultHeadFormat, defaultKvFormat, type HeadFormat, type KvFormat, type RopeMode, type WeightFormat } from './graph/contract.ts';
+import { readJson, resolveModelSource, type DownloadProgress } from './model/model-source.ts';
+import { listModelTensors } from './model/safetensors.ts';
 
 export type LoadProgress =
   | ({ stage: 'download' } & DownloadProgress)

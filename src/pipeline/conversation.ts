@@ -67,9 +67,8 @@ export class Conversation {
   private readonly heartbeat = new Heartbeat();
   private readonly bargeIn: BargeInPolicy;
   private readonly intake: AudioIntake;
-  private readonly turnEnd: TurnEndPolicy;
-  /** The closed phrase whose turn end is being decided, with when its final came. */
-  private ending: { end: UtteranceEnd; finalAt: number } | null = null;
+  /** Whether a closed phrase ends the user's turn; it holds the phrase's end and when its final came. */
+  private readonly turnEnd: TurnEndPolicy<{ end: UtteranceEnd; finalAt: number }>;
   private mode: Mode;
   handsFree: boolean;
   private turnId = 0;
@@ -188,10 +187,8 @@ export class Conversation {
         if (this.speaking && this.handsFree) this.bargeIn.speechOverAnswer();
         // Speech inside a running turn does not open the next one; startTurn takes this.
         if (!this.live?.turn.acceptsInput) this.utterances.speechStarted(e.atMs);
-        else if (this.ending) {
-          // The user goes on after a pause: the same message continues.
-          this.turnEnd.speechStarted();
-          this.ending = null;
+        else if (this.turnEnd.deciding) {
+          this.turnEnd.speechStarted(); // the user goes on after a pause: the same message continues
           this.live.turn.userResumed();
         }
         break;
@@ -237,21 +234,20 @@ export class Conversation {
     if (words.fresh || words.correction) this.bargeIn.userFollowedUp();
     if (final) {
       // The phrase is over; whether the turn is, the policy decides (at once where it cannot tell).
-      this.ending = { end: end ?? { spokeUntil: at, decidedAt: at }, finalAt: at };
+      const e = end ?? { spokeUntil: at, decidedAt: at };
       const added = [words.fresh, words.correction ? `(correction: ${words.correction})` : ''].filter(Boolean).join(' ');
-      this.turnEnd.phraseEnded(added || null, this.ending.end.spokeUntil);
+      this.turnEnd.phraseEnded(added || null, e.spokeUntil, { end: e, finalAt: at });
     }
   }
 
   /** The user's turn is over: their input closes and the turn may answer. */
-  private userTurnEnded(d: TurnEndDecision): void {
-    const e = this.ending;
-    this.ending = null;
+  private userTurnEnded(d: TurnEndDecision<{ end: UtteranceEnd; finalAt: number }>): void {
+    const { end: e, finalAt } = d.context;
     const live = this.live;
-    if (!e || !live?.turn.acceptsInput) return;
+    if (!live?.turn.acceptsInput) return;
     // Silence alone: the recogniser decided when it closed the phrase; else the policy decided now.
-    const decidedAt = this.turnEnd.mode === 'silence' ? e.end.decidedAt : this.now();
-    live.observer.userEnded({ spokeUntil: e.end.spokeUntil, decidedAt }, e.finalAt);
+    const decidedAt = this.turnEnd.mode === 'silence' ? e.decidedAt : this.now();
+    live.observer.userEnded({ spokeUntil: e.spokeUntil, decidedAt }, finalAt);
     live.observer.turnEndDecision(d.by, d.pEnd);
     live.turn.endUserInput();
   }
@@ -268,7 +264,6 @@ export class Conversation {
       this.o.emit('transcript', { turnId, text, final: true });
     }
     this.turnEnd.reset();
-    this.ending = null;
     // The writer keeps a few seconds ahead of this turn's voice, no more (see speech-pace.ts). Read
     // only once the turn runs, by when `live` exists; its playout is replaced after a barge-in.
     const pace = { queuedMs: () => live.playout.queuedMs() };

@@ -19,7 +19,9 @@ export interface TurnEndOptions {
   pEndWaitMs?: number;
 }
 
-export interface TurnEndDecision {
+export interface TurnEndDecision<T = unknown> {
+  /** What the caller gave with the phrase that ended the turn. */
+  context: T;
   by: 'words' | 'silence';
   /** P(end) the decision read, null where none was known. */
   pEnd: number | null;
@@ -29,21 +31,21 @@ export interface TurnEndDecision {
 
 type Timer = ReturnType<typeof setTimeout>;
 
-export class TurnEndPolicy {
+export class TurnEndPolicy<T = unknown> {
   readonly mode: 'words' | 'silence';
   private readonly threshold: number;
   private readonly incompleteMs: number;
   private readonly waitMs: number;
   private latest: { pEnd: number; words: string } | null = null;
   /** A closed phrase waiting for P(end); `tail`: the words it added, which the reading must end with. */
-  private pending: { tail: string | null; voiceEndAt: number } | null = null;
+  private pending: { tail: string | null; voiceEndAt: number; context: T } | null = null;
   private timer: Timer | null = null;
   private waitTimer: Timer | null = null;
 
   constructor(
     o: TurnEndOptions,
     private readonly now: () => number,
-    private readonly end: (d: TurnEndDecision) => void,
+    private readonly end: (d: TurnEndDecision<T>) => void,
   ) {
     this.mode = o.mode;
     this.threshold = o.threshold ?? 0.5;
@@ -63,13 +65,18 @@ export class TurnEndPolicy {
    * user's words (null: nothing new). Decides on P(end) after those words: at once if nothing was
    * added, else once the model has read them (or after a short wait, on the last reading known).
    */
-  phraseEnded(added: string | null, voiceEndAt: number): void {
+  phraseEnded(added: string | null, voiceEndAt: number, context: T): void {
     this.cancel();
-    if (this.mode === 'silence') return this.finish({ by: 'silence', pEnd: this.latest?.pEnd ?? null, voiceEndAt });
+    if (this.mode === 'silence') return this.finish({ by: 'silence', pEnd: this.latest?.pEnd ?? null, voiceEndAt, context });
     const tail = added?.trim() ? added : null;
-    this.pending = { tail, voiceEndAt };
+    this.pending = { tail, voiceEndAt, context };
     if (tail === null || (this.latest && norm(this.latest.words).endsWith(norm(tail)))) return this.decide();
     this.waitTimer = setTimeout(() => this.decide(), this.waitMs);
+  }
+
+  /** A closed phrase is waiting for the decision. */
+  get deciding(): boolean {
+    return this.pending !== null;
   }
 
   /** The user speaks again before the turn ended: the same message goes on. */
@@ -97,13 +104,14 @@ export class TurnEndPolicy {
     if (this.waitTimer) clearTimeout(this.waitTimer);
     this.waitTimer = null;
     const pEnd = this.latest?.pEnd ?? null;
-    if (pEnd !== null && pEnd >= this.threshold) return this.finish({ by: 'words', pEnd, voiceEndAt: p.voiceEndAt });
-    // Unfinished: the silence alone ends it, counted from when the voice stopped.
+    if (pEnd !== null && pEnd >= this.threshold) return this.finish({ by: 'words', pEnd, voiceEndAt: p.voiceEndAt, context: p.context });
+    // Unfinished: the silence alone ends it, counted from when the voice stopped (still deciding until then).
     const left = Math.max(0, p.voiceEndAt + this.incompleteMs - this.now());
-    this.timer = setTimeout(() => this.finish({ by: 'silence', pEnd, voiceEndAt: p.voiceEndAt }), left);
+    if (this.timer) clearTimeout(this.timer); // a later reading of the same words decides again
+    this.timer = setTimeout(() => this.finish({ by: 'silence', pEnd, voiceEndAt: p.voiceEndAt, context: p.context }), left);
   }
 
-  private finish(d: TurnEndDecision): void {
+  private finish(d: TurnEndDecision<T>): void {
     this.cancel();
     this.end(d);
   }

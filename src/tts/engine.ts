@@ -2,16 +2,11 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { downmix } from '../audio/resample.ts';
-import { hasTool, runTool } from '../audio/tools.ts';
-import { durationMs, parseWav } from '../audio/wav.ts';
+import { hasTool, runTool } from '../system/tools.ts';
+import { durationMs, parseWav, type SpeechAudio } from '../audio/wav.ts';
 import { SpeechEngineError } from '../errors.ts';
 
-/** Mono float PCM of one spoken chunk. */
-export interface SpeechAudio {
-  pcm: Float32Array;
-  sampleRate: number;
-  durationMs: number;
-}
+export type { SpeechAudio };
 
 /** Text chunk in, PCM out. Text is always passed as data (stdin or an argument array), never code. */
 export interface TtsEngine {

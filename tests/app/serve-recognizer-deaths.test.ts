@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { io, type Socket } from 'socket.io-client';
 import { toAsrInput } from '../../src/audio/resample.ts';
 import { floatToPcm16 } from '../../src/audio/wav.ts';
-import { makeTestModel } from '../../src/llm/test-model.ts';
+import { makeTestModel } from '../../src/llm/export/test-model.ts';
 import { EspeakNgEngine } from '../../src/tts/engine.ts';
 import { scratchDir } from '../helpers/models.ts';
 import { startServeProcess } from '../helpers/serve-process.ts';

@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
-import { makeTestModel } from '../../src/llm/test-model.ts';
+import { makeTestModel } from '../../src/llm/export/test-model.ts';
 import { BIN } from '../helpers/cli.ts';
 import { scratchDir } from '../helpers/models.ts';
 import { needTools } from '../helpers/tools.ts';

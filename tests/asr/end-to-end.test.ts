@@ -6,7 +6,7 @@ import { encodeWav } from '../../src/audio/wav.ts';
 import { EspeakNgEngine } from '../../src/tts/engine.ts';
 import { scratchDir } from '../helpers/models.ts';
 import { needTools } from '../helpers/tools.ts';
-import { SPOKEN_QUESTIONS } from '../helpers/spoken-questions.ts';
+import { SPOKEN_QUESTIONS } from '../../bench/spoken-questions.ts';
 import { wordErrors } from '../../src/asr/word-errors.ts';
 
 const root = scratchDir('asyncvoice-e2e-');

@@ -11,7 +11,7 @@ import { PocketsphinxRecognizer } from '../../src/asr/pocketsphinx.ts';
 import { wordErrors } from '../../src/asr/word-errors.ts';
 import { EspeakNgEngine } from '../../src/tts/engine.ts';
 import { needTools } from '../helpers/tools.ts';
-import { SPOKEN_QUESTIONS } from '../helpers/spoken-questions.ts';
+import { SPOKEN_QUESTIONS } from '../../bench/spoken-questions.ts';
 
 describe('pocketsphinx: live decoders skip the second pass', () => {
   const live = new PocketsphinxRecognizer({ warm: true });

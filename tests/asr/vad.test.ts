@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { toAsrInput } from '../../src/audio/resample.ts';
 import { durationMs, parseWav } from '../../src/audio/wav.ts';
 import { SileroVad, VadSegmenter, detectSpeech } from '../../src/asr/vad.ts';
-import { runTool } from '../../src/audio/tools.ts';
+import { runTool } from '../../src/system/tools.ts';
 import { scratchDir } from '../helpers/models.ts';
 import { needTools, sox } from '../helpers/tools.ts';
 

@@ -5,10 +5,10 @@ import { AsyncReasoningEngine, type EngineOptions, type StreamName } from '../..
 import { checkEndOfMessage, tokenProbability } from '../../src/async-reasoning/end-of-message.ts';
 import { promptSetFor } from '../../src/async-reasoning/prompts.ts';
 import type { EngineEvent } from '../../src/async-reasoning/events.ts';
-import type { CausalLM } from '../../src/llm/causal-lm.ts';
+import type { CausalLM } from '../../src/llm/runtime/causal-lm.ts';
 import { loadCausalLM } from '../../src/llm/load.ts';
-import { makeTestModel } from '../../src/llm/test-model.ts';
-import { Tokenizer } from '../../src/llm/tokenizer.ts';
+import { makeTestModel } from '../../src/llm/export/test-model.ts';
+import { Tokenizer } from '../../src/llm/model/tokenizer.ts';
 import { collect } from '../helpers/events.ts';
 import { makeAndLoad, maxAbsDiff, scratchDir } from '../helpers/models.ts';
 import { ForwardRecorder, watchCalls } from '../helpers/recorder.ts';

@@ -5,8 +5,8 @@ import { planAsyncStep, shouldProbe, type AsyncStepInput } from '../../src/async
 import { DEFAULT_WRITER_LEAD_MS, writerHoldMs } from '../../src/async-reasoning/speech-pace.ts';
 import { TokenStream } from '../../src/async-reasoning/token-stream.ts';
 import { UserInput } from '../../src/async-reasoning/user-input.ts';
-import type { CausalLM } from '../../src/llm/causal-lm.ts';
-import { Tokenizer } from '../../src/llm/tokenizer.ts';
+import type { CausalLM } from '../../src/llm/runtime/causal-lm.ts';
+import { Tokenizer } from '../../src/llm/model/tokenizer.ts';
 import { collect } from '../helpers/events.ts';
 import { makeAndLoad, maxAbsDiff, scratchDir } from '../helpers/models.ts';
 import { watchCalls } from '../helpers/recorder.ts';

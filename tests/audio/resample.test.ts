@@ -6,7 +6,7 @@ import { parseWav } from '../../src/audio/wav.ts';
 import { PocketsphinxRecognizer } from '../../src/asr/pocketsphinx.ts';
 import { transcribeAudio } from '../../src/asr/transcribe.ts';
 import { SileroVad } from '../../src/asr/vad.ts';
-import { runTool } from '../../src/audio/tools.ts';
+import { runTool } from '../../src/system/tools.ts';
 import { scratchDir } from '../helpers/models.ts';
 import { needTools, sox } from '../helpers/tools.ts';
 

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll } from 'vitest';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { Tokenizer } from '../../src/llm/tokenizer.ts';
-import type { RopeMode } from '../../src/llm/decoder-graph.ts';
+import { Tokenizer } from '../../src/llm/model/tokenizer.ts';
+import type { RopeMode } from '../../src/llm/graph/contract.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { makeTestModel, type MakeTestModelOptions } from '../../src/llm/test-model.ts';
+import { makeTestModel, type MakeTestModelOptions } from '../../src/llm/export/test-model.ts';
 import { loadCausalLM, type LoadedModel } from '../../src/llm/load.ts';
 
 /** A per-process scratch folder; each test file builds its graphs into its own cache. */

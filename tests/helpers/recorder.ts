@@ -1,5 +1,5 @@
-import type { CausalLM, ForwardRow } from '../../src/llm/causal-lm.ts';
-import type { CacheBlock } from '../../src/llm/kv-cache.ts';
+import type { CausalLM, ForwardRow } from '../../src/llm/runtime/causal-lm.ts';
+import type { CacheBlock } from '../../src/llm/runtime/kv-cache.ts';
 
 /** One token ever fed to the model: what it was, where its row placed it, and what it saw there. */
 export interface FedToken {

@@ -1,4 +1,4 @@
-import { missingTools, runTool } from '../../src/audio/tools.ts';
+import { missingTools, runTool } from '../../src/system/tools.ts';
 
 /** Fails (never skips) when a program the test needs is missing, saying what to install. */
 export async function needTools(...tools: string[]): Promise<void> {

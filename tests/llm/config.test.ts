@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseDecoderConfig } from '../../src/llm/config.ts';
-import { ropeFrequencies } from '../../src/llm/rope.ts';
+import { parseDecoderConfig } from '../../src/llm/model/config.ts';
+import { ropeFrequencies } from '../../src/llm/graph/rope.ts';
 import { UnsupportedModelError } from '../../src/errors.ts';
 
 const qwen3 = {

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
-import type { CausalLM } from '../../src/llm/causal-lm.ts';
-import { makeTestModel } from '../../src/llm/test-model.ts';
+import type { CausalLM } from '../../src/llm/runtime/causal-lm.ts';
+import { makeTestModel } from '../../src/llm/export/test-model.ts';
 import { loadCausalLM } from '../../src/llm/load.ts';
-import { ROPE_MODES } from '../../src/llm/decoder-graph.ts';
+import { ROPE_MODES } from '../../src/llm/graph/contract.ts';
 import { join } from 'node:path';
 import { CONFIGS, makeAndLoad, maxAbsDiff, scratchDir } from '../helpers/models.ts';
 import { ReferenceDecoder } from './reference-forward.ts';

@@ -2,9 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { gguf } from '@huggingface/gguf';
-import { exportGguf, permuteRoPEHalves, quantizeQ4_0, quantizeQ8_0, toHalf } from '../../src/llm/gguf.ts';
-import { Rng } from '../../src/llm/random.ts';
-import { argmax } from '../../src/llm/sampling.ts';
+import { exportGguf, permuteRoPEHalves, quantizeQ4_0, quantizeQ8_0, toHalf } from '../../src/llm/export/gguf.ts';
+import { Rng } from '../../src/llm/runtime/random.ts';
+import { argmax } from '../../src/llm/runtime/sampling.ts';
 import { CONFIGS, VARIANTS, makeAndLoad, scratchDir } from '../helpers/models.ts';
 import type { LoadedModel } from '../../src/llm/load.ts';
 import { halfToFloat } from '../helpers/ggml.ts';
@@ -108,7 +108,7 @@ describe('GGUF export', () => {
       await ctx.dispose();
       await model.dispose();
       expect(theirs).toEqual(ours);
-      const { Tokenizer } = await import('../../src/llm/tokenizer.ts');
+      const { Tokenizer } = await import('../../src/llm/model/tokenizer.ts');
       expect(theirTokens).toEqual((await Tokenizer.fromFolder(loaded.dir)).encode(text));
     }, 120_000);
   }

@@ -1,8 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { listGraphs, pruneGraphs } from '../../src/llm/graph-cache.ts';
-import { GRAPH_FORMAT_VERSION } from '../../src/llm/decoder-graph.ts';
+import { listGraphs, pruneGraphs } from '../../src/llm/graph/graph-cache.ts';
+import { GRAPH_FORMAT_VERSION } from '../../src/llm/graph/contract.ts';
 import { makeAndLoad, scratchDir } from '../helpers/models.ts';
 
 const root = scratchDir();

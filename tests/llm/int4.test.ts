@@ -1,10 +1,10 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
-import { dequantizeBlockwise, quantizeBlockwise, quantizeForGraph, type QuantBits } from '../../src/llm/quantize.ts';
-import { quantizeQ4_0 } from '../../src/llm/gguf.ts';
+import { dequantizeBlockwise, quantizeBlockwise, quantizeForGraph, type QuantBits } from '../../src/llm/graph/quantize.ts';
+import { quantizeQ4_0 } from '../../src/llm/export/gguf.ts';
 import { readQ4_0 } from '../helpers/ggml.ts';
-import type { HeadFormat } from '../../src/llm/decoder-graph.ts';
-import { Rng } from '../../src/llm/random.ts';
+import type { HeadFormat } from '../../src/llm/graph/contract.ts';
+import { Rng } from '../../src/llm/runtime/random.ts';
 import { CONFIGS, makeAndLoad, maxAbsDiff, scratchDir } from '../helpers/models.ts';
 import { loadCausalLM } from '../../src/llm/load.ts';
 import { ReferenceDecoder } from './reference-forward.ts';

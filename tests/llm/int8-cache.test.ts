@@ -1,8 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
-import { Arena } from '../../src/llm/arena.ts';
+import { Arena } from '../../src/llm/runtime/arena.ts';
 import { loadCausalLM } from '../../src/llm/load.ts';
-import { Rng } from '../../src/llm/random.ts';
+import { Rng } from '../../src/llm/runtime/random.ts';
 import { CONFIGS, makeAndLoad, maxAbsDiff, scratchDir } from '../helpers/models.ts';
 
 const root = scratchDir();

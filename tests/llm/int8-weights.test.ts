@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
-import { dequantizePerChannel, quantizePerChannel } from '../../src/llm/quantize.ts';
-import { Rng } from '../../src/llm/random.ts';
+import { dequantizePerChannel, quantizePerChannel } from '../../src/llm/graph/quantize.ts';
+import { Rng } from '../../src/llm/runtime/random.ts';
 import { loadCausalLM, PREFILL_MIN_TOKENS } from '../../src/llm/load.ts';
 import { makeAndLoad, maxAbsDiff, scratchDir } from '../helpers/models.ts';
 import { ReferenceDecoder } from './reference-forward.ts';

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
-import { CausalLM } from '../../src/llm/causal-lm.ts';
-import { LocalStepRunner, type StepRunner } from '../../src/llm/step-runner.ts';
+import { CausalLM } from '../../src/llm/runtime/causal-lm.ts';
+import { LocalStepRunner, type StepRunner } from '../../src/llm/runtime/step-runner.ts';
 import { BackendError } from '../../src/errors.ts';
-import { KvCache } from '../../src/llm/kv-cache.ts';
+import { KvCache } from '../../src/llm/runtime/kv-cache.ts';
 import { RuntimeUsageError } from '../../src/errors.ts';
 import { makeAndLoad, maxAbsDiff, scratchDir } from '../helpers/models.ts';
 

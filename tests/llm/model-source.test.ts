@@ -2,8 +2,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { resolveModelSource, parseHubId, type DownloadProgress } from '../../src/llm/model-source.ts';
-import { makeTestModel } from '../../src/llm/test-model.ts';
+import { resolveModelSource, parseHubId, type DownloadProgress } from '../../src/llm/model/model-source.ts';
+import { makeTestModel } from '../../src/llm/export/test-model.ts';
 import { ModelSourceError } from '../../src/errors.ts';
 import { scratchDir } from '../helpers/models.ts';
 

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { listModelTensors, readTensorF32 } from '../../src/llm/safetensors.ts';
+import { listModelTensors, readTensorF32 } from '../../src/llm/model/safetensors.ts';
 
 export class ReferenceDecoder {
   private w = new Map<string, Float32Array>();

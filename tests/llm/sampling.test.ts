@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Sampler, argmax, logProb } from '../../src/llm/sampling.ts';
+import { Sampler, argmax, logProb } from '../../src/llm/runtime/sampling.ts';
 
 const logits = Float32Array.from([1, 3, 2, 0.5, 2.9]);
 

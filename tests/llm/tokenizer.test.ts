@@ -1,8 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { Tokenizer } from '../../src/llm/tokenizer.ts';
-import { makeTestModel } from '../../src/llm/test-model.ts';
+import { Tokenizer } from '../../src/llm/model/tokenizer.ts';
+import { makeTestModel } from '../../src/llm/export/test-model.ts';
 import { scratchDir } from '../helpers/models.ts';
 
 const root = scratchDir();

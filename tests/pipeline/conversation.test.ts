@@ -314,7 +314,9 @@ describe('the end of a spoken turn, from the words', () => {
   const userEnd = (pEnd: number, words: string): EngineEvent => ({ type: 'user-end', pEnd, words, step: 1, tMs: 0 });
   /** "what is seventeen times" … a pause … "eight", as the recogniser reports it in two phrases. */
   async function pausedQuestion(mode: 'words' | 'silence') {
-    const s = scripted({ turnEnd: mode });
+    // The clock starts with the audio (no frames arrive here, so stream time is clock time).
+    const t0 = performance.now();
+    const s = scripted({ turnEnd: mode, now: () => performance.now() - t0 });
     s.conv.heardEvent({ type: 'speech-start', atMs: 0 });
     s.partial(0, 'what is seventeen');
     s.stopTalking(1500);

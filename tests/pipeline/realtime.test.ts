@@ -6,7 +6,7 @@ import { SileroVad } from '../../src/asr/vad.ts';
 import { toAsrInput } from '../../src/audio/resample.ts';
 import { floatToPcm16 } from '../../src/audio/wav.ts';
 import { loadCausalLM, type LoadedModel } from '../../src/llm/load.ts';
-import { makeTestModel } from '../../src/llm/test-model.ts';
+import { makeTestModel } from '../../src/llm/export/test-model.ts';
 import { Conversation } from '../../src/pipeline/conversation.ts';
 import { EspeakNgEngine } from '../../src/tts/engine.ts';
 import { scriptedEngine } from '../helpers/fakes.ts';

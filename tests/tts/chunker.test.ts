@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SpeechChunker } from '../../src/tts/chunker.ts';
 import { loadMathSpeech, speakable, speakPlain, splitMath } from '../../src/tts/speakable.ts';
-import { Rng } from '../../src/llm/random.ts';
+import { Rng } from '../../src/llm/runtime/random.ts';
 
 const FORMULAS = ['$x^2 + y^2 = r^2$', '$\\frac{a}{b}$', '$$\\sqrt{2}, \\pi. e$$', '\\(a. b, c\\)', '$3.5$'];
 const WORDS = ['The', ' answer', ' is', ' simple', '.', ' ', 'First', ',', ' we', ' note', ':', ' it', '!', ' Then', '?', '\n\n', ' 3.5 km', ' e.g.', ' longwordwithoutspaces', ';'];

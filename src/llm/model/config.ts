@@ -1,4 +1,4 @@
-import { UnsupportedModelError } from '../errors.ts';
+import { UnsupportedModelError } from '../../errors.ts';
 
 /** RoPE frequency schedule, already resolved from the many spellings HF configs use. */
 export type RopeScaling =

@@ -1,4 +1,4 @@
-import { RuntimeUsageError } from '../errors.ts';
+import { RuntimeUsageError } from '../../errors.ts';
 import type { CausalLM } from './causal-lm.ts';
 import { Sampler, type SamplingOptions } from './sampling.ts';
 

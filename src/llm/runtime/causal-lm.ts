@@ -1,7 +1,7 @@
-import { RuntimeUsageError } from '../errors.ts';
-import type { FeedValue } from '../backend/onnx.ts';
-import type { DecoderConfig } from './config.ts';
-import { GRAPH_IO, MASKED, type KvFormat, type RopeMode } from './decoder-graph.ts';
+import { RuntimeUsageError } from '../../errors.ts';
+import type { FeedValue } from '../../backend/onnx.ts';
+import type { DecoderConfig } from '../model/config.ts';
+import { GRAPH_IO, MASKED, type KvFormat, type RopeMode } from '../graph/contract.ts';
 import { componentBytes } from './arena.ts';
 import { CacheBlock, KvCache } from './kv-cache.ts';
 import type { StepRunner } from './step-runner.ts';

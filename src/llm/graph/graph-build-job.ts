@@ -1,7 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { buildDecoderGraph, type BuildOptions } from './decoder-graph.ts';
-import type { DecoderConfig } from './config.ts';
-import type { TensorInfo } from './safetensors.ts';
+import type { DecoderConfig } from '../model/config.ts';
+import type { TensorInfo } from '../model/safetensors.ts';
 
 /** What the parent sends (all structured-clonable) and what comes back. */
 export interface BuildJob {

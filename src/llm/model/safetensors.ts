@@ -1,6 +1,6 @@
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { ModelSourceError, UnsupportedModelError } from '../errors.ts';
+import { ModelSourceError, UnsupportedModelError } from '../../errors.ts';
 
 /**
  * The checkpoint's tensor `name`, checked against the shape the config implies; `modelType` names

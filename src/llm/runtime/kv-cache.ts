@@ -1,4 +1,4 @@
-import { RuntimeUsageError } from '../errors.ts';
+import { RuntimeUsageError } from '../../errors.ts';
 import { Arena, type ArenaSink } from './arena.ts';
 
 /**

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Template } from '@huggingface/jinja';
-import { ModelSourceError } from '../errors.ts';
+import { ModelSourceError } from '../../errors.ts';
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant';

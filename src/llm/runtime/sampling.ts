@@ -1,4 +1,4 @@
-import { ModelSourceError } from '../errors.ts';
+import { ModelSourceError } from '../../errors.ts';
 import { Rng } from './random.ts';
 
 export interface SamplingOptions {

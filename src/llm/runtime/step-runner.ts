@@ -1,8 +1,8 @@
 import { Worker } from 'node:worker_threads';
-import { Session, type BackendOptions, type FeedValue } from '../backend/onnx.ts';
-import { BackendError } from '../errors.ts';
+import { Session, type BackendOptions, type FeedValue } from '../../backend/onnx.ts';
+import { BackendError } from '../../errors.ts';
 import { Arena, type ArenaOp, type ArenaSink } from './arena.ts';
-import { GRAPH_IO, newKvRows, type KvFormat } from './decoder-graph.ts';
+import { GRAPH_IO, newKvRows, type KvFormat } from '../graph/contract.ts';
 
 /** The arena's shape, and how to run the graph over it. */
 export interface RunnerSpec {

@@ -1,4 +1,4 @@
-import type { DecoderConfig, RopeScaling } from './config.ts';
+import type { DecoderConfig, RopeScaling } from '../model/config.ts';
 
 /**
  * Inverse frequencies [headDim/2] and the attention factor that scales cos/sin (yarn only),

@@ -10,10 +10,10 @@
 import { closeSync, existsSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { GGMLQuantizationType, GGUFValueType, serializeGgufMetadata, type GGUFTypedMetadata } from '@huggingface/gguf';
-import { UnsupportedModelError } from '../errors.ts';
-import { parseDecoderConfig, type DecoderConfig } from './config.ts';
-import { readJson } from './model-source.ts';
-import { checkedTensor, listModelTensors, readTensorF32, readTensorF32Pieces, type TensorInfo } from './safetensors.ts';
+import { UnsupportedModelError } from '../../errors.ts';
+import { parseDecoderConfig, type DecoderConfig } from '../model/config.ts';
+import { readJson } from '../model/model-source.ts';
+import { checkedTensor, listModelTensors, readTensorF32, readTensorF32Pieces, type TensorInfo } from '../model/safetensors.ts';
 
 export type GgufType = 'f32' | 'q8_0' | 'q4_0';
 export const GGUF_TYPES: readonly GgufType[] = ['f32', 'q8_0', 'q4_0'];

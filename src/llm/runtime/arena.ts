@@ -1,5 +1,5 @@
-import type { KvFormat } from './decoder-graph.ts';
-import { roundEven } from './quantize.ts';
+import type { KvFormat } from '../graph/contract.ts';
+import { roundEven } from '../graph/quantize.ts';
 
 /**
  * The K/V memory of every layer, as the graph reads it with no copy:

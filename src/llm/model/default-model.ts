@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
  * small reasoning model for spoken arithmetic in the format the engine speaks, so every command
  * says something meaningful without a download.
  */
-export const DEFAULT_MODEL = fileURLToPath(new URL('../../assets/asyncvoice-arith', import.meta.url));
+export const DEFAULT_MODEL = fileURLToPath(new URL('../../../assets/asyncvoice-arith', import.meta.url));
 
 /** The shipped model's folder when it is there (a checkout or package without it has none). */
 export function shippedModel(): string | undefined {

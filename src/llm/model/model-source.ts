@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { downloadFileToCacheDir, fileExists, getHFHubCachePath, getRepoFolderName, pathsInfo } from '@huggingface/hub';
-import { ModelSourceError } from '../errors.ts';
+import { ModelSourceError } from '../../errors.ts';
 
 /** A model folder's JSON file; a missing or unreadable one is a ModelSourceError naming it. */
 export function readJson(path: string): unknown {

@@ -3,11 +3,12 @@ import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync 
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { BackendError, ModelSourceError, UnsupportedModelError } from '../errors.ts';
-import type { DecoderConfig } from './config.ts';
+import { BackendError, ModelSourceError, UnsupportedModelError } from '../../errors.ts';
+import type { DecoderConfig } from '../model/config.ts';
 import type { BuildJob, BuildMessage } from './graph-build-job.ts';
-import { GRAPH_FORMAT_VERSION, buildDecoderGraph, defaultHeadFormat, defaultKvFormat, type HeadFormat, type KvFormat, type RopeMode, type WeightFormat } from './decoder-graph.ts';
-import type { TensorInfo } from './safetensors.ts';
+import { buildDecoderGraph } from './decoder-graph.ts';
+import { GRAPH_FORMAT_VERSION, defaultHeadFormat, defaultKvFormat, type HeadFormat, type KvFormat, type RopeMode, type WeightFormat } from './contract.ts';
+import type { TensorInfo } from '../model/safetensors.ts';
 
 /** Where built graphs live: $ASYNCVOICE_CACHE_DIR, else $XDG_CACHE_HOME/asyncvoice, else ~/.cache/asyncvoice. */
 export function cacheRoot(): string {
