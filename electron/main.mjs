@@ -24,8 +24,9 @@ export const WEB_PREFERENCES = Object.freeze({
  * It runs on Electron's own Node (ELECTRON_RUN_AS_NODE), so a packaged app needs no Node install;
  * onnxruntime-node is an N-API addon and loads there as it does in Node.
  */
-export function startCore({ model = process.env.ASYNCVOICE_MODEL ?? 'models/qwen3-test', spawnFn = spawn } = {}) {
-  const args = [join(here, '..', 'bin', 'asyncvoice.mjs'), 'serve', '--port', '0', '--model', model];
+export function startCore({ model = process.env.ASYNCVOICE_MODEL, spawnFn = spawn } = {}) {
+  // No model named: the one that ships inside asyncvoice (serve's default).
+  const args = [join(here, '..', 'bin', 'asyncvoice.mjs'), 'serve', '--port', '0', ...(model ? ['--model', model] : [])];
   const child = spawnFn(process.env.ASYNCVOICE_NODE ?? process.execPath, args, {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
@@ -37,7 +38,7 @@ export function startCore({ model = process.env.ASYNCVOICE_MODEL ?? 'models/qwen
       const m = out.match(/core service: (\S+)/);
       if (m) resolve({ url: m[1], child });
     });
-    child.on('exit', (code) => reject(new Error(`the core service exited (${code}); is the model at ${model}?`)));
+    child.on('exit', (code) => reject(new Error(`the core service exited (${code}); ${model ? `is the model at ${model}?` : 'see its message above'}`)));
   });
 }
 

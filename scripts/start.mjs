@@ -23,7 +23,7 @@ if (!binary || !existsSync(binary)) {
       'To get it (about 100 MB, needs the network):',
       '  env -u ELECTRON_SKIP_BINARY_DOWNLOAD node node_modules/electron/install.js',
       'then run `npm start` again. Or use the same app in a browser, with no download:',
-      '  npx asyncvoice serve --model models/qwen3-test',
+      '  npx asyncvoice serve',
       'and open the URL it prints.',
       '',
     ].join('\n'),

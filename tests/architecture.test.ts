@@ -27,6 +27,22 @@ describe('source structure', () => {
     expect(long).toEqual([]);
   });
 
+  it('no file in src/ is over 400 lines', () => {
+    const long: string[] = [];
+    const walk = (dir: string): void => {
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        const path = join(dir, e.name);
+        if (e.isDirectory()) walk(path);
+        else if (/\.(ts|mjs)$/.test(e.name)) {
+          const lines = readFileSync(path, 'utf8').split('\n').length;
+          if (lines > 400) long.push(`${relative(ROOT, path)}: ${lines} lines`);
+        }
+      }
+    };
+    walk(join(ROOT, 'src'));
+    expect(long).toEqual([]);
+  });
+
   it('the renderer speaks the protocol through its contract, not string literals', () => {
     const app = readFileSync(join(ROOT, 'renderer/app.js'), 'utf8');
     // socket.io's own connection events are the only names it may spell out.

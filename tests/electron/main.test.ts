@@ -113,6 +113,22 @@ describe('Electron main process', () => {
     expect(options.env.ELECTRON_RUN_AS_NODE).toBe('1');
     expect(args.slice(1)).toEqual(['serve', '--port', '0', '--model', 'models/x']);
   });
+
+  it('with no model named, starts the core service on the model that ships (serve\'s default)', async () => {
+    const fake = Object.assign(new EventEmitter(), { stdout: new EventEmitter() });
+    const spawnFn = vi.fn(() => fake);
+    const saved = process.env.ASYNCVOICE_MODEL;
+    delete process.env.ASYNCVOICE_MODEL;
+    try {
+      const started = main.startCore({ spawnFn: spawnFn as never });
+      fake.stdout.emit('data', 'asyncvoice core service: http://127.0.0.1:5556/\n');
+      await expect(started).resolves.toMatchObject({ url: 'http://127.0.0.1:5556/' });
+    } finally {
+      if (saved !== undefined) process.env.ASYNCVOICE_MODEL = saved;
+    }
+    const args = (spawnFn.mock.calls[0] as unknown as [string, string[]])[1];
+    expect(args.slice(1)).toEqual(['serve', '--port', '0']);
+  });
 });
 
 describe('preload bridge', () => {
@@ -167,7 +183,7 @@ describe('npm start', () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toContain("Electron's binary is not installed");
     expect(r.stderr).toContain('node node_modules/electron/install.js');
-    expect(r.stderr).toMatch(/npx asyncvoice serve --model \S+/);
+    expect(r.stderr).toMatch(/npx asyncvoice serve\n/);
     expect(r.stderr).not.toMatch(/delete node_modules\/electron/);
   }, 30_000);
 });
