@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
 import { dequantizeBlockwise, quantizeBlockwise, quantizeForGraph, type QuantBits } from '../../src/llm/graph/quantize.ts';
-import { quantizeQ4_0 } from '../../src/llm/export/gguf.ts';
+import { quantizeQ4_0 } from '../../src/llm/export/ggml-quant.ts';
 import { readQ4_0 } from '../helpers/ggml.ts';
 import type { HeadFormat } from '../../src/llm/graph/contract.ts';
 import { Rng } from '../../src/llm/runtime/random.ts';

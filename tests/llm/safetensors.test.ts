@@ -1,7 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { f32ToBf16, listModelTensors, readSafetensorsHeader, readTensorF32, writeSafetensors } from '../../src/llm/model/safetensors.ts';
+import { f32ToBf16 } from '../../src/llm/model/half.ts';
+import { listModelTensors, readSafetensorsHeader, readTensorF32, writeSafetensors } from '../../src/llm/model/safetensors.ts';
 import { ModelSourceError } from '../../src/errors.ts';
 import { scratchDir } from '../helpers/models.ts';
 

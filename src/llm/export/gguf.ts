@@ -7,19 +7,20 @@
  * Layout (GGUF v3): header + key/values, tensor infos, padding to `ALIGN`, then each tensor's
  * data at an `ALIGN`-aligned offset from the start of the data section.
  */
-import { closeSync, existsSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { GGMLQuantizationType, GGUFValueType, serializeGgufMetadata, type GGUFTypedMetadata } from '@huggingface/gguf';
+import { GGMLQuantizationType, serializeGgufMetadata } from '@huggingface/gguf';
 import { UnsupportedModelError } from '../../errors.ts';
 import { parseDecoderConfig, type DecoderConfig } from '../model/config.ts';
 import { readJson } from '../model/model-source.ts';
+import { ARCH, modelMetadata } from './gguf-metadata.ts';
+import { QK, quantizeQ4_0, quantizeQ8_0 } from './ggml-quant.ts';
 import { checkedTensor, listModelTensors, readTensorF32, readTensorF32Pieces, type TensorInfo } from '../model/safetensors.ts';
 
 export type GgufType = 'f32' | 'q8_0' | 'q4_0';
 export const GGUF_TYPES: readonly GgufType[] = ['f32', 'q8_0', 'q4_0'];
 
 const ALIGN = 32;
-const QK = 32; // ggml's block length for q4_0 and q8_0
 
 /** ggml's element types and general.file_type ("mostly X") for each export type. */
 const GGML: Record<GgufType, { type: GGMLQuantizationType; fileType: number; blockBytes: number }> = {
@@ -27,17 +28,6 @@ const GGML: Record<GgufType, { type: GGMLQuantizationType; fileType: number; blo
   q8_0: { type: GGMLQuantizationType.Q8_0, fileType: 7, blockBytes: 2 + QK },
   q4_0: { type: GGMLQuantizationType.Q4_0, fileType: 2, blockBytes: 2 + QK / 2 },
 };
-
-/** llama.cpp's names for the architectures we run (Mistral is Llama to it, as in its converter). */
-const ARCH: Record<DecoderConfig['modelType'], string> = { qwen3: 'qwen3', qwen2: 'qwen2', llama: 'llama', mistral: 'llama' };
-
-/** Pre-tokenizer split patterns llama.cpp knows by name; it must split text as the model's tokenizer does. */
-const PRE_TOKENIZERS: Record<string, string> = {
-  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+": 'qwen2',
-  "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+": 'llama-bpe',
-};
-
-const TOKEN_TYPE = { normal: 1, control: 3, userDefined: 4, unused: 5 } as const;
 
 export interface GgufExportOptions {
   type: GgufType;
@@ -66,7 +56,7 @@ export async function exportGguf(modelDir: string, outFile: string, opts: GgufEx
   }
   const tensors = listModelTensors(modelDir);
   const plan = planTensors(cfg, tensors, opts.type);
-  const metadata = modelMetadata(cfg, modelDir, opts.type, plan.length);
+  const metadata = modelMetadata(cfg, modelDir, GGML[opts.type].fileType, ALIGN, plan.length);
 
   const infos = plan.map(tensorInfoBytes);
   const head = serializeGgufMetadata(metadata, { alignment: 1 });
@@ -210,164 +200,3 @@ function encodeRows(x: Float32Array, type: GgufType): Uint8Array {
   return type === 'q8_0' ? quantizeQ8_0(x) : quantizeQ4_0(x);
 }
 
-/** ggml's q4_0: per 32 values an fp16 scale d = (signed value of largest magnitude) / −8 and codes round(x/d) + 8 in 4 bits; the block's first 16 values in the low nibbles. */
-export function quantizeQ4_0(x: Float32Array): Uint8Array {
-  const nb = x.length / QK;
-  const out = new Uint8Array(nb * 18);
-  const view = new DataView(out.buffer);
-  for (let b = 0; b < nb; b++) {
-    const s = b * QK;
-    let amax = 0;
-    let max = 0;
-    for (let j = 0; j < QK; j++) {
-      if (Math.abs(x[s + j]) > amax) {
-        amax = Math.abs(x[s + j]);
-        max = x[s + j];
-      }
-    }
-    const d = max / -8;
-    const id = d ? 1 / d : 0;
-    view.setUint16(b * 18, toHalf(d), true);
-    for (let j = 0; j < QK / 2; j++) {
-      const lo = Math.min(15, Math.trunc(x[s + j] * id + 8.5));
-      const hi = Math.min(15, Math.trunc(x[s + QK / 2 + j] * id + 8.5));
-      out[b * 18 + 2 + j] = lo | (hi << 4);
-    }
-  }
-  return out;
-}
-
-/** ggml's q8_0: per 32 values an fp16 scale d = max|x| / 127 and int8 codes round(x/d). */
-export function quantizeQ8_0(x: Float32Array): Uint8Array {
-  const nb = x.length / QK;
-  const out = new Uint8Array(nb * 34);
-  const view = new DataView(out.buffer);
-  for (let b = 0; b < nb; b++) {
-    const s = b * QK;
-    let amax = 0;
-    for (let j = 0; j < QK; j++) amax = Math.max(amax, Math.abs(x[s + j]));
-    const d = amax / 127;
-    const id = d ? 1 / d : 0;
-    view.setUint16(b * 34, toHalf(d), true);
-    for (let j = 0; j < QK; j++) {
-      const v = x[s + j] * id;
-      view.setInt8(b * 34 + 2 + j, Math.sign(v) * Math.round(Math.abs(v))); // C's roundf: halves away from zero
-    }
-  }
-  return out;
-}
-
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/** IEEE half bits of `v`, rounded to nearest even (as ggml's conversion does). */
-export function toHalf(v: number): number {
-  f32[0] = v;
-  const x = u32[0];
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  let shift = 13;
-  let h: number;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    shift = 14 - e;
-    h = mant >>> shift;
-  } else {
-    h = (e << 10) | (mant >>> 13);
-  }
-  const rem = mant & ((1 << shift) - 1);
-  const halfway = 1 << (shift - 1);
-  if (rem > halfway || (rem === halfway && h & 1)) h++; // a carry into the exponent is still right
-  return sign | h;
-}
-
-type Meta = GGUFTypedMetadata;
-const str = (value: string) => ({ value, type: GGUFValueType.STRING });
-const u32v = (value: number) => ({ value, type: GGUFValueType.UINT32 });
-const f32v = (value: number) => ({ value, type: GGUFValueType.FLOAT32 });
-
-function modelMetadata(cfg: DecoderConfig, modelDir: string, type: GgufType, tensorCount: number): Meta {
-  const a = ARCH[cfg.modelType];
-  const meta: Record<string, { value: unknown; type: GGUFValueType; subType?: GGUFValueType }> = {
-    version: { value: 3, type: GGUFValueType.UINT32 },
-    tensor_count: { value: BigInt(tensorCount), type: GGUFValueType.UINT64 },
-    kv_count: { value: 0n, type: GGUFValueType.UINT64 }, // counted by the serialiser
-    'general.architecture': str(a),
-    'general.name': str(modelDir.split(/[\\/]/).filter(Boolean).pop() ?? 'model'),
-    'general.alignment': u32v(ALIGN),
-    'general.file_type': u32v(GGML[type].fileType),
-    [`${a}.context_length`]: u32v(cfg.maxPositionEmbeddings),
-    [`${a}.embedding_length`]: u32v(cfg.hiddenSize),
-    [`${a}.block_count`]: u32v(cfg.numLayers),
-    [`${a}.feed_forward_length`]: u32v(cfg.intermediateSize),
-    [`${a}.attention.head_count`]: u32v(cfg.numHeads),
-    [`${a}.attention.head_count_kv`]: u32v(cfg.numKvHeads),
-    [`${a}.attention.key_length`]: u32v(cfg.headDim),
-    [`${a}.attention.value_length`]: u32v(cfg.headDim),
-    [`${a}.rope.dimension_count`]: u32v(cfg.headDim),
-    [`${a}.rope.freq_base`]: f32v(cfg.ropeTheta),
-    [`${a}.attention.layer_norm_rms_epsilon`]: f32v(cfg.rmsNormEps),
-    [`${a}.vocab_size`]: u32v(cfg.vocabSize),
-    ...tokenizerMetadata(cfg, modelDir),
-  };
-  return meta as unknown as Meta;
-}
-
-/** llama.cpp's "gpt2" (byte-level BPE) tokenizer from the folder's tokenizer.json, padded to the model's vocabulary. */
-function tokenizerMetadata(cfg: DecoderConfig, modelDir: string): Record<string, { value: unknown; type: GGUFValueType; subType?: GGUFValueType }> {
-  const json = readJson(join(modelDir, 'tokenizer.json')) as {
-    model?: { type?: string; vocab?: Record<string, number>; merges?: (string | [string, string])[] };
-    pre_tokenizer?: unknown;
-    added_tokens?: { id: number; content: string; special?: boolean }[];
-  };
-  const config = (existsSync(join(modelDir, 'tokenizer_config.json')) ? readJson(join(modelDir, 'tokenizer_config.json')) : {}) as Record<string, unknown>;
-  const model = json.model;
-  if (model?.type !== 'BPE' || !model.vocab || !model.merges) throw new UnsupportedModelError('GGUF export needs a byte-level BPE tokenizer.json (model.type "BPE" with vocab and merges)');
-  const pattern = JSON.stringify(json.pre_tokenizer ?? {}).match(/"Regex":"((?:[^"\\]|\\.)*)"/)?.[1];
-  const pre = pattern !== undefined ? PRE_TOKENIZERS[JSON.parse(`"${pattern}"`) as string] : undefined;
-  if (!pre) throw new UnsupportedModelError("GGUF export: the tokenizer's pre-tokenizer split is not one llama.cpp knows by name (qwen2, llama-bpe)");
-
-  const tokens: string[] = new Array(cfg.vocabSize);
-  const types: number[] = new Array(cfg.vocabSize).fill(TOKEN_TYPE.normal);
-  for (const [text, id] of Object.entries(model.vocab)) if (id < cfg.vocabSize) tokens[id] = text;
-  const byText = new Map<string, number>();
-  for (const t of json.added_tokens ?? []) {
-    if (t.id >= cfg.vocabSize) continue;
-    tokens[t.id] = t.content;
-    types[t.id] = t.special ? TOKEN_TYPE.control : TOKEN_TYPE.userDefined;
-    byText.set(t.content, t.id);
-  }
-  for (let i = 0; i < tokens.length; i++) {
-    if (tokens[i] === undefined) {
-      tokens[i] = `[PAD${i}]`;
-      types[i] = TOKEN_TYPE.unused;
-    }
-  }
-  const merges = model.merges.map((m) => (Array.isArray(m) ? m.join(' ') : m));
-  const idOf = (key: string): number | undefined => {
-    const v = config[key];
-    const text = typeof v === 'string' ? v : (v as { content?: string } | null)?.content;
-    return text !== undefined ? byText.get(text) : undefined;
-  };
-  const eos = idOf('eos_token') ?? cfg.eosTokenIds[0];
-  const padId = idOf('pad_token');
-  const bos = idOf('bos_token') ?? cfg.bosTokenId ?? undefined;
-  const meta: Record<string, { value: unknown; type: GGUFValueType; subType?: GGUFValueType }> = {
-    'tokenizer.ggml.model': str('gpt2'),
-    'tokenizer.ggml.pre': str(pre),
-    'tokenizer.ggml.tokens': { value: tokens, type: GGUFValueType.ARRAY, subType: GGUFValueType.STRING },
-    'tokenizer.ggml.token_type': { value: types, type: GGUFValueType.ARRAY, subType: GGUFValueType.INT32 },
-    'tokenizer.ggml.merges': { value: merges, type: GGUFValueType.ARRAY, subType: GGUFValueType.STRING },
-    'tokenizer.ggml.add_bos_token': { value: config.add_bos_token === true, type: GGUFValueType.BOOL },
-  };
-  if (eos !== undefined) meta['tokenizer.ggml.eos_token_id'] = u32v(eos);
-  if (padId !== undefined) meta['tokenizer.ggml.padding_token_id'] = u32v(padId);
-  if (bos !== undefined) meta['tokenizer.ggml.bos_token_id'] = u32v(bos);
-  if (typeof config.chat_template === 'string') meta['tokenizer.chat_template'] = str(config.chat_template);
-  return meta;
-}

@@ -2,7 +2,8 @@ import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { Rng, fnv1a } from '../runtime/random.ts';
-import { f32ToBf16, writeSafetensors, type SafetensorsDtype } from '../model/safetensors.ts';
+import { f32ToBf16 } from '../model/half.ts';
+import { writeSafetensors, type SafetensorsDtype } from '../model/safetensors.ts';
 
 /** Shapes of a made Qwen3-architecture model. */
 export interface TestModelShape {

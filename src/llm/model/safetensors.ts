@@ -1,6 +1,7 @@
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelSourceError, UnsupportedModelError } from '../../errors.ts';
+import { bf16ToF32, f16ToF32 } from './half.ts';
 
 /**
  * The checkpoint's tensor `name`, checked against the shape the config implies; `modelType` names
@@ -121,23 +122,6 @@ export function listModelTensors(dir: string): Map<string, TensorInfo> {
   return map;
 }
 
-function bf16ToF32(src: Uint16Array, dst: Float32Array): void {
-  const u32 = new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
-  for (let i = 0; i < src.length; i++) u32[i] = src[i] << 16;
-}
-
-function f16ToF32(src: Uint16Array, dst: Float32Array): void {
-  for (let i = 0; i < src.length; i++) {
-    const h = src[i];
-    const sign = h & 0x8000 ? -1 : 1;
-    const exp = (h >> 10) & 0x1f;
-    const frac = h & 0x3ff;
-    if (exp === 0) dst[i] = sign * frac * 2 ** -24;
-    else if (exp === 31) dst[i] = frac ? NaN : sign * Infinity;
-    else dst[i] = sign * (1 + frac / 1024) * 2 ** (exp - 15);
-  }
-}
-
 /** Reads one tensor as float32, whatever floating dtype it is stored in. */
 export function readTensorF32(info: TensorInfo): Float32Array {
   return readElementsF32(info, 0, info.shape.reduce((a, b) => a * b, 1));
@@ -219,15 +203,4 @@ export function writeSafetensors(
   } finally {
     closeSync(fd);
   }
-}
-
-/** float32 → bfloat16 with round-to-nearest-even, as torch does. */
-export function f32ToBf16(src: Float32Array): Uint16Array {
-  const u32 = new Uint32Array(src.buffer, src.byteOffset, src.length);
-  const out = new Uint16Array(src.length);
-  for (let i = 0; i < src.length; i++) {
-    const x = u32[i];
-    out[i] = (x + 0x7fff + ((x >> 16) & 1)) >>> 16;
-  }
-  return out;
 }
