@@ -1,3 +1,5 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { io, type Socket } from 'socket.io-client';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { missingTools, runTool } from '../src/system/tools.ts';
@@ -18,6 +20,30 @@ export function benchModel(preset: string): string {
 
 /** n token ids spread over the vocabulary, different per `salt`: a prompt whose content does not matter. */
 export const tokensFor = (n: number, salt: number): number[] => Array.from({ length: n }, (_, i) => 1000 + ((i * 7919 + salt * 104729) % 140000));
+
+/**
+ * Starts `asyncvoice serve ARGS` as a user would and connects to it like the renderer: resolves once
+ * the page's `hello` came (the model is ready). `output()` is what it printed so far.
+ */
+export async function startServe(bin: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; socket: Socket; output: () => string }> {
+  const child = spawn(process.execPath, [bin, 'serve', ...args], { env });
+  let out = '';
+  const url = await new Promise<string>((res, rej) => {
+    child.stdout!.on('data', (d) => {
+      out += d;
+      const m = out.match(/core service: (\S+)/);
+      if (m) res(m[1]);
+    });
+    child.stderr!.on('data', (d) => process.stderr.write(d));
+    child.on('exit', (code) => rej(new Error(`serve exited ${code}`)));
+  });
+  const socket: Socket = io(url, { transports: ['websocket'], reconnection: false });
+  await new Promise<void>((res, rej) => {
+    socket.once('hello', () => res());
+    socket.once('connect_error', rej);
+  });
+  return { child, socket, output: () => out };
+}
 
 export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 export const fmt = (x: number, d = 1) => x.toFixed(d);

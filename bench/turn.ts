@@ -11,19 +11,19 @@
  * The default model is the one that ships (assets/asyncvoice-arith); its questions are the task's
  * held-out ones, as a recogniser writes them (number words, no punctuation).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { io, type Socket } from 'socket.io-client';
+import type { Socket } from 'socket.io-client';
 import { runTool } from '../src/system/tools.ts';
 import { toAsrInput } from '../src/audio/resample.ts';
 import { floatToPcm16, parseWav, voicedSpan } from '../src/audio/wav.ts';
 import { DEFAULT_MODEL } from '../src/llm/model/default-model.ts';
 import type { ServerEvents } from '../src/protocol.ts';
 import { Rand, evalProblems } from '../training/task.ts';
-import { fmt, median, requireTools } from './shared.ts';
+import { fmt, median, requireTools, startServe } from './shared.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -103,25 +103,12 @@ interface TurnReport {
   pEnd: number | null;
 }
 
-async function startServe(setting: string): Promise<{ socket: Socket; check: string }> {
-  server = spawn(process.execPath, [BIN, 'serve', '--model', args.model!, '--weights', args.weights!, '--port', '0', '--turn-end', setting, '--voice', args.voice!, '--max-thinking', '200', '--max-answer', '60'], { env });
-  let out = '';
-  const url = await new Promise<string>((res, rej) => {
-    server!.stdout!.on('data', (d) => {
-      out += d;
-      const m = out.match(/core service: (\S+)/);
-      if (m) res(m[1]);
-    });
-    server!.stderr!.on('data', (d) => process.stderr.write(d));
-    server!.on('exit', (code) => rej(new Error(`serve exited ${code}`)));
-  });
-  const socket: Socket = io(url, { transports: ['websocket'], reconnection: false });
-  await new Promise<void>((res, rej) => {
-    socket.once('hello', () => res());
-    socket.once('connect_error', rej);
-  });
+async function serveWith(setting: string): Promise<{ socket: Socket; check: string }> {
+  const started = await startServe(BIN, ['--model', args.model!, '--weights', args.weights!, '--port', '0', '--turn-end', setting, '--voice', args.voice!, '--max-thinking', '200', '--max-answer', '60'], env);
+  server = started.child;
+  const socket = started.socket;
   await new Promise((r) => setTimeout(r, 300));
-  const check = out.split('\n').find((l) => l.startsWith('end of turn')) ?? '(no check reported)';
+  const check = started.output().split('\n').find((l) => l.startsWith('end of turn')) ?? '(no check reported)';
   return { socket, check };
 }
 
@@ -172,7 +159,7 @@ async function run(socket: Socket, u: Utterance): Promise<TurnReport> {
 const results: Record<string, { check: string; turns: TurnReport[] }> = {};
 for (const setting of args.settings!.split(',')) {
   log(`starting asyncvoice serve --turn-end ${setting}...`);
-  const { socket, check } = await startServe(setting);
+  const { socket, check } = await serveWith(setting);
   log(check);
   const turns: TurnReport[] = [];
   for (const [i, u] of utterances.entries()) {

@@ -18,13 +18,13 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { io, type Socket } from 'socket.io-client';
+import type { Socket } from 'socket.io-client';
 import { runTool } from '../src/system/tools.ts';
 import { toAsrInput } from '../src/audio/resample.ts';
 import { floatToPcm16, parseWav, voicedSpan } from '../src/audio/wav.ts';
 import { TURN_END_SILENCE_MS } from '../src/pipeline/conversation.ts';
 import type { ServerEvents } from '../src/protocol.ts';
-import { benchModel, fmt, median, requireTools } from './shared.ts';
+import { benchModel, fmt, median, requireTools, startServe } from './shared.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -101,22 +101,9 @@ for (const text of BENCH_QUESTIONS.slice(0, nQuestions)) {
 
 // 3. The service, as a user starts it.
 log('starting asyncvoice serve...');
-server = spawn(process.execPath, [BIN, 'serve', ...modelArgs, '--port', '0', '--max-thinking', args['max-thinking']!, '--max-answer', args['max-answer']!], { env });
-const url = await new Promise<string>((res, rej) => {
-  let out = '';
-  server!.stdout!.on('data', (d) => {
-    out += d;
-    const m = out.match(/core service: (\S+)/);
-    if (m) res(m[1]);
-  });
-  server!.stderr!.on('data', (d) => process.stderr.write(d));
-  server!.on('exit', (code) => rej(new Error(`serve exited ${code}`)));
-});
-const socket: Socket = io(url, { transports: ['websocket'], reconnection: false });
-await new Promise<void>((res, rej) => {
-  socket.once('hello', () => res());
-  socket.once('connect_error', rej);
-});
+const started = await startServe(BIN, [...modelArgs, '--port', '0', '--max-thinking', args['max-thinking']!, '--max-answer', args['max-answer']!], env);
+server = started.child;
+const socket: Socket = started.socket;
 log('connected; the model is ready');
 
 /** A player that keeps real time: chunks one after another, each reported as it starts, ends or is cut. */

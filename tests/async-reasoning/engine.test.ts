@@ -655,16 +655,16 @@ describe('asynchronous reasoning: conversation', () => {
     expect(maxAbsDiff(atOnce.firstThought, after.firstThought)).toBeLessThanOrEqual(TOL);
   });
 
-  it('once the context is full, the oldest exchanges leave as whole blocks and nothing is re-encoded: turn cost stays flat over 14 maximum-size turns', async () => {
+  /** The test model loaded again with a small context, and an engine over it whose probe always says yes. */
+  async function smallContext(maxPositions: number, maxThinkingTokens: number, maxAnswerTokens: number) {
     process.env.ASYNCVOICE_CACHE_DIR = join(root, 'cache');
-    const small = await loadCausalLM(join(root, 'gqa-tied-fp32'), { maxPositions: 4096 });
-    const engine = new AsyncReasoningEngine({
-      lm: small.lm,
-      tokenizer: tok,
-      maxThinkingTokens: 16,
-      maxAnswerTokens: 8,
-      logitsHook: (stream, logits) => stream === 'control' && force(logits, yesIds()),
-    });
+    const small = await loadCausalLM(join(root, 'gqa-tied-fp32'), { maxPositions });
+    const engine = new AsyncReasoningEngine({ lm: small.lm, tokenizer: tok, maxThinkingTokens, maxAnswerTokens, logitsHook: (stream, logits) => stream === 'control' && force(logits, yesIds()) });
+    return { small, engine };
+  }
+
+  it('once the context is full, the oldest exchanges leave as whole blocks and nothing is re-encoded: turn cost stays flat over 14 maximum-size turns', async () => {
+    const { small, engine } = await smallContext(4096, 16, 8);
     const written: number[] = []; // tokens written into history blocks, per forward
     const forward = small.lm.forward.bind(small.lm);
     small.lm.forward = (rows) => {
@@ -703,15 +703,7 @@ describe('asynchronous reasoning: conversation', () => {
   }, 180_000);
 
   it('drops the oldest exchanges when the context would overflow, and refuses a turn that cannot fit', async () => {
-    process.env.ASYNCVOICE_CACHE_DIR = join(root, 'cache');
-    const small = await loadCausalLM(join(root, 'gqa-tied-fp32'), { maxPositions: 900 });
-    const engine = new AsyncReasoningEngine({
-      lm: small.lm,
-      tokenizer: tok,
-      maxThinkingTokens: 60,
-      maxAnswerTokens: 120,
-      logitsHook: (stream, logits) => stream === 'control' && force(logits, yesIds()),
-    });
+    const { small, engine } = await smallContext(900, 60, 120);
     for (let i = 0; i < 5; i++) {
       const t = engine.startTurn(`Question number ${i}: tell me something long.`);
       await t.result;
