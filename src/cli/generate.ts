@@ -64,48 +64,51 @@ export function registerGenerate(program: Command): void {
     .option('--top-p <p>', 'nucleus sampling mass', floatArg('--top-p', 0, 1, { minExclusive: true }), 1)
     .option('--repetition-penalty <r>', 'penalise repeated tokens (1 = off)', floatArg('--repetition-penalty', 0, 100, { minExclusive: true }), 1)
     .option('--seed <n>', 'sampling seed', intArg('--seed', 0, 2 ** 32 - 1), 0)
-    .action(async (o: GenerateCliOptions) => {
-      const model = await loadModelWithProgress(o, o.json);
-      try {
-        const tok = await Tokenizer.fromFolder(model.dir);
-        const text = o.chat
-          ? tok.applyChatTemplate([{ role: 'user', content: o.prompt }], { addGenerationPrompt: true, enableThinking: o.think })
-          : o.prompt;
-        const promptIds = tok.encode(text);
-        if (!promptIds.length) throw new RuntimeUsageError('the prompt encodes to no tokens; give a non-empty --prompt');
-        const stream = o.json ? undefined : textStreamer(tok, (s) => process.stdout.write(s));
-        const result = await generate(model.lm, promptIds, {
-          maxTokens: o.maxTokens,
-          stopTokens: stopTokens(model.dir, model.config.eosTokenIds, tok),
-          temperature: o.temperature,
-          topK: o.topK,
-          topP: o.topP,
-          repetitionPenalty: o.repetitionPenalty,
-          seed: o.seed,
-          onToken: stream,
-        });
-        if (o.json) {
-          process.stdout.write(
-            JSON.stringify({
-              promptIds,
-              tokenIds: result.tokenIds,
-              text: tok.decode(result.tokenIds),
-              stoppedBy: result.stoppedBy,
-              timings: { prefillMs: round(result.prefillMs), decodeMsPerToken: round(result.decodeMsPerToken) },
-            }) + '\n',
-          );
-        } else {
-          process.stdout.write('\n');
-          process.stderr.write(
-            `prefill ${promptIds.length} tokens in ${result.prefillMs.toFixed(0)} ms; decode ${result.decodeMsPerToken.toFixed(1)} ms/token\n`,
-          );
-        }
-      } finally {
-        await model.lm.close();
-      }
-    });
+    .action(runGenerate);
 }
 
 function round(x: number): number {
   return Math.round(x * 100) / 100;
+}
+
+/** Streams the text generated from the prompt (or prints one JSON object). */
+export async function runGenerate(o: GenerateCliOptions): Promise<void> {
+  const model = await loadModelWithProgress(o, o.json);
+  try {
+    const tok = await Tokenizer.fromFolder(model.dir);
+    const text = o.chat
+      ? tok.applyChatTemplate([{ role: 'user', content: o.prompt }], { addGenerationPrompt: true, enableThinking: o.think })
+      : o.prompt;
+    const promptIds = tok.encode(text);
+    if (!promptIds.length) throw new RuntimeUsageError('the prompt encodes to no tokens; give a non-empty --prompt');
+    const stream = o.json ? undefined : textStreamer(tok, (s) => process.stdout.write(s));
+    const result = await generate(model.lm, promptIds, {
+      maxTokens: o.maxTokens,
+      stopTokens: stopTokens(model.dir, model.config.eosTokenIds, tok),
+      temperature: o.temperature,
+      topK: o.topK,
+      topP: o.topP,
+      repetitionPenalty: o.repetitionPenalty,
+      seed: o.seed,
+      onToken: stream,
+    });
+    if (o.json) {
+      process.stdout.write(
+        JSON.stringify({
+          promptIds,
+          tokenIds: result.tokenIds,
+          text: tok.decode(result.tokenIds),
+          stoppedBy: result.stoppedBy,
+          timings: { prefillMs: round(result.prefillMs), decodeMsPerToken: round(result.decodeMsPerToken) },
+        }) + '\n',
+      );
+    } else {
+      process.stdout.write('\n');
+      process.stderr.write(
+        `prefill ${promptIds.length} tokens in ${result.prefillMs.toFixed(0)} ms; decode ${result.decodeMsPerToken.toFixed(1)} ms/token\n`,
+      );
+    }
+  } finally {
+    await model.lm.close();
+  }
 }

@@ -6,7 +6,7 @@ import { Tokenizer } from '../llm/model/tokenizer.ts';
 import { DEFAULT_MAX_CONVERSATIONS, serve, type RunningServer } from '../server/serve.ts';
 import { createTtsEngine, defaultTtsEngine, TTS_ENGINES, type TtsEngineName } from '../tts/engine.ts';
 import { loadMathSpeech } from '../tts/speakable.ts';
-import { addEngineOptions, engineSettings, type EngineCliOptions } from './ask.ts';
+import { addEngineOptions, engineSettings, type EngineCliOptions } from './engine-options.ts';
 import { isIP } from 'node:net';
 import { checkSpeechEngines } from '../doctor/checks.ts';
 import { AsyncVoiceError, SpeechEngineError } from '../errors.ts';
@@ -69,77 +69,80 @@ export function registerServe(program: Command): void {
     .addOption(new Option('--asr <engine>', 'recogniser').choices(['pocketsphinx', 'whisper']).default('pocketsphinx'))
     .addOption(new Option('--turn-end <how>', "how a spoken turn ends: on the words where the model can tell a finished message (auto), or always on them, or on silence alone").choices(['auto', 'words', 'silence']).default('auto'))
     .option('--asr-lm <file.arpa|default>', "pocketsphinx's language model (default: the model folder's speech.arpa if it has one, else its general English)")
-    .action(async (o: ServeCliOptions) => {
-      // The service listens first; pages show the checks, the download, the graph build and the
-      // prompts' encoding as they go, and talk once all are done.
-      const hub: { server?: RunningServer } = {};
-      const report = (p: { what: string; done: number; total: number | null }) => hub.server?.progress(p);
-      let listening!: () => void;
-      const listened = new Promise<void>((r) => (listening = r));
-      const tts = createTtsEngine(o.tts, { voice: o.voice, offline: o.offline });
-      // A local folder may advise sampling and ship a recogniser model; a Hub id is resolved later.
-      const localDir = o.model.startsWith('hf:') ? undefined : o.model;
-      const asrLm = speechLmFor(o.asrLm, localDir);
-      const loading = (async () => {
-        await listened;
-        // One recogniser, loaded once, serving every conversation. A voice assistant that cannot
-        // speak or hear is not worth serving: a failed check ends the service with its fix.
-        report({ what: 'checking speech output and recognition', done: 0, total: null });
-        const recognizer = o.asr === 'whisper' ? await WhisperRecognizer.load({ offline: o.offline }) : new PocketsphinxRecognizer({ warm: true, lm: asrLm });
-        try {
-          await checkSpeechEngines(tts, recognizer);
-        } catch (e) {
-          throw e instanceof SpeechEngineError ? new SpeechEngineError(`not serving: ${e.message}`, { retryable: e.retryable }) : e;
-        }
-        const model = await loadModelWithProgress(o, false, report, true);
-        const tokenizer = await Tokenizer.fromFolder(model.dir);
-        await loadMathSpeech();
-        return { lm: model.lm, tokenizer, recognizer, tts };
-      })();
-      loading.catch(() => undefined);
-      const server = await serve({
-        host: o.host,
-        port: o.port,
-        token: o.token,
-        components: loading,
-        // The page names the model, not the folder it sits in: a Hub id as it is, a local folder by its name.
-        modelName: o.model.startsWith('hf:') ? o.model.slice(3) : basename(resolve(o.model)),
-        mode: o.mode,
-        engine: engineSettings(o, localDir),
-        maxConversations: o.maxClients,
-        allowedHosts: o.allowHost,
-        turnEnd: o.turnEnd,
-        onTurnEndCheck: (s) => process.stdout.write(`${s}\n`),
-      }).catch((e: NodeJS.ErrnoException) => {
-        throw e?.code ? listenError(e, o.host, o.port) : e;
-      });
-      hub.server = server;
-      // A signal ends the service within STOP_DEADLINE_MS whatever its parts are doing (a second one
-      // at once); whatever loaded by then is closed, so no child it started outlives it.
-      let stopping = false;
-      const stop = () => {
-        if (stopping) process.exit(1);
-        stopping = true;
-        setTimeout(() => process.exit(1), STOP_DEADLINE_MS).unref();
-        void (async () => {
-          await server.close().catch(() => undefined);
-          const c = await Promise.race([loading.catch(() => null), new Promise<null>((r) => setTimeout(() => r(null), 100))]);
-          await c?.lm.close().catch(() => undefined);
-          await c?.recognizer.close().catch(() => undefined);
-          process.exit(0);
-        })();
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
-      process.stdout.write(`asyncvoice core service: ${server.url}\n`);
-      if (server.token) process.stdout.write(`access token: ${server.token}\n`);
-      listening();
-      // A model or a speech engine that cannot load ends the service with its error; pages were told.
-      const components = await loading.catch(async (e: unknown) => {
-        await new Promise((r) => setTimeout(r, 300)); // the pages' error event goes out before the socket closes
-        await server.close();
-        throw e;
-      });
-      if (!stopping && components) process.stdout.write('model ready\n');
-    });
+    .action(runServe);
+}
+
+/** Serves the renderer and the protocol until a signal stops it; the page sees the model load. */
+export async function runServe(o: ServeCliOptions): Promise<void> {
+  // The service listens first; pages show the checks, the download, the graph build and the
+  // prompts' encoding as they go, and talk once all are done.
+  const hub: { server?: RunningServer } = {};
+  const report = (p: { what: string; done: number; total: number | null }) => hub.server?.progress(p);
+  let listening!: () => void;
+  const listened = new Promise<void>((r) => (listening = r));
+  const tts = createTtsEngine(o.tts, { voice: o.voice, offline: o.offline });
+  // A local folder may advise sampling and ship a recogniser model; a Hub id is resolved later.
+  const localDir = o.model.startsWith('hf:') ? undefined : o.model;
+  const asrLm = speechLmFor(o.asrLm, localDir);
+  const loading = (async () => {
+    await listened;
+    // One recogniser, loaded once, serving every conversation. A voice assistant that cannot
+    // speak or hear is not worth serving: a failed check ends the service with its fix.
+    report({ what: 'checking speech output and recognition', done: 0, total: null });
+    const recognizer = o.asr === 'whisper' ? await WhisperRecognizer.load({ offline: o.offline }) : new PocketsphinxRecognizer({ warm: true, lm: asrLm });
+    try {
+      await checkSpeechEngines(tts, recognizer);
+    } catch (e) {
+      throw e instanceof SpeechEngineError ? new SpeechEngineError(`not serving: ${e.message}`, { retryable: e.retryable }) : e;
+    }
+    const model = await loadModelWithProgress(o, false, report, true);
+    const tokenizer = await Tokenizer.fromFolder(model.dir);
+    await loadMathSpeech();
+    return { lm: model.lm, tokenizer, recognizer, tts };
+  })();
+  loading.catch(() => undefined);
+  const server = await serve({
+    host: o.host,
+    port: o.port,
+    token: o.token,
+    components: loading,
+    // The page names the model, not the folder it sits in: a Hub id as it is, a local folder by its name.
+    modelName: o.model.startsWith('hf:') ? o.model.slice(3) : basename(resolve(o.model)),
+    mode: o.mode,
+    engine: engineSettings(o, localDir),
+    maxConversations: o.maxClients,
+    allowedHosts: o.allowHost,
+    turnEnd: o.turnEnd,
+    onTurnEndCheck: (s) => process.stdout.write(`${s}\n`),
+  }).catch((e: NodeJS.ErrnoException) => {
+    throw e?.code ? listenError(e, o.host, o.port) : e;
+  });
+  hub.server = server;
+  // A signal ends the service within STOP_DEADLINE_MS whatever its parts are doing (a second one
+  // at once); whatever loaded by then is closed, so no child it started outlives it.
+  let stopping = false;
+  const stop = () => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    setTimeout(() => process.exit(1), STOP_DEADLINE_MS).unref();
+    void (async () => {
+      await server.close().catch(() => undefined);
+      const c = await Promise.race([loading.catch(() => null), new Promise<null>((r) => setTimeout(() => r(null), 100))]);
+      await c?.lm.close().catch(() => undefined);
+      await c?.recognizer.close().catch(() => undefined);
+      process.exit(0);
+    })();
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  process.stdout.write(`asyncvoice core service: ${server.url}\n`);
+  if (server.token) process.stdout.write(`access token: ${server.token}\n`);
+  listening();
+  // A model or a speech engine that cannot load ends the service with its error; pages were told.
+  const components = await loading.catch(async (e: unknown) => {
+    await new Promise((r) => setTimeout(r, 300)); // the pages' error event goes out before the socket closes
+    await server.close();
+    throw e;
+  });
+  if (!stopping && components) process.stdout.write('model ready\n');
 }

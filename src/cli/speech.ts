@@ -112,10 +112,7 @@ export function registerSpeech(program: Command): void {
     .addOption(new Option('--engine <name>', 'speech engine').choices([...TTS_ENGINES]).default(defaultTtsEngine()))
     .option('--voice <name>', 'engine voice (espeak-ng: en-us, en-us+klatt, …)')
     .option('--out <file.wav>', 'write a WAV file instead of playing')
-    .action(async (text: string, o: { engine: TtsEngineName; voice?: string; out?: string }) => {
-      if (o.out) checkWritable(o.out);
-      await speakText(text, o);
-    });
+    .action(runSpeak);
 
   program
     .command('transcribe')
@@ -126,20 +123,7 @@ export function registerSpeech(program: Command): void {
     .option('--offline', 'never download (Whisper weights must be cached)', false)
     .option('--json', 'print {"text","segments":[{"text","startMs","endMs"}]}', false)
     .option('--lm <file.arpa>', "pocketsphinx's language model (default: its general English)")
-    .action(async (file: string, o: { engine: AsrEngine; offline: boolean; json: boolean; whisperModel: string; lm?: string }) => {
-      const audio = readWav(file);
-      const vad = await SileroVad.load();
-      const rec = await makeRecognizer(o.engine, o);
-      try {
-        const t = await transcribeAudio(audio, vad, rec);
-        const round = (x: number) => Math.round(x);
-        if (o.json) process.stdout.write(JSON.stringify({ text: t.text, segments: t.segments.map((s) => ({ ...s, startMs: round(s.startMs), endMs: round(s.endMs) })) }) + '\n');
-        else process.stdout.write(`${t.text}\n`);
-      } finally {
-        await rec.close();
-        await vad.close();
-      }
-    });
+    .action(runTranscribe);
 
   program
     .command('listen')
@@ -148,43 +132,68 @@ export function registerSpeech(program: Command): void {
     .option('--file <file.wav>', 'feed this recording in real time instead of the microphone')
     .option('--offline', 'never download', false)
     .option('--silence-ms <n>', 'silence that ends an utterance', intArg('--silence-ms', 100, 10_000), 600)
-    .action(async (o: { engine: AsrEngine; file?: string; offline: boolean; silenceMs: number }) => {
-      const vad = await SileroVad.load();
-      const rec = await makeRecognizer(o.engine, o);
-      const t = new StreamingTranscriber(vad, rec, (e) => {
-        if (e.type === 'speech-start') process.stdout.write(`[speech ${(e.atMs / 1000).toFixed(2)} s]\n`);
-        else if (e.type === 'speech-end') process.stdout.write(`[silence ${(e.atMs / 1000).toFixed(2)} s]\n`);
-        else if (e.type === 'partial') process.stdout.write(`… ${e.text}\n`);
-        else if (e.type === 'final') process.stdout.write(`» ${e.text}\n`);
-      }, { vad: { minSilenceMs: o.silenceMs } });
-      if (o.file) {
-        const pcm = toAsrInput(readWav(o.file));
-        const step = ASR_SAMPLE_RATE / 10;
-        for (let i = 0; i < pcm.length; i += step) {
-          await t.push(pcm.subarray(i, i + step));
-          await new Promise((r) => setTimeout(r, 100));
-        }
-        await t.flush();
-      } else {
-        const recorder = (await import('node-record-lpcm16')).default;
-        const rec16 = recorder.record({ sampleRate: ASR_SAMPLE_RATE, channels: 1, audioType: 'raw', recorder: process.platform === 'linux' ? 'arecord' : 'sox' });
-        const stream = rec16.stream();
-        let chain = Promise.resolve();
-        stream.on('data', (d: Buffer) => {
-          const f = pcm16ToFloat(d);
-          chain = chain.then(() => t.push(f));
-        });
-        stream.on('error', (e: Error) => {
-          process.stderr.write(`asyncvoice: microphone failed: ${e.message} (Linux needs arecord from alsa-utils, or sox)\n`);
-          process.exit(2);
-        });
-        process.on('SIGINT', () => {
-          rec16.stop();
-          process.exit(0);
-        });
-        await new Promise(() => undefined);
-      }
-      await rec.close();
-      await vad.close();
+    .action(runListen);
+}
+
+/** Says the text, or writes it to a WAV file. */
+export async function runSpeak(text: string, o: { engine: TtsEngineName; voice?: string; out?: string }): Promise<void> {
+  if (o.out) checkWritable(o.out);
+  await speakText(text, o);
+}
+
+/** Recognises the speech in a WAV file. */
+export async function runTranscribe(file: string, o: { engine: AsrEngine; offline: boolean; json: boolean; whisperModel: string; lm?: string }): Promise<void> {
+  const audio = readWav(file);
+  const vad = await SileroVad.load();
+  const rec = await makeRecognizer(o.engine, o);
+  try {
+    const t = await transcribeAudio(audio, vad, rec);
+    const round = (x: number) => Math.round(x);
+    if (o.json) process.stdout.write(JSON.stringify({ text: t.text, segments: t.segments.map((s) => ({ ...s, startMs: round(s.startMs), endMs: round(s.endMs) })) }) + '\n');
+    else process.stdout.write(`${t.text}\n`);
+  } finally {
+    await rec.close();
+    await vad.close();
+  }
+}
+
+/** Live listening: VAD state and transcripts from the microphone or a replayed file. */
+export async function runListen(o: { engine: AsrEngine; file?: string; offline: boolean; silenceMs: number }): Promise<void> {
+  const vad = await SileroVad.load();
+  const rec = await makeRecognizer(o.engine, o);
+  const t = new StreamingTranscriber(vad, rec, (e) => {
+    if (e.type === 'speech-start') process.stdout.write(`[speech ${(e.atMs / 1000).toFixed(2)} s]\n`);
+    else if (e.type === 'speech-end') process.stdout.write(`[silence ${(e.atMs / 1000).toFixed(2)} s]\n`);
+    else if (e.type === 'partial') process.stdout.write(`… ${e.text}\n`);
+    else if (e.type === 'final') process.stdout.write(`» ${e.text}\n`);
+  }, { vad: { minSilenceMs: o.silenceMs } });
+  if (o.file) {
+    const pcm = toAsrInput(readWav(o.file));
+    const step = ASR_SAMPLE_RATE / 10;
+    for (let i = 0; i < pcm.length; i += step) {
+      await t.push(pcm.subarray(i, i + step));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await t.flush();
+  } else {
+    const recorder = (await import('node-record-lpcm16')).default;
+    const rec16 = recorder.record({ sampleRate: ASR_SAMPLE_RATE, channels: 1, audioType: 'raw', recorder: process.platform === 'linux' ? 'arecord' : 'sox' });
+    const stream = rec16.stream();
+    let chain = Promise.resolve();
+    stream.on('data', (d: Buffer) => {
+      const f = pcm16ToFloat(d);
+      chain = chain.then(() => t.push(f));
     });
+    stream.on('error', (e: Error) => {
+      process.stderr.write(`asyncvoice: microphone failed: ${e.message} (Linux needs arecord from alsa-utils, or sox)\n`);
+      process.exit(2);
+    });
+    process.on('SIGINT', () => {
+      rec16.stop();
+      process.exit(0);
+    });
+    await new Promise(() => undefined);
+  }
+  await rec.close();
+  await vad.close();
 }

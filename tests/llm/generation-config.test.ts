@@ -2,7 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { QWEN3_NON_THINKING, QWEN3_THINKING, advisedSampling } from '../../src/llm/runtime/generation-config.ts';
-import { streamSampling, type EngineCliOptions } from '../../src/cli/ask.ts';
+import { streamSampling, type EngineCliOptions } from '../../src/cli/engine-options.ts';
 import { scratchDir } from '../helpers/models.ts';
 
 const root = scratchDir();
