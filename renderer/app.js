@@ -1,7 +1,9 @@
 // The renderer: one socket to the core service, the conversation, live thinking, playback and
 // the latency dashboard. Works the same in Electron and in a plain browser.
 import { io } from '/vendor/socket.io.esm.min.js';
-import { startCapture, SpeechPlayer } from '/audio.js';
+import { SpeechPlayer } from '/audio.js';
+import { TurnChart } from '/chart.js';
+import { Microphone, PushToTalk } from '/microphone.js';
 import { ConversationView, renderTimeline, setError, setStatus, setThinking, setVad } from '/view.js';
 import { ClientEvent as C, LIMITS, ServerEvent as S } from '/protocol.js';
 
@@ -30,12 +32,8 @@ let handsFree = stored('handsFree', true);
 let headphones = stored('headphones', false);
 $('hands-free').checked = handsFree;
 $('headphones').checked = headphones;
-let pttHeld = false;
-let capture = null;
 let thinkingTurn = -1;
-// Per finished turn: its id, and its voice to voice and total delay under the mode it ran in (null under the others).
-const history = { turn: [], v2v: { async: [], think: [], nothink: [] }, delay: { async: [], think: [], nothink: [] } };
-let chart = null;
+const chart = new TurnChart($('chart'), setError);
 
 const player = new SpeechPlayer((chunkId, event, heardChars) => {
   queueMicrotask(showActivity);
@@ -61,17 +59,17 @@ const note = (what, detail = '') => {
 
 // What the assistant is doing, in one line, from the events: the most pressing of the user
 // speaking, audio playing, the engine's state, loading, or waiting for the user.
-const activity = { loading: 'connecting…', needsClick: false, userSpeaking: false, engine: null, interrupted: false };
+const activity = { loading: 'connecting…', userSpeaking: false, engine: null, interrupted: false };
 function showActivity() {
   const engine = activity.engine === 'thinker_only' ? 'thinking' : activity.engine === 'thinker_and_writer' || activity.engine === 'writer_only' ? 'answering' : null;
   let label;
   if (activity.loading) label = activity.loading;
-  else if (activity.needsClick) label = 'click anywhere to start listening (the browser needs a click before it plays or records audio)';
+  else if (mic.needsClick) label = 'click anywhere to start listening (the browser needs a click before it plays or records audio)';
   else {
     // What the user does or hears first; the engine's work beside it, since it thinks while it listens and speaks.
     const person = activity.userSpeaking ? 'you are speaking' : activity.interrupted ? 'interrupted' : player.active ? 'speaking' : null;
     if (person) label = engine ? `${person} · ${engine}` : person;
-    else label = engine ?? (capture || pttHeld ? 'listening' : 'ready: start the microphone, hold to talk, or type');
+    else label = engine ?? (mic.open || ptt.held ? 'listening' : 'ready: start the microphone, hold to talk, or type');
   }
   const a = $('activity');
   if (a.dataset.state === label) return;
@@ -175,7 +173,7 @@ socket.on(S.metrics, (m) => {
   }
   metricsByTurn.set(m.turnId, m);
   if (pick.value === 'latest' || pick.value === String(m.turnId)) renderTimeline(m);
-  if (m.done) addToChart(m);
+  if (m.done) trace.chartPoints = chart.add(m, turnModes.get(m.turnId) ?? $('mode').value);
 });
 $('timeline-pick').addEventListener('change', (e) => {
   const m = e.target.value === 'latest' ? [...metricsByTurn.values()].at(-1) : metricsByTurn.get(Number(e.target.value));
@@ -187,112 +185,39 @@ socket.on(S.error, (e) => {
   setError(`${e.event}: ${e.message}`);
 });
 
-// Voice to voice and total delay per finished turn, one series per mode, so async, think and
-// no-think can be compared at a glance (a mode's series has gaps where other modes ran).
-const MODE_COLOURS = { async: '#27ae60', think: '#c0392b', nothink: '#2f6fde' };
-const chartModes = Object.keys(MODE_COLOURS);
-function addToChart(m) {
-  if (history.turn.includes(m.turnId)) return;
-  const mode = turnModes.get(m.turnId) ?? $('mode').value;
-  history.turn.push(m.turnId);
-  for (const k of chartModes) {
-    history.v2v[k].push(k === mode ? m.voiceToVoiceMs : null);
-    history.delay[k].push(k === mode ? m.totalDelayMs : null);
-  }
-  trace.chartPoints = history.turn.length;
-  const data = [history.turn, ...chartModes.map((k) => history.v2v[k]), ...chartModes.map((k) => history.delay[k])];
-  if (!window.uPlot) return setError('the chart library did not load');
-  if (!chart) {
-    chart = new window.uPlot(
-      {
-        width: Math.max(260, $('chart').clientWidth || 360),
-        height: 180,
-        scales: { x: { time: false } },
-        axes: [{ label: 'turn' }, { label: 'ms' }],
-        series: [
-          { label: 'turn' },
-          ...chartModes.map((k) => ({ label: `${k} voice→voice`, stroke: MODE_COLOURS[k], width: 2, points: { show: true }, spanGaps: true })),
-          ...chartModes.map((k) => ({ label: `${k} total delay`, stroke: MODE_COLOURS[k], dash: [4, 4], points: { show: true }, spanGaps: true })),
-        ],
-      },
-      data,
-      $('chart'),
-    );
-  } else chart.setData(data);
-}
 /** The mode each turn ran in (the setting when it started). */
 const turnModes = new Map();
 
-let opening = null;
-function startMic() {
-  opening ??= openMic().finally(() => (opening = null));
-  return opening;
-}
-async function openMic() {
-  if (capture) return;
-  try {
-    capture = await startCapture(
-      (frame) => {
-        if (handsFree || pttHeld) socket.emit(C.audio, new Uint8Array(frame));
-      },
-      headphones ? { echoCancellation: false, noiseSuppression: false } : {},
-    );
-    trace.microphoneOpens++;
-    const onOff = (v) => (v ? 'on' : 'off');
-    note('microphone on', `(echo cancellation ${onOff(capture.echoCancellation)}, noise suppression ${onOff(capture.noiseSuppression)})`);
-    $('mic').textContent = 'Stop microphone';
-    $('mic').classList.add('active');
-    if (capture.suspended) waitForClick(capture);
+const mic = new Microphone({
+  onFrame: (frame) => {
+    if (handsFree || ptt.held) socket.emit(C.audio, new Uint8Array(frame));
+  },
+  onChange: () => {
+    trace.microphoneOpens = mic.opens;
+    $('mic').textContent = mic.open ? 'Stop microphone' : 'Start microphone';
+    $('mic').classList.toggle('active', mic.open);
     showActivity();
-  } catch (e) {
-    setError(`microphone: ${e.message}`);
-  }
-}
-/** Browsers start audio only after a gesture on the page: say so, and resume on the first one. */
-let clickWait = null;
-function waitForClick(c) {
-  activity.needsClick = true;
-  clickWait = () => {
-    stopWaitingForClick();
-    void c.resume().then(showActivity);
-  };
-  window.addEventListener('pointerdown', clickWait, true);
-  window.addEventListener('keydown', clickWait, true);
-}
-function stopWaitingForClick() {
-  if (!clickWait) return;
-  window.removeEventListener('pointerdown', clickWait, true);
-  window.removeEventListener('keydown', clickWait, true);
-  clickWait = null;
-  activity.needsClick = false;
-}
-function stopMic() {
-  if (!capture) return;
-  capture.stop();
-  capture = null;
-  stopWaitingForClick(); // a closed microphone is not resumed by the next click
-  note('microphone off');
-  $('mic').textContent = 'Start microphone';
-  $('mic').classList.remove('active');
-  showActivity();
-}
+  },
+  onError: setError,
+  note,
+});
+const startMic = () => mic.start(headphones);
+const ptt = new PushToTalk({
+  onDown: () => {
+    $('ptt').classList.add('active');
+    if (player.active) player.stopAll();
+    socket.emit(C.pttDown, {});
+    void startMic();
+  },
+  onUp: () => {
+    $('ptt').classList.remove('active');
+    socket.emit(C.pttUp, {});
+  },
+});
+const pttDown = () => ptt.down();
+const pttUp = () => ptt.up();
 
-function pttDown() {
-  if (pttHeld) return;
-  pttHeld = true;
-  $('ptt').classList.add('active');
-  if (player.active) player.stopAll();
-  socket.emit(C.pttDown, {});
-  startMic();
-}
-function pttUp() {
-  if (!pttHeld) return;
-  pttHeld = false;
-  $('ptt').classList.remove('active');
-  socket.emit(C.pttUp, {});
-}
-
-$('mic').addEventListener('click', () => (capture ? stopMic() : startMic()));
+$('mic').addEventListener('click', () => (mic.open ? mic.stop() : startMic()));
 $('ptt').addEventListener('pointerdown', pttDown);
 $('ptt').addEventListener('pointerup', pttUp);
 $('ptt').addEventListener('pointerleave', pttUp);
@@ -306,14 +231,14 @@ $('hands-free').addEventListener('change', (e) => {
   socket.emit(C.settings, { handsFree });
   // Hands-free listens all the time; push-to-talk opens the microphone at the first press.
   if (handsFree) startMic();
-  else stopMic();
+  else mic.stop();
 });
 $('headphones').addEventListener('change', async (e) => {
   headphones = e.target.checked;
   store('headphones', headphones);
-  if (!capture) return;
+  if (!mic.open) return;
   // Audio processing is fixed when the microphone opens: reopen it with the new setting.
-  stopMic();
+  mic.stop();
   await startMic();
 });
 $('mode').addEventListener('change', (e) => socket.emit(C.settings, { mode: e.target.value }));

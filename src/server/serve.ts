@@ -79,6 +79,8 @@ export function staticFiles(): Record<string, { file: string; type: string }> {
     '/app.js': { file: join(RENDERER_DIR, 'app.js'), type: 'text/javascript; charset=utf-8' },
     '/view.js': { file: join(RENDERER_DIR, 'view.js'), type: 'text/javascript; charset=utf-8' },
     '/audio.js': { file: join(RENDERER_DIR, 'audio.js'), type: 'text/javascript; charset=utf-8' },
+    '/chart.js': { file: join(RENDERER_DIR, 'chart.js'), type: 'text/javascript; charset=utf-8' },
+    '/microphone.js': { file: join(RENDERER_DIR, 'microphone.js'), type: 'text/javascript; charset=utf-8' },
     '/protocol.js': { file: join(RENDERER_DIR, 'protocol.js'), type: 'text/javascript; charset=utf-8' },
     '/capture-worklet.js': { file: join(RENDERER_DIR, 'capture-worklet.js'), type: 'text/javascript; charset=utf-8' },
     '/styles.css': { file: join(RENDERER_DIR, 'styles.css'), type: 'text/css; charset=utf-8' },
