@@ -17,6 +17,8 @@ export interface TurnEndOptions {
   incompleteSilenceMs?: number;
   /** How long to wait for P(end) of a phrase's words before deciding on the last one known (default 400 ms). */
   pEndWaitMs?: number;
+  /** A turn with no reading at all (a baseline turn encodes the words only once they end): silence this long ends it (default 600 ms). */
+  noReadingSilenceMs?: number;
 }
 
 export interface TurnEndDecision<T = unknown> {
@@ -36,6 +38,7 @@ export class TurnEndPolicy<T = unknown> {
   private readonly threshold: number;
   private readonly incompleteMs: number;
   private readonly waitMs: number;
+  private readonly noReadingMs: number;
   private latest: { pEnd: number; words: string } | null = null;
   /** A closed phrase waiting for P(end); `tail`: the words it added, which the reading must end with. */
   private pending: { tail: string | null; voiceEndAt: number; context: T } | null = null;
@@ -51,6 +54,7 @@ export class TurnEndPolicy<T = unknown> {
     this.threshold = o.threshold ?? 0.5;
     this.incompleteMs = o.incompleteSilenceMs ?? 1500;
     this.waitMs = o.pEndWaitMs ?? 400;
+    this.noReadingMs = o.noReadingSilenceMs ?? 600;
   }
 
   /** The model read P(end) after these words (all the user's words of the turn so far). */
@@ -105,8 +109,8 @@ export class TurnEndPolicy<T = unknown> {
     this.waitTimer = null;
     const pEnd = this.latest?.pEnd ?? null;
     if (pEnd !== null && pEnd >= this.threshold) return this.finish({ by: 'words', pEnd, voiceEndAt: p.voiceEndAt, context: p.context });
-    // Unfinished: the silence alone ends it, counted from when the voice stopped (still deciding until then).
-    const left = Math.max(0, p.voiceEndAt + this.incompleteMs - this.now());
+    // Unfinished (or never read): the silence alone ends it, counted from when the voice stopped (still deciding until then).
+    const left = Math.max(0, p.voiceEndAt + (pEnd === null ? this.noReadingMs : this.incompleteMs) - this.now());
     if (this.timer) clearTimeout(this.timer); // a later reading of the same words decides again
     this.timer = setTimeout(() => this.finish({ by: 'silence', pEnd, voiceEndAt: p.voiceEndAt, context: p.context }), left);
   }

@@ -69,6 +69,16 @@ describe('TurnEndPolicy: the turn ends on the words where the model can tell, on
     expect(ends).toMatchObject([{ by: 'silence', pEnd: 0.2 }]);
   });
 
+  it('a turn the model never read (a baseline encodes the words only once they end) ends on the usual silence, not the long wait', () => {
+    const { p, ends } = make('words');
+    const t0 = Date.now();
+    p.phraseEnded('what is twelve plus five', t0, null);
+    vi.advanceTimersByTime(599);
+    expect(ends).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(ends).toMatchObject([{ by: 'silence', pEnd: null }]);
+  });
+
   it('silence mode ends the turn at every phrase end: the recogniser waited the whole silence already', () => {
     const { p, ends } = make('silence');
     p.phraseEnded('what is seventeen times', Date.now(), null);
