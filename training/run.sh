@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 WORK=${1:-.cache/training}
 OUT=${2:-assets/asyncvoice-arith}
 SAMPLES=${SAMPLES:-90000}
-STEPS=${STEPS:-2400}
+STEPS=${STEPS:-2000}
 mkdir -p "$WORK"
 scripts/setup-training.sh
 PY=/usr/bin/python3 # Debian's torch is for the system interpreter, not one first on PATH
