@@ -20,7 +20,7 @@ export function parseWav(buf: Uint8Array, name = 'audio'): PcmAudio {
     throw new AudioError(`${name} is not a WAV file (no RIFF/WAVE header)`);
   }
   let fmt: { format: number; channels: number; rate: number; bits: number } | null = null;
-  let data: { offset: number; length: number } | null = null;
+  let data: { offset: number; length: number; declared: number } | null = null;
   let o = 12;
   while (o + 8 <= buf.byteLength) {
     const id = tag(o);
@@ -37,7 +37,7 @@ export function parseWav(buf: Uint8Array, name = 'audio'): PcmAudio {
     } else if (id === 'data') {
       // Streams written before their length was known say 0 or 0xFFFFFFFF: take what is there.
       const length = size === 0 || size === 0xffffffff || body + size > buf.byteLength ? buf.byteLength - body : size;
-      data = { offset: body, length };
+      data = { offset: body, length, declared: size };
       if (fmt) break;
       // Chunks may come in any order: a fmt chunk may still follow the data.
       o = body + length + (length & 1);
@@ -55,7 +55,8 @@ export function parseWav(buf: Uint8Array, name = 'audio'): PcmAudio {
   if (isFloat ? bits !== 32 && bits !== 64 : ![8, 16, 24, 32].includes(bits)) throw new AudioError(`${name}: ${bits}-bit ${isFloat ? 'float' : 'PCM'} is not supported`);
   const bytes = bits / 8;
   const frames = Math.floor(data.length / (bytes * channels));
-  if (frames === 0) throw new AudioError(`${name}: the WAV holds no samples (its data chunk is empty or cut off)`);
+  // An empty recording is a recording; a header that promises samples and holds none is a cut-off file.
+  if (frames === 0 && data.declared > 0 && data.declared !== 0xffffffff) throw new AudioError(`${name}: the WAV holds no samples (its data chunk promises ${data.declared} bytes; the file is cut off)`);
   if (frames / rate > MAX_AUDIO_SECONDS) {
     throw new AudioError(`${name} is ${(frames / rate / 60).toFixed(1)} minutes long; the limit is ${MAX_AUDIO_SECONDS / 60} minutes per file`);
   }
