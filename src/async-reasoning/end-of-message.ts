@@ -16,13 +16,18 @@ export function endOfMessageId(tok: Tokenizer, p: PromptSet): number | null {
   return ids.length ? ids[0] : null;
 }
 
-/** P(token `id` next) from next-token logits. */
-export function tokenProbability(logits: Float32Array, id: number): number {
+/** Next-token probabilities from logits, one softmax normaliser for every token asked about. */
+export function tokenProbabilities(logits: Float32Array): (id: number) => number {
   let max = -Infinity;
   for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
   let z = 0;
   for (let i = 0; i < logits.length; i++) z += Math.exp(logits[i] - max);
-  return Math.exp(logits[id] - max) / z;
+  return (id) => Math.exp(logits[id] - max) / z;
+}
+
+/** P(token `id` next) from next-token logits. */
+export function tokenProbability(logits: Float32Array, id: number): number {
+  return tokenProbabilities(logits)(id);
 }
 
 /**

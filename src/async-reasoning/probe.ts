@@ -1,5 +1,6 @@
 import type { CausalLM } from '../llm/runtime/causal-lm.ts';
 import type { CacheBlock } from '../llm/runtime/kv-cache.ts';
+import { tokenProbabilities } from './end-of-message.ts';
 import type { TurnConfig } from './turn-config.ts';
 
 export interface ProbeAnswer {
@@ -14,13 +15,9 @@ export interface ProbeAnswer {
  * until the thinker is surer).
  */
 export function probeAnswer(logits: Float32Array, yesIds: readonly number[], noIds: readonly number[], threshold = 0.5): ProbeAnswer {
-  let max = -Infinity;
-  for (let i = 0; i < logits.length; i++) if (logits[i] > max) max = logits[i];
-  let z = 0;
-  for (let i = 0; i < logits.length; i++) z += Math.exp(logits[i] - max);
-  const prob = (ids: readonly number[]) => ids.reduce((a, id) => a + Math.exp(logits[id] - max) / z, 0);
-  const pYes = prob(yesIds);
-  const pNo = prob(noIds);
+  const prob = tokenProbabilities(logits);
+  const pYes = yesIds.reduce((a, id) => a + prob(id), 0);
+  const pNo = noIds.reduce((a, id) => a + prob(id), 0);
   const share = pYes + pNo > 0 ? pYes / (pYes + pNo) : 0;
   return { pYes, pNo, decision: share >= threshold && pYes > 0 ? 'yes' : 'no' };
 }

@@ -123,11 +123,8 @@ export async function serve(o: ServeOptions): Promise<RunningServer> {
   const files = staticFiles();
   let access: AccessPolicy | null = null; // known once the port is
 
+  // The Host check runs in front of this handler and socket.io's (below), for every path.
   const http: HttpServer = createServer(async (req: IncomingMessage, res: ServerResponse) => {
-    if (!access?.allowsHost(req.headers.host)) {
-      res.writeHead(421, { 'Content-Type': 'text/plain' }).end('this server does not answer to that host name');
-      return;
-    }
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     const entry = Object.hasOwn(files, path) ? files[path] : undefined;
     if (path === '/favicon.ico') {
