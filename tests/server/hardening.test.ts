@@ -325,7 +325,7 @@ describe('the core service under hostile and careless clients', () => {
       await Promise.race([next(live, 'connect', 5000), next(live, 'connect_error', 5000)]).catch(() => undefined);
     };
     /** Sends until `sent` reaches `total`, then waits for every client to be released and serves one normal turn. */
-    const round = async (total: number): Promise<number> => {
+    const round = async (total: number): Promise<{ heap: number; rss: number }> => {
       await fresh();
       while (sent < total) {
         const r = rand();
