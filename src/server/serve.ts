@@ -73,21 +73,18 @@ export function staticFiles(): Record<string, { file: string; type: string }> {
   const require = createRequire(import.meta.url);
   const uplot = dirname(require.resolve('uplot'));
   const socketIoClient = join(dirname(require.resolve('socket.io/package.json')), 'client-dist');
+  const JS = 'text/javascript; charset=utf-8';
+  const page = { file: join(RENDERER_DIR, 'index.html'), type: 'text/html; charset=utf-8' };
+  const scripts = ['app.js', 'view.js', 'audio.js', 'chart.js', 'microphone.js', 'protocol.js', 'capture-worklet.js'];
   return {
-    '/': { file: join(RENDERER_DIR, 'index.html'), type: 'text/html; charset=utf-8' },
-    '/index.html': { file: join(RENDERER_DIR, 'index.html'), type: 'text/html; charset=utf-8' },
-    '/app.js': { file: join(RENDERER_DIR, 'app.js'), type: 'text/javascript; charset=utf-8' },
-    '/view.js': { file: join(RENDERER_DIR, 'view.js'), type: 'text/javascript; charset=utf-8' },
-    '/audio.js': { file: join(RENDERER_DIR, 'audio.js'), type: 'text/javascript; charset=utf-8' },
-    '/chart.js': { file: join(RENDERER_DIR, 'chart.js'), type: 'text/javascript; charset=utf-8' },
-    '/microphone.js': { file: join(RENDERER_DIR, 'microphone.js'), type: 'text/javascript; charset=utf-8' },
-    '/protocol.js': { file: join(RENDERER_DIR, 'protocol.js'), type: 'text/javascript; charset=utf-8' },
-    '/capture-worklet.js': { file: join(RENDERER_DIR, 'capture-worklet.js'), type: 'text/javascript; charset=utf-8' },
+    '/': page,
+    '/index.html': page,
+    ...Object.fromEntries(scripts.map((f) => [`/${f}`, { file: join(RENDERER_DIR, f), type: JS }])),
     '/styles.css': { file: join(RENDERER_DIR, 'styles.css'), type: 'text/css; charset=utf-8' },
-    '/vendor/uplot.js': { file: join(uplot, 'uPlot.iife.min.js'), type: 'text/javascript; charset=utf-8' },
+    '/vendor/uplot.js': { file: join(uplot, 'uPlot.iife.min.js'), type: JS },
     '/vendor/uplot.css': { file: join(uplot, 'uPlot.min.css'), type: 'text/css; charset=utf-8' },
     // Served from this table, not by socket.io itself: socket.io's own file route skips the Host check.
-    '/vendor/socket.io.esm.min.js': { file: join(socketIoClient, 'socket.io.esm.min.js'), type: 'text/javascript; charset=utf-8' },
+    '/vendor/socket.io.esm.min.js': { file: join(socketIoClient, 'socket.io.esm.min.js'), type: JS },
   };
 }
 
