@@ -101,6 +101,26 @@ describe('source structure', () => {
     expect(bad).toEqual([]);
   });
 
+  it("the CLI starts without its heavy packages: what main.ts imports statically reaches no model runtime, server, Hub client or schema library (each command loads its own when it runs)", () => {
+    const HEAVY = ['onnxruntime-node', 'socket.io', '@huggingface/transformers', '@huggingface/hub', 'zod', 'speech-rule-engine', 'temml'];
+    // Value imports and re-exports evaluated at load: not `import type`, not import().
+    const staticImports = (file: string): string[] =>
+      [...readFileSync(file, 'utf8').matchAll(/^(?:import|export)\s+(?!type\b)[^;]*?\bfrom\s+'([^']+)'|^import\s+'([^']+)'/gms)].map((m) => m[1] ?? m[2]);
+    const seen = new Set<string>();
+    const reached: string[] = [];
+    const walk = (file: string, path: string[]): void => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      for (const spec of staticImports(file)) {
+        if (spec.startsWith('.')) walk(join(file, '..', spec), [...path, relative(ROOT, file)]);
+        else if (HEAVY.some((h) => spec === h || spec.startsWith(`${h}/`))) reached.push(`${[...path, relative(ROOT, file)].join(' → ')} → ${spec}`);
+      }
+    };
+    walk(join(ROOT, 'src/cli/main.ts'), []);
+    expect(seen.size).toBeGreaterThan(10);
+    expect(reached).toEqual([]);
+  });
+
   it('benches do not import the tests', () => {
     const bad = sources(join(ROOT, 'bench')).flatMap((f) => relativeImports(f).filter((t) => t.startsWith(join(ROOT, 'tests'))).map((t) => `${relative(ROOT, f)} → ${relative(ROOT, t)}`));
     expect(bad).toEqual([]);

@@ -5,8 +5,9 @@
 import * as ort from 'onnxruntime-node';
 import { BackendError } from '../errors.ts';
 
-export type ExecutionProvider = 'cpu' | 'cuda' | 'dml' | 'coreml';
-export const EXECUTION_PROVIDERS: readonly ExecutionProvider[] = ['cpu', 'cuda', 'dml', 'coreml'];
+import { EXECUTION_PROVIDERS, type ExecutionProvider } from './providers.ts';
+
+export { EXECUTION_PROVIDERS, type ExecutionProvider };
 
 export interface BackendOptions {
   executionProvider?: ExecutionProvider;

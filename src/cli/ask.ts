@@ -1,5 +1,4 @@
 import { createInterface } from 'node:readline';
-import type { Command } from 'commander';
 import { AsyncReasoningEngine } from '../async-reasoning/engine.ts';
 import type { EngineEvent } from '../async-reasoning/events.ts';
 import { SpeechDelayObserver } from '../async-reasoning/speech-delay.ts';
@@ -7,10 +6,10 @@ import { Tokenizer } from '../llm/model/tokenizer.ts';
 import { defaultTtsEngine } from '../tts/engine.ts';
 import { checkWritable, speakText } from './speech.ts';
 import { HeldOutput, liveView } from './live-view.ts';
-import { addEngineOptions, engineSettings, type EngineCliOptions } from './engine-options.ts';
+import { engineSettings, type EngineCliOptions } from './engine-options.ts';
 import { loadModelWithProgress } from './load-model.ts';
 
-interface AskCliOptions extends EngineCliOptions {
+export interface AskCliOptions extends EngineCliOptions {
   json: boolean;
   plain: boolean;
   speak?: string | true;
@@ -25,16 +24,6 @@ async function makeEngine(o: AskCliOptions, quiet: boolean, keepHistory: boolean
 
 const round = (x: number | null) => (x === null ? null : Math.round(x * 100) / 100);
 
-export function registerAsk(program: Command): void {
-  const ask = program.command('ask').description('ask one question; the answer starts while the thinking goes on').argument('<question>', 'the question');
-  addEngineOptions(ask)
-    .option('--json', 'print one JSON object at the end', false)
-    .option('--plain', 'print the answer alone as it streams (no thinking, no markers)', false)
-    .option('--speak [file.wav]', 'then say the answer: into a WAV file, or aloud without one')
-    .action(runAsk);
-  const chat = program.command('chat').description('multi-turn text chat; type /interrupt while an answer streams to cut it off, /quit to leave');
-  addEngineOptions(chat).action(runChat);
-}
 
 /** One question: the thinking and the answer as they stream (or one JSON object), then maybe spoken. */
 export async function runAsk(question: string, o: AskCliOptions): Promise<void> {

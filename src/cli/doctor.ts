@@ -1,4 +1,3 @@
-import type { Command } from 'commander';
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -102,19 +101,14 @@ export async function runDoctor(): Promise<CheckResult[]> {
   return results;
 }
 
-export function registerDoctor(program: Command): void {
-  program
-    .command('doctor')
-    .description('check each speech engine, the browser, the model cache and the execution providers for real, and say what to install')
-    .option('--json', 'print the results as JSON', false)
-    .action(async (o: { json: boolean }) => {
-      process.stderr.write('checking (each engine is run for real)…\n');
-      const results = await runDoctor();
-      if (o.json) {
-        process.stdout.write(`${JSON.stringify(results)}\n`);
-        return;
-      }
-      const width = Math.max(...results.map((r) => r.name.length));
-      for (const r of results) process.stdout.write(`${r.ok ? 'ok  ' : 'no  '} ${r.name.padEnd(width)}  ${r.detail}\n`);
-    });
+/** `asyncvoice doctor`: every check, as a table or as JSON. */
+export async function runDoctorCommand(o: { json: boolean }): Promise<void> {
+  process.stderr.write('checking (each engine is run for real)…\n');
+  const results = await runDoctor();
+  if (o.json) {
+    process.stdout.write(`${JSON.stringify(results)}\n`);
+    return;
+  }
+  const width = Math.max(...results.map((r) => r.name.length));
+  for (const r of results) process.stdout.write(`${r.ok ? 'ok  ' : 'no  '} ${r.name.padEnd(width)}  ${r.detail}\n`);
 }

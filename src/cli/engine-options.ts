@@ -4,7 +4,7 @@ import { HAND_BACKS, type HandBack, type StreamSampling } from '../async-reasoni
 import { QWEN3_NON_THINKING, QWEN3_THINKING, advisedSampling } from '../llm/runtime/generation-config.ts';
 import type { SamplingOptions } from '../llm/runtime/sampling.ts';
 import { floatArg, intArg } from './options.ts';
-import { addModelOptions, type ModelCliOptions } from './load-model.ts';
+import { addModelOptions, type ModelCliOptions } from './model-options.ts';
 
 /** The reasoning engine's settings, shared by every command that runs it (ask, chat, serve). */
 export interface EngineCliOptions extends ModelCliOptions {

@@ -1,16 +1,13 @@
-import type { Command } from 'commander';
 import { RuntimeUsageError } from '../errors.ts';
 import { generate } from '../llm/runtime/generate.ts';
 import { readJson } from '../llm/model/model-source.ts';
 import { Tokenizer } from '../llm/model/tokenizer.ts';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { floatArg, intArg } from './options.ts';
-import { addModelOptions, loadModelWithProgress, type ModelCliOptions } from './load-model.ts';
+import { loadModelWithProgress } from './load-model.ts';
+import type { ModelCliOptions } from './model-options.ts';
 
 /** Past the model's context, generation ends there anyway (context-limit); beyond this, a flag is a typo. */
-const MAX_TOKENS = 1 << 20;
-
 interface GenerateCliOptions extends ModelCliOptions {
   prompt: string;
   chat: boolean;
@@ -49,23 +46,6 @@ function textStreamer(tok: Tokenizer, write: (s: string) => void) {
   };
 }
 
-export function registerGenerate(program: Command): void {
-  const cmd = program
-    .command('generate')
-    .description('generate text from a prompt (greedy by default), streaming it as it is written');
-  addModelOptions(cmd)
-    .requiredOption('--prompt <text>', 'the prompt')
-    .option('--chat', "wrap the prompt as a user turn with the model's chat template", false)
-    .option('--no-think', 'with --chat on Qwen3: ask the template to skip thinking')
-    .option('--max-tokens <n>', 'most tokens to generate', intArg('--max-tokens', 1, MAX_TOKENS), 64)
-    .option('--json', 'print one JSON object at the end instead of streaming text', false)
-    .option('--temperature <t>', '0 = greedy', floatArg('--temperature', 0, 100), 0)
-    .option('--top-k <k>', 'keep the k most likely tokens (0 = all)', intArg('--top-k', 0, 1 << 20), 0)
-    .option('--top-p <p>', 'nucleus sampling mass', floatArg('--top-p', 0, 1, { minExclusive: true }), 1)
-    .option('--repetition-penalty <r>', 'penalise repeated tokens (1 = off)', floatArg('--repetition-penalty', 0, 100, { minExclusive: true }), 1)
-    .option('--seed <n>', 'sampling seed', intArg('--seed', 0, 2 ** 32 - 1), 0)
-    .action(runGenerate);
-}
 
 function round(x: number): number {
   return Math.round(x * 100) / 100;

@@ -1,11 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { AsyncVoiceError } from '../errors.ts';
-import { registerAsk } from './ask.ts';
-import { registerDoctor } from './doctor.ts';
-import { registerGenerate } from './generate.ts';
-import { registerModel } from './model.ts';
-import { registerServe } from './serve.ts';
-import { registerSpeech } from './speech.ts';
+import { registerCommands } from './commands.ts';
 
 /** Exit codes: bad input (a flag, a file, a value) is 2; a failure that may pass if retried is 75. */
 export const EXIT_BAD_INPUT = 2;
@@ -25,12 +20,7 @@ const program = new Command('asyncvoice')
   .showHelpAfterError("(add --help to the command for its options)")
   // Commander's own errors (unknown flag, bad value) come back here so they exit 2, not 1.
   .exitOverride();
-registerGenerate(program);
-registerModel(program);
-registerAsk(program);
-registerSpeech(program);
-registerServe(program);
-registerDoctor(program);
+registerCommands(program);
 
 /** Operating-system errors a user causes with a path or an address: their input, said in one line. */
 const INPUT_ERRNO = new Set(['ENOENT', 'EISDIR', 'ENOTDIR', 'EACCES', 'EPERM', 'EEXIST', 'ENAMETOOLONG', 'EROFS']);

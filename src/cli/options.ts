@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { InvalidArgumentError } from 'commander';
 
 /**
@@ -28,3 +29,13 @@ export function floatArg(name: string, min = -Infinity, max = Infinity, opts: { 
 
 /** A TCP port: 0 (any free one) to 65535. */
 export const portArg = intArg('--port', 0, 65535);
+
+/** A bind address: an IP literal or a plain host name (checked before anything loads). */
+export function hostArg(v: string): string {
+  const bare = v.replace(/^\[(.*)\]$/, '$1');
+  if (isIP(bare)) return bare;
+  // Digits and dots that are not an IPv4 address would otherwise pass as a host name.
+  if (/^[\d.]+$/.test(bare)) throw new InvalidArgumentError(`--host "${v}" is not an IPv4 address`);
+  if (/^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i.test(bare)) return bare;
+  throw new InvalidArgumentError(`--host "${v}" is not an IP address or host name`);
+}

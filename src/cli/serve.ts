@@ -1,16 +1,13 @@
 import { basename, resolve } from 'node:path';
-import { InvalidArgumentError, Option, type Command } from 'commander';
 import { PocketsphinxRecognizer } from '../asr/pocketsphinx.ts';
 import { WhisperRecognizer } from '../asr/whisper.ts';
 import { Tokenizer } from '../llm/model/tokenizer.ts';
-import { DEFAULT_MAX_CONVERSATIONS, serve, type RunningServer } from '../server/serve.ts';
-import { createTtsEngine, defaultTtsEngine, TTS_ENGINES, type TtsEngineName } from '../tts/engine.ts';
+import { serve, type RunningServer } from '../server/serve.ts';
+import { createTtsEngine, type TtsEngineName } from '../tts/engine.ts';
 import { loadMathSpeech } from '../tts/speakable.ts';
-import { addEngineOptions, engineSettings, type EngineCliOptions } from './engine-options.ts';
-import { isIP } from 'node:net';
+import { engineSettings, type EngineCliOptions } from './engine-options.ts';
 import { checkSpeechEngines } from '../doctor/checks.ts';
 import { AsyncVoiceError, SpeechEngineError } from '../errors.ts';
-import { intArg, portArg } from './options.ts';
 import { loadModelWithProgress } from './load-model.ts';
 import { speechLmFor } from '../asr/speech-lm.ts';
 
@@ -27,15 +24,6 @@ interface ServeCliOptions extends EngineCliOptions {
   turnEnd: 'auto' | 'words' | 'silence';
 }
 
-/** A bind address: an IP literal or a plain host name (checked before anything loads). */
-function hostArg(v: string): string {
-  const bare = v.replace(/^\[(.*)\]$/, '$1');
-  if (isIP(bare)) return bare;
-  // Digits and dots that are not an IPv4 address would otherwise pass as a host name.
-  if (/^[\d.]+$/.test(bare)) throw new InvalidArgumentError(`--host "${v}" is not an IPv4 address`);
-  if (/^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i.test(bare)) return bare;
-  throw new InvalidArgumentError(`--host "${v}" is not an IP address or host name`);
-}
 
 /** What a failed bind means for the person who typed the flags. */
 function listenError(e: NodeJS.ErrnoException, host: string, port: number): AsyncVoiceError {
@@ -56,21 +44,6 @@ function listenError(e: NodeJS.ErrnoException, host: string, port: number): Asyn
 /** How long a stopping service may take to close its conversations and children before it exits anyway. */
 const STOP_DEADLINE_MS = 3000;
 
-export function registerServe(program: Command): void {
-  const cmd = program.command('serve').description('run the core service: the renderer in a browser, speech and reasoning over socket.io');
-  addEngineOptions(cmd)
-    .option('--host <addr>', 'bind address (anything but loopback requires the printed token)', hostArg, '127.0.0.1')
-    .option('--max-clients <n>', 'conversations served at once (each holds its own cache)', intArg('--max-clients', 1, 64), DEFAULT_MAX_CONVERSATIONS)
-    .option('--allow-host <name...>', "further names of this machine that pages may use to reach it (non-loopback binds)", [])
-    .option('--port <n>', 'port (0 = any free one)', portArg, 8765)
-    .option('--token <secret>', 'access token for non-loopback binds (default: generated)')
-    .addOption(new Option('--tts <engine>', 'speech engine').choices([...TTS_ENGINES]).default(defaultTtsEngine()))
-    .option('--voice <name>', 'speech voice')
-    .addOption(new Option('--asr <engine>', 'recogniser').choices(['pocketsphinx', 'whisper']).default('pocketsphinx'))
-    .addOption(new Option('--turn-end <how>', "how a spoken turn ends: on the words where the model can tell a finished message (auto), or always on them, or on silence alone").choices(['auto', 'words', 'silence']).default('auto'))
-    .option('--asr-lm <file.arpa|default>', "pocketsphinx's language model (default: the model folder's speech.arpa if it has one, else its general English)")
-    .action(runServe);
-}
 
 /** Serves the renderer and the protocol until a signal stops it; the page sees the model load. */
 export async function runServe(o: ServeCliOptions): Promise<void> {

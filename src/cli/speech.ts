@@ -1,6 +1,5 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { Option, type Command } from 'commander';
 import { Player, ProcessSink } from '../audio/player.ts';
 import { ASR_SAMPLE_RATE, toAsrInput } from '../audio/resample.ts';
 import { MAX_AUDIO_SECONDS, parseWav, encodeWav, pcm16ToFloat } from '../audio/wav.ts';
@@ -10,12 +9,11 @@ import { speechLmFor } from '../asr/speech-lm.ts';
 import { StreamingTranscriber } from '../asr/stream.ts';
 import { transcribeAudio } from '../asr/transcribe.ts';
 import { SileroVad } from '../asr/vad.ts';
-import { WhisperRecognizer, DEFAULT_WHISPER_MODEL } from '../asr/whisper.ts';
+import { WhisperRecognizer } from '../asr/whisper.ts';
 import { AudioError, SpeechEngineError } from '../errors.ts';
 import { SpeechChunker } from '../tts/chunker.ts';
-import { createTtsEngine, defaultTtsEngine, TTS_ENGINES, type TtsEngineName } from '../tts/engine.ts';
+import { createTtsEngine, type TtsEngineName } from '../tts/engine.ts';
 import { loadMathSpeech, speakable } from '../tts/speakable.ts';
-import { intArg } from './options.ts';
 import { ProgressBar, formatBytes } from './progress.ts';
 
 type AsrEngine = 'pocketsphinx' | 'whisper';
@@ -104,36 +102,6 @@ function readWav(path: string) {
   return parseWav(bytes, path);
 }
 
-export function registerSpeech(program: Command): void {
-  program
-    .command('speak')
-    .description('say text aloud (or into a WAV file), chunked as an answer would be')
-    .argument('<text>', 'the text; markdown and $LaTeX$ are read as speech')
-    .addOption(new Option('--engine <name>', 'speech engine').choices([...TTS_ENGINES]).default(defaultTtsEngine()))
-    .option('--voice <name>', 'engine voice (espeak-ng: en-us, en-us+klatt, …)')
-    .option('--out <file.wav>', 'write a WAV file instead of playing')
-    .action(runSpeak);
-
-  program
-    .command('transcribe')
-    .description('recognise speech in a WAV file (any rate, mono or stereo)')
-    .argument('<file.wav>', 'the recording')
-    .addOption(new Option('--engine <name>', 'recogniser').choices(['pocketsphinx', 'whisper']).default('pocketsphinx'))
-    .option('--whisper-model <id>', 'Hub id of the Whisper model', DEFAULT_WHISPER_MODEL)
-    .option('--offline', 'never download (Whisper weights must be cached)', false)
-    .option('--json', 'print {"text","segments":[{"text","startMs","endMs"}]}', false)
-    .option('--lm <file.arpa>', "pocketsphinx's language model (default: its general English)")
-    .action(runTranscribe);
-
-  program
-    .command('listen')
-    .description('live microphone: VAD state and partial/final transcripts (or --file to replay a WAV as if spoken)')
-    .addOption(new Option('--engine <name>', 'recogniser').choices(['pocketsphinx', 'whisper']).default('pocketsphinx'))
-    .option('--file <file.wav>', 'feed this recording in real time instead of the microphone')
-    .option('--offline', 'never download', false)
-    .option('--silence-ms <n>', 'silence that ends an utterance', intArg('--silence-ms', 100, 10_000), 600)
-    .action(runListen);
-}
 
 /** Says the text, or writes it to a WAV file. */
 export async function runSpeak(text: string, o: { engine: TtsEngineName; voice?: string; out?: string }): Promise<void> {

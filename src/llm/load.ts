@@ -4,7 +4,7 @@ import { LocalStepRunner, WorkerStepRunner, type RunnerSpec } from './runtime/st
 import { CausalLM } from './runtime/causal-lm.ts';
 import { parseDecoderConfig, type DecoderConfig } from './model/config.ts';
 import { ensureGraph } from './graph/graph-cache.ts';
-import { defaultHeadFormat, defaultKvFormat, type HeadFormat, type KvFormat, type RopeMode, type WeightFormat } from './graph/contract.ts';
+import { defaultHeadFormat, defaultKvFormat, type HeadFormat, type KvFormat, type PrefillWeights, type RopeMode, type WeightFormat } from './graph/contract.ts';
 import { readJson, resolveModelSource, type DownloadProgress } from './model/model-source.ts';
 import { listModelTensors } from './model/safetensors.ts';
 
@@ -52,8 +52,7 @@ export interface LoadOptions extends BackendOptions {
  * bytes), at 4 they are even, at 8 the int8 one is ≈ 1.4× faster and at 500 ≈ 1.6×.
  */
 export const PREFILL_MIN_TOKENS = 8;
-export const PREFILL_WEIGHTS = ['int8', 'same'] as const;
-export type PrefillWeights = (typeof PREFILL_WEIGHTS)[number];
+export { PREFILL_WEIGHTS, type PrefillWeights } from './graph/contract.ts';
 
 export interface LoadedModel {
   dir: string;

@@ -31,8 +31,9 @@ export const CSP =
   "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; " +
   "connect-src 'self'; worker-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
 
-/** Conversations served at once by default: each holds its turn's cache (see docs/architecture.md). */
-export const DEFAULT_MAX_CONVERSATIONS = 4;
+import { DEFAULT_MAX_CONVERSATIONS } from './limits.ts';
+
+export { DEFAULT_MAX_CONVERSATIONS };
 
 export interface ServeOptions extends Partial<Components> {
   host?: string;

@@ -1,5 +1,9 @@
 import { toHalf } from '../model/half.ts';
 
+/** The weight types a GGUF export can write: float32, and llama.cpp's q8_0 and q4_0 blocks. */
+export type GgufType = 'f32' | 'q8_0' | 'q4_0';
+export const GGUF_TYPES: readonly GgufType[] = ['f32', 'q8_0', 'q4_0'];
+
 /** ggml's block length for q4_0 and q8_0. */
 export const QK = 32;
 

@@ -17,8 +17,8 @@ import { ARCH, modelMetadata } from './gguf-metadata.ts';
 import { QK, quantizeQ4_0, quantizeQ8_0 } from './ggml-quant.ts';
 import { checkedTensor, listModelTensors, readTensorF32, readTensorF32Pieces, type TensorInfo } from '../model/safetensors.ts';
 
-export type GgufType = 'f32' | 'q8_0' | 'q4_0';
-export const GGUF_TYPES: readonly GgufType[] = ['f32', 'q8_0', 'q4_0'];
+import { GGUF_TYPES, type GgufType } from './ggml-quant.ts';
+export { GGUF_TYPES, type GgufType } from './ggml-quant.ts';
 
 const ALIGN = 32;
 

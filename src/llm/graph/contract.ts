@@ -59,6 +59,9 @@ export const GRAPH_FORMAT_VERSION = 17;
  */
 export type WeightFormat = 'fp32' | 'int4' | 'int8';
 export const WEIGHT_FORMATS: readonly WeightFormat[] = ['fp32', 'int4', 'int8'];
+/** With int4 weights, what calls of many tokens (prefill) read: int8 copies of the weights, or the same int4 ones. */
+export const PREFILL_WEIGHTS = ['int8', 'same'] as const;
+export type PrefillWeights = (typeof PREFILL_WEIGHTS)[number];
 
 /**
  * How the vocabulary-sized tables (token embeddings and LM head; one table when tied) are stored:

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { cacheRoot } from './cache-root.ts';
 import { BackendError, ModelSourceError, UnsupportedModelError } from '../../errors.ts';
 import type { DecoderConfig } from '../model/config.ts';
 import type { BuildJob, BuildMessage } from './graph-build-job.ts';
@@ -10,11 +10,7 @@ import { buildDecoderGraph } from './decoder-graph.ts';
 import { GRAPH_FORMAT_VERSION, defaultHeadFormat, defaultKvFormat, type HeadFormat, type KvFormat, type RopeMode, type WeightFormat } from './contract.ts';
 import type { TensorInfo } from '../model/safetensors.ts';
 
-/** Where built graphs live: $ASYNCVOICE_CACHE_DIR, else $XDG_CACHE_HOME/asyncvoice, else ~/.cache/asyncvoice. */
-export function cacheRoot(): string {
-  if (process.env.ASYNCVOICE_CACHE_DIR) return process.env.ASYNCVOICE_CACHE_DIR;
-  return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'asyncvoice');
-}
+export { cacheRoot } from './cache-root.ts';
 
 /**
  * Key of a built graph: the builder's format version, the options, the config text, and for each
