@@ -7,7 +7,7 @@
  * distributions and top-1 agreement over the think-mode sequences of held-out problems.
  *
  *   npm run bench:accuracy -- [--model DIR] [--problems 300] [--modes async,think,nothink]
- *     [--weights fp32,int4] [--probe-while-writing on,off] [--hand-back sentence] [--json]
+ *     [--weights fp32,int4] [--probe-while-writing on,off] [--probe-reads fresh,cache] [--hand-back sentence] [--json]
  */
 import { parseArgs } from 'node:util';
 import { AsyncReasoningEngine } from '../src/async-reasoning/engine.ts';
@@ -15,7 +15,7 @@ import type { EngineEvent, Mode } from '../src/async-reasoning/events.ts';
 import { promptSetFor } from '../src/async-reasoning/prompts.ts';
 import { SpeechDelayObserver } from '../src/async-reasoning/speech-delay.ts';
 import { StandingPrompts } from '../src/async-reasoning/standing-prompts.ts';
-import type { HandBack } from '../src/async-reasoning/turn-config.ts';
+import type { HandBack, ProbeReads } from '../src/async-reasoning/turn-config.ts';
 import { ProgressBar } from '../src/cli/progress.ts';
 import type { WeightFormat } from '../src/llm/graph/contract.ts';
 import { DEFAULT_MODEL, shippedModel } from '../src/llm/model/default-model.ts';
@@ -33,6 +33,7 @@ const { values: args } = parseArgs({
     modes: { type: 'string', default: 'async,think,nothink' },
     weights: { type: 'string', default: 'fp32,int4' },
     'probe-while-writing': { type: 'string', default: 'on' },
+    'probe-reads': { type: 'string', default: 'fresh' },
     'hand-back': { type: 'string', default: 'sentence' },
     'max-thinking': { type: 'string', default: '256' },
     'max-answer': { type: 'string', default: '64' },
@@ -81,7 +82,7 @@ export function saidNumberEarly(events: EngineEvent[]): boolean {
   return false;
 }
 
-async function runTurns(model: LoadedModel, tok: Tokenizer, mode: Mode, problems: Problem[], o: { probeWhileWriting: boolean; handBack: HandBack; label: string }): Promise<TurnReport[]> {
+async function runTurns(model: LoadedModel, tok: Tokenizer, mode: Mode, problems: Problem[], o: { probeWhileWriting: boolean; probeReads: ProbeReads; handBack: HandBack; label: string }): Promise<TurnReport[]> {
   const prompts = promptSetFor((t) => tok.tokenId(t) !== undefined);
   const standing = new StandingPrompts(model.lm, tok, prompts);
   const engine = new AsyncReasoningEngine({
@@ -92,6 +93,7 @@ async function runTurns(model: LoadedModel, tok: Tokenizer, mode: Mode, problems
     maxThinkingTokens: Number(args['max-thinking']),
     maxAnswerTokens: Number(args['max-answer']),
     probeWhileWriting: o.probeWhileWriting,
+    probeReads: o.probeReads,
     handBack: o.handBack,
   });
   await engine.ready();
@@ -186,6 +188,7 @@ const problems = evalProblems(Number(args.problems));
 const modes = args.modes!.split(',') as Mode[];
 const weightsList = args.weights!.split(',') as WeightFormat[];
 const pww = args['probe-while-writing']!.split(',').map((x) => x === 'on');
+const reads = args['probe-reads']!.split(',') as ProbeReads[];
 const handBack = args['hand-back'] as HandBack;
 const results: Record<string, ReturnType<typeof summary>> = {};
 const loaded: Partial<Record<WeightFormat, LoadedModel>> = {};
@@ -197,8 +200,10 @@ for (const weights of weightsList) {
   loaded[weights] = model;
   for (const mode of modes) {
     for (const on of mode === 'async' ? pww : [true]) {
-      const key = `${mode}${mode === 'async' && pww.length > 1 ? (on ? ' (probe while writing)' : ' (probe while waiting only)') : ''} ${weights}`;
-      results[key] = summary(await runTurns(model, tok, mode, problems, { probeWhileWriting: on, handBack, label: key }));
+      for (const read of mode === 'async' ? reads : (['fresh'] as ProbeReads[])) {
+        const key = `${mode}${mode === 'async' && pww.length > 1 ? (on ? ' (probe while writing)' : ' (probe while waiting only)') : ''}${mode === 'async' && reads.length > 1 ? ` (probe reads ${read})` : ''} ${weights}`;
+        results[key] = summary(await runTurns(model, tok, mode, problems, { probeWhileWriting: on, probeReads: read, handBack, label: key }));
+      }
     }
   }
 }
@@ -215,7 +220,7 @@ if (args.json) {
       `${k.padEnd(42)} ${fmt(s.accuracy).padStart(5)}  ${fmt(s.accuracyDigits).padStart(6)}  ${fmt(s.accuracyWords).padStart(5)}  ${['add', 'sub', 'mul', 'story'].map((x) => fmt(s.byKind[x]).padStart(5)).join(' ')}  ${fmt(s.thinkingTokens).padStart(9)}  ${String(s.firstAnswerStep).padStart(8)} (${fmt(s.firstAnswerStepMean)})  ${fmt(s.firstAnswerMs).padStart(10)}  ${fmt(s.totalDelayMs).padStart(14)}  ${fmt(s.probeYesRate).padStart(11)}  ${fmt(s.earlyNumberRate).padStart(14)}`,
     );
   }
-  const get = (m: string, w: string) => Object.entries(results).find(([k]) => k.startsWith(m) && k.endsWith(w) && !k.includes('waiting only'))?.[1];
+  const get = (m: string, w: string) => Object.entries(results).find(([k]) => k.startsWith(m) && k.endsWith(w) && !k.includes('waiting only') && !k.includes('reads cache'))?.[1];
   for (const w of weightsList) {
     const a = get('async', w);
     const t = get('think', w);

@@ -140,7 +140,7 @@ export async function runAsync(rt: TurnRuntime): Promise<DoneReason> {
     if (probe || rt.state !== 'thinker_only') stopsSeen = rt.user.stops;
     if (probe) {
       sinceProbe = 0;
-      const a = await askControlQuestion(lm, rt.blocks.asyncViews.control, cfg, rt.stepNo);
+      const a = await askControlQuestion(lm, rt.blocks.asyncBlocks!, cfg, rt.stepNo);
       rt.probes++;
       rt.emit({ type: 'control', ...a, step: rt.stepNo, tMs: rt.now() });
       if (a.decision === 'yes') rt.setState('thinker_and_writer', 'probe-yes', 'thinker says its thoughts are far enough ahead');

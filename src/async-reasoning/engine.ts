@@ -6,7 +6,7 @@ import type { Mode } from './events.ts';
 import { promptSetFor, type PromptSet } from './prompts.ts';
 import type { SpeechPace } from './speech-pace.ts';
 import { StandingPrompts } from './standing-prompts.ts';
-import { turnConfig, type HandBack, type LogitsHook, type StreamSampling, type TurnSettings } from './turn-config.ts';
+import { turnConfig, type HandBack, type LogitsHook, type ProbeReads, type StreamSampling, type TurnSettings } from './turn-config.ts';
 import type { HistoryEntry, SharedAfter, TurnContext, TurnHistory } from './turn-context.ts';
 import type { TurnBlocks } from './turn-blocks.ts';
 import { encodePrelude } from './turn-prelude.ts';
@@ -39,6 +39,8 @@ export interface EngineOptions {
   probeWhileWriting?: boolean;
   /** Where the writer hands back to the thinker (default 'sentence'). */
   handBack?: HandBack;
+  /** What the control question reads (default 'fresh'; see probe.ts). */
+  probeReads?: ProbeReads;
   /** What the shared blocks are encoded after (see TurnContext.sharedAfter; default 'nothing'). */
   sharedAfter?: SharedAfter;
   /**
@@ -108,6 +110,7 @@ export class AsyncReasoningEngine {
       probeThreshold: opts.probeThreshold ?? 0.5,
       probeWhileWriting: opts.probeWhileWriting ?? true,
       handBack: opts.handBack ?? 'sentence',
+      probeReads: opts.probeReads ?? 'fresh',
       logitsHook: opts.logitsHook,
     };
     this.ownsStanding = !opts.standing;

@@ -20,8 +20,13 @@ export interface TurnSettings {
   probeWhileWriting: boolean;
   /** Where the writer hands back to the thinker: at the end of each sentence, or of each paragraph. */
   handBack: HandBack;
+  /** What the control question reads: the shared cache as it stands, or the answer and thoughts encoded afresh (see probe.ts). */
+  probeReads: ProbeReads;
   logitsHook?: LogitsHook;
 }
+
+export type ProbeReads = 'cache' | 'fresh';
+export const PROBE_READS: readonly ProbeReads[] = ['cache', 'fresh'];
 
 export type HandBack = 'sentence' | 'paragraph';
 export const HAND_BACKS: readonly HandBack[] = ['sentence', 'paragraph'];

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import type { Mode } from '../async-reasoning/events.ts';
-import { HAND_BACKS, type HandBack, type StreamSampling } from '../async-reasoning/turn-config.ts';
+import { HAND_BACKS, PROBE_READS, type HandBack, type ProbeReads, type StreamSampling } from '../async-reasoning/turn-config.ts';
 import { QWEN3_NON_THINKING, QWEN3_THINKING, advisedSampling } from '../llm/runtime/generation-config.ts';
 import type { SamplingOptions } from '../llm/runtime/sampling.ts';
 import { floatArg, intArg } from './options.ts';
@@ -15,6 +15,7 @@ export interface EngineCliOptions extends ModelCliOptions {
   safety: boolean;
   probeThreshold: number;
   handBack: HandBack;
+  probeReads: ProbeReads;
   probeWhileWriting: boolean;
   greedy: boolean;
   temperature?: number;
@@ -36,6 +37,7 @@ export function addEngineOptions(cmd: Command): Command {
     .option('--safety', 'safety-reasoning prompts: the writer waits until the thinker judged the request', false)
     .option('--probe-threshold <p>', 'release the writer when P(yes) / (P(yes) + P(no)) reaches this', floatArg('--probe-threshold', 0, 1, { minExclusive: true }), 0.5)
     .addOption(new Option('--hand-back <where>', 'the writer hands back to the thinker at each sentence or paragraph end').choices([...HAND_BACKS]).default('sentence'))
+    .addOption(new Option('--probe-reads <how>', 'what the control question reads: the answer and thoughts encoded afresh in its own layout (exact; a prefill of them per question), or the shared cache as it stands (cheapest; its K/V were made in other views)').choices([...PROBE_READS]).default('fresh'))
     .option('--no-probe-while-writing', 'ask the control question only while the writer waits (once released, it runs to its next hand-back)')
     .option('--greedy', 'both streams pick the likeliest token (overrides the model folder\'s sampling)', false)
     .option('--temperature <t>', 'both streams (0 = greedy; default: the thinker as the model folder advises, the writer its family\'s non-thinking settings)', floatArg('--temperature', 0, 100))
@@ -77,6 +79,7 @@ export function engineSettings(o: EngineCliOptions, modelDir?: string) {
     maxAnswerTokens: o.maxAnswer,
     probeThreshold: o.probeThreshold,
     handBack: o.handBack,
+    probeReads: o.probeReads,
     probeWhileWriting: o.probeWhileWriting,
     sampling: streamSampling(o, modelDir),
   };

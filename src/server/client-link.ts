@@ -21,7 +21,7 @@ export interface Components {
   tts: TtsEngine;
 }
 
-export type EngineSettings = Partial<Pick<EngineOptions, 'maxThinkingTokens' | 'maxAnswerTokens' | 'controlEvery' | 'safety' | 'sampling' | 'probeThreshold' | 'probeWhileWriting' | 'handBack'>>;
+export type EngineSettings = Partial<Pick<EngineOptions, 'maxThinkingTokens' | 'maxAnswerTokens' | 'controlEvery' | 'safety' | 'sampling' | 'probeThreshold' | 'probeWhileWriting' | 'handBack' | 'probeReads'>>;
 
 /** VAD sessions kept for reuse: a page reload should not load a new ONNX session every time. */
 export class VadPool {

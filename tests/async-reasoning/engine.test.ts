@@ -122,6 +122,43 @@ describe('asynchronous reasoning: exactness over the shared cache', () => {
   }, 120_000);
 });
 
+describe('asynchronous reasoning: what the control question reads', () => {
+  /** Each control question's logits beside a from-scratch forward of the sequence its row saw, on the multi-layer model. */
+  async function controlAgainstScratch(probeReads: 'fresh' | 'cache'): Promise<number> {
+    const recorder = new ForwardRecorder(lm);
+    const checks: { seq: number[]; logits: Float32Array }[] = [];
+    let turn!: ReturnType<AsyncReasoningEngine['startTurn']>;
+    const engine = engineWith(
+      (stream, logits) => {
+        if (stream !== 'control') return;
+        checks.push({ seq: recorder.lastSequenceInto(turn.cacheBlocks.control!), logits: Float32Array.from(logits) });
+        force(logits, yesIds());
+      },
+      // The shared blocks after the thinker's system block, so that the thinker's view is one sequence up to its tail.
+      { probeReads, sharedAfter: 'thinker-system', maxThinkingTokens: 40, maxAnswerTokens: 24, controlEvery: 4 },
+    );
+    turn = engine.startTurn('What is seventeen times three?');
+    await collect(turn.events);
+    await turn.settled();
+    // Probes after the writer has written: those are the ones the two readings can differ on.
+    expect(checks.length).toBeGreaterThan(2);
+    const ref = new ReferenceDecoder(dir);
+    let worst = 0;
+    for (const c of checks) {
+      const last = c.seq.length - 1;
+      const layout = c.seq.map((token, t) => ({ token, position: t, sees: c.seq.slice(0, t + 1).map((_, u) => [u, u] as [number, number]) }));
+      worst = Math.max(worst, maxAbsDiff(c.logits, ref.forwardLayout(layout, new Set([last]))[last]));
+    }
+    return worst;
+  }
+
+  it('fresh (the default): the question reads the answer, the split and the thoughts as one sequence after the thinker\'s tail, exactly as a from-scratch forward does; read from the shared cache it does not', async () => {
+    expect(await controlAgainstScratch('fresh')).toBeLessThanOrEqual(TOL);
+    // The cache's K/V of the answer were made in the writer's view, and of the split before any answer.
+    expect(await controlAgainstScratch('cache')).toBeGreaterThan(100 * TOL);
+  }, 120_000);
+});
+
 describe('asynchronous reasoning: layout', () => {
   it("each stream sees the other's output at a position of its own layout, as the method lays them out", async () => {
     const engine = engineWith(() => undefined, { maxThinkingTokens: 4, maxAnswerTokens: 2 });
