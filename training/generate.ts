@@ -3,17 +3,18 @@
  *   corpus OUT.txt  — the text of every segment, one line each, for training the tokenizer;
  *   tokens MODEL_DIR OUT.bin — token ids and labels, tokenised by the runtime's own Tokenizer
  *     from MODEL_DIR (so the ids are the ones the engine will feed).
- * Options: --samples N (default 60000), --seed S (default 1).
+ * Options: --samples N (default 60000), --seed S (default 1), --mix base|practice (default base).
  *
  * OUT.bin: for each sample, u32 length n, u32 its standing prompt (0 none, 1 the writer's, 2 the
  * thinker's: the first tokens of the sample, the same in every sample that has it, so training
  * encodes them once per batch), then n × i32 input ids, then n × i32 labels (-100: no loss).
- * OUT.bin.json: the standing prompts' ids and the counts.
+ * OUT.bin.json: the standing prompts' ids, the counts, and the control question's last token and
+ * its two answers (so training can weight the probe's one-token answer).
  */
 import { openSync, writeSync, closeSync, writeFileSync } from 'node:fs';
 import { promptSetFor } from '../src/async-reasoning/prompts.ts';
 import { Tokenizer } from '../src/llm/model/tokenizer.ts';
-import { SampleMaker, type Sample } from './samples.ts';
+import { MIXES, SampleMaker, type Sample } from './samples.ts';
 import { Rand } from './task.ts';
 
 const CHATML_TOKENS = new Set(['<|im_start|>', '<|im_end|>']);
@@ -50,7 +51,9 @@ async function main(): Promise<void> {
   const n = arg('--samples', 60000);
   const seed = arg('--seed', 1);
   const P = promptSetFor((t) => CHATML_TOKENS.has(t));
-  const maker = new SampleMaker(P, new Rand(seed));
+  const mixName = process.argv.includes('--mix') ? process.argv[process.argv.indexOf('--mix') + 1] : 'base';
+  if (!(mixName in MIXES)) throw new Error(`--mix: one of ${Object.keys(MIXES).join(', ')}`);
+  const maker = new SampleMaker(P, new Rand(seed), MIXES[mixName as keyof typeof MIXES]);
   if (mode === 'corpus') {
     const lines: string[] = [];
     for (const t of Object.values(P)) if (typeof t === 'string') lines.push(...t.split('\n'));
@@ -83,7 +86,13 @@ async function main(): Promise<void> {
       if ((i + 1) % 5000 === 0) process.stderr.write(`tokens: ${i + 1}/${n} samples\n`);
     }
     closeSync(fd);
-    const summary = { samples: n, seed, tokens, lossTokens, meanLength: tokens / n, longest, types: Object.fromEntries(counts), standing: { 1: tok.encode(P.writerSystem), 2: tok.encode(P.thinkerSystem) } };
+    const one = (t: string) => {
+      const ids = tok.encode(t);
+      if (ids.length !== 1) throw new Error(`"${t}" is ${ids.length} tokens, not one`);
+      return ids[0];
+    };
+    const probe = { after: tok.encode(P.controlQuestion).at(-1), yes: one(' yes'), no: one(' no') };
+    const summary = { samples: n, seed, mix: mixName, probe, tokens, lossTokens, meanLength: tokens / n, longest, types: Object.fromEntries(counts), standing: { 1: tok.encode(P.writerSystem), 2: tok.encode(P.thinkerSystem) } };
     writeFileSync(`${rest[1]}.json`, JSON.stringify(summary));
     console.log(JSON.stringify({ ...summary, standing: undefined }));
     return;

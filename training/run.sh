@@ -9,6 +9,9 @@ WORK=${1:-.cache/training}
 OUT=${2:-assets/asyncvoice-arith}
 SAMPLES=${SAMPLES:-90000}
 STEPS=${STEPS:-2000}
+# Stage 2, from stage 1's weights: the control question (its answer weighted) and products.
+SAMPLES2=${SAMPLES2:-24000}
+STEPS2=${STEPS2:-600}
 mkdir -p "$WORK"
 scripts/setup-training.sh
 PY=/usr/bin/python3 # Debian's torch is for the system interpreter, not one first on PATH
@@ -20,5 +23,10 @@ if [ ! -f "$WORK/data.bin.json" ]; then
   node --import tsx training/generate.ts tokens "$WORK/tokenizer" "$WORK/data.bin" --samples "$SAMPLES" --seed 1
 fi
 $PY training/train.py --data "$WORK/data.bin" --tokenizer "$WORK/tokenizer" --out "$OUT" --work "$WORK/train" --steps "$STEPS" --seed 1 --resume
+if [ ! -f "$WORK/practice.bin.json" ]; then
+  node --import tsx training/generate.ts tokens "$WORK/tokenizer" "$WORK/practice.bin" --samples "$SAMPLES2" --seed 2 --mix practice
+fi
+$PY training/train.py --data "$WORK/practice.bin" --tokenizer "$WORK/tokenizer" --out "$OUT" --work "$WORK/train2" --init "$WORK/train/checkpoint.pt" \
+  --steps "$STEPS2" --lr 5e-4 --warmup 30 --probe-weight 8 --seed 2 --resume
 # What the recogniser should expect people to say to it (pocketsphinx's language model).
 node --import tsx training/speech-lm.ts "$OUT/speech.arpa" --sentences 40000 --seed 3

@@ -461,11 +461,14 @@ export function drawChat(r: Rand, split: Split): Problem {
 }
 
 /** Any problem of the split, in the training mix's proportions. */
-export function drawProblem(r: Rand, split: Split): Problem {
+/** `mulShare`: what share of arithmetic problems are products (the rest sums and differences, evenly); without it a third, drawn as stage 1's data was. */
+export function drawProblem(r: Rand, split: Split, mulShare?: number): Problem {
   const d = r.next();
   if (d < 0.08) return drawChat(r, split);
   if (d < 0.26) return drawStory(r, split);
-  return drawArithmetic(r, split);
+  if (mulShare === undefined) return drawArithmetic(r, split);
+  const e = r.next();
+  return drawArithmetic(r, split, r.chance(0.5), e < mulShare ? 'mul' : e < (1 + mulShare) / 2 ? 'add' : 'sub');
 }
 
 // ───────────────────────────── corrections and cut-off questions ─────────────────────────────

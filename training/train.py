@@ -3,9 +3,11 @@ SwiGLU, tied embeddings), on the sequences training/generate.ts wrote, and expor
 Face model folder the runtime loads like any other.
 
 usage: /usr/bin/python3 training/train.py --data DATA.bin --tokenizer DIR --out DIR --work DIR
-       [--steps N] [--seed S] [--resume]
+       [--steps N] [--seed S] [--resume] [--init CKPT] [--probe-weight W] [--warmup N]
 
 Checkpoints go to --work every few minutes (and at the end); --resume continues from the last one.
+--init starts a later stage from an earlier stage's weights (its checkpoint or its exported folder),
+with a new optimiser and schedule.
 Samples that start with a standing prompt (the writer's or the thinker's system block, the same
 tokens in every such sample) are batched by prompt, and the prompt is encoded once per batch: the
 same sums as encoding it in every row, in about half the time.
@@ -237,6 +239,24 @@ def export(model, vocab, tokenizer_dir, out, meta):
         shutil.copy(os.path.join(tokenizer_dir, f), os.path.join(out, f))
 
 
+def read_folder(folder):
+    """An exported model folder's weights as this model's state dict (export's names, reversed)."""
+    with open(os.path.join(folder, "model.safetensors"), "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    state = {}
+    for name, h in header.items():
+        if name == "__metadata__":
+            continue
+        if h["dtype"] != "F32":
+            raise SystemExit(f"--init {folder}: {name} is {h['dtype']}, not F32")
+        lo, hi = h["data_offsets"]
+        t = torch.frombuffer(bytearray(data[lo:hi]), dtype=torch.float32).reshape(h["shape"])
+        state[name.removeprefix("model.").replace("self_attn.", "").replace("mlp.", "")] = t
+    return state
+
+
 # ───────────────────────────── training ─────────────────────────────
 
 def main():
@@ -251,6 +271,9 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init", help="start from these weights, a checkpoint or an exported model folder (a new optimiser and schedule): a later stage")
+    ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--probe-weight", type=float, default=1.0, help="loss weight of the control question's yes/no")
     ap.add_argument("--export-only", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -268,6 +291,9 @@ def main():
         opt.load_state_dict(c["opt"])
         step, epoch, pos, elapsed = c["step"], c["epoch"], c["pos"], c["elapsed"]
         print(f"resumed at step {step} ({elapsed / 60:.1f} min)", flush=True)
+    elif a.init:
+        model.load_state_dict(read_folder(a.init) if os.path.isdir(a.init) else torch.load(a.init)["model"])
+        print(f"starting from the weights in {a.init}", flush=True)
     if a.export_only:
         export(model, vocab, a.tokenizer, a.out, {})
         return
@@ -279,7 +305,10 @@ def main():
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "epoch": epoch, "pos": pos, "elapsed": elapsed}, tmp)
         os.replace(tmp, ckpt)
 
-    warm = 100
+    warm = a.warmup
+    probe = meta.get("probe")
+    if a.probe_weight != 1.0 and not probe:
+        raise SystemExit("--probe-weight: the data has no probe ids (regenerate it)")
     t_last_save = time.time()
     t0 = time.time() - elapsed
     plan = batches(samples, random.Random(a.seed * 1000 + epoch), a.batch_tokens)
@@ -295,7 +324,15 @@ def main():
         for g in opt.param_groups:
             g["lr"] = lr
         logits = model(ids, mask, standing[kind] if kind else None)
-        loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1), ignore_index=-100)
+        flat = labels.view(-1)
+        if a.probe_weight == 1.0:
+            loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), flat, ignore_index=-100)
+        else:
+            # The probe's answer is one token after hundreds of thoughts: weighted so that it counts.
+            each = F.cross_entropy(logits.view(-1, logits.shape[-1]), flat, ignore_index=-100, reduction="none")
+            is_probe = (ids.view(-1) == probe["after"]) & ((flat == probe["yes"]) | (flat == probe["no"]))
+            w = (flat >= 0).float() * (1.0 + (a.probe_weight - 1.0) * is_probe.float())
+            loss = (each * w).sum() / w.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
