@@ -38,7 +38,7 @@ describe.skipIf(!SHIPPED)('the shipped model (skipped while none ships in assets
     expect(tok.decode(tok.encode(odd))).toBe(odd);
   });
 
-  it('answers at least 60 % of 50 held-out problems right in async mode (its spoken answer, parsed)', async () => {
+  it('answers at least 60 % of 50 held-out problems right in async mode (its spoken answer, parsed), starting to answer before its thinking ends', async () => {
     const engine = new AsyncReasoningEngine({ lm: model.lm, tokenizer: tok, keepHistory: false, maxThinkingTokens: 256, maxAnswerTokens: 64 });
     const problems = evalProblems(50);
     const wrong: string[] = [];
@@ -53,12 +53,14 @@ describe.skipIf(!SHIPPED)('the shipped model (skipped while none ships in assets
       if (r.metrics.firstAnswerTokenStep !== null && (thinkingDoneAt === null || r.metrics.firstAnswerTokenStep < thinkingDoneAt)) firstAnswerBeforeThinkingEnded++;
     }
     await engine.close();
-    // The shipped model answers 73 % of 300 held-out problems in async mode (bench:accuracy); the
+    // The shipped model answers 74.7 % of 300 held-out problems in async mode (bench:accuracy); the
     // bar here is what it holds with room for chance on 50, so a model that stops reasoning fails it.
-    // The issue's 90 % is not reached yet; nor do its answers start before the thinking ends (its
-    // control question says yes 0.3 % of the time), so that is reported, not asserted.
-    expect(wrong.length, wrong.join('\n')).toBeLessThanOrEqual(20);
+    // The issue's 90 % is not reached yet.
     console.log(`shipped model, async: ${problems.length - wrong.length}/${problems.length} right; answer started before the thinking ended in ${firstAnswerBeforeThinkingEnded}`);
+    expect(wrong.length, wrong.join('\n')).toBeLessThanOrEqual(20);
+    // And it is asynchronous: the control question lets the writer start once the question is
+    // restated in the thoughts, long before they end (a probe that never says yes fails this).
+    expect(firstAnswerBeforeThinkingEnded).toBeGreaterThanOrEqual(40);
   });
 
   it('is the default: `ask` without --model answers a spoken-style question with its thinking beside it', async () => {
