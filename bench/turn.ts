@@ -107,23 +107,32 @@ async function serveWith(setting: string): Promise<{ socket: Socket; check: stri
   const started = await startServe(BIN, ['--model', args.model!, '--weights', args.weights!, '--port', '0', '--turn-end', setting, '--voice', args.voice!, '--max-thinking', '200', '--max-answer', '60'], env);
   server = started.child;
   const socket = started.socket;
+  socket.on('metrics', (m: ServerEvents['metrics']) => (newestTurn = Math.max(newestTurn, m.turnId)));
   await new Promise((r) => setTimeout(r, 300));
   const check = started.output().split('\n').find((l) => l.startsWith('end of turn')) ?? '(no check reported)';
   return { socket, check };
 }
+
+/** The newest turn the service has reported on: an earlier utterance's last metrics can arrive during the next one. */
+let newestTurn = -1;
 
 /** Streams one utterance in real time, then silence until its turn has ended and its answer began; stops the answer. */
 async function run(socket: Socket, u: Utterance): Promise<TurnReport> {
   let ended: ServerEvents['metrics'] | null = null;
   let answered = false;
   const turnIds = new Set<number>();
+  const before = newestTurn;
   const onMetrics = (m: ServerEvents['metrics']) => {
+    if (m.turnId <= before) return; // the previous utterance's turn, reporting late
     turnIds.add(m.turnId);
     if (m.stamps.turnEnd !== undefined && !ended) ended = m;
   };
   const onAnswer = () => (answered = true);
+  // Which turns the words went to: a question split at its pause goes to two.
+  const onTranscript = (t: ServerEvents['transcript']) => t.turnId > before && turnIds.add(t.turnId);
   socket.on('metrics', onMetrics);
   socket.on('answer', onAnswer);
+  socket.on('transcript', onTranscript);
   const lead = Math.round(0.4 * RATE);
   const t0 = performance.now();
   const pauseStartAt = u.pause ? t0 + 400 + u.voiced[0].endMs : Infinity;
@@ -146,10 +155,13 @@ async function run(socket: Socket, u: Utterance): Promise<TurnReport> {
     if ((ended && (answered || afterVoice > 4000)) || afterVoice > 8000) break;
   }
   socket.emit('interrupt', {});
-  // Let the answer stop and the service settle before the next one.
+  // Let the answer stop and the service settle before the next one; a turn's metrics come as it ends.
+  const settleUntil = performance.now() + 3000;
   await new Promise((res) => setTimeout(res, 800));
+  while (!ended && performance.now() < settleUntil) await new Promise((res) => setTimeout(res, 50));
   socket.off('metrics', onMetrics);
   socket.off('answer', onAnswer);
+  socket.off('transcript', onTranscript);
   const m = ended as ServerEvents['metrics'] | null;
   // Cut off: the turn end was decided while the user was still in their pause.
   const cutOff = u.pause !== null && endedAt !== null && endedAt < resumeAt && endedAt > pauseStartAt;
