@@ -49,7 +49,7 @@ const STOP_DEADLINE_MS = 3000;
 export async function runServe(o: ServeCliOptions): Promise<void> {
   // The service listens first; pages show the checks, the download, the graph build and the
   // prompts' encoding as they go, and talk once all are done.
-  const hub: { server?: RunningServer } = {};
+  const hub: { server?: RunningServer; recognizer?: { close(): Promise<void> } } = {};
   const report = (p: { what: string; done: number; total: number | null }) => hub.server?.progress(p);
   let listening!: () => void;
   const listened = new Promise<void>((r) => (listening = r));
@@ -63,6 +63,7 @@ export async function runServe(o: ServeCliOptions): Promise<void> {
     // speak or hear is not worth serving: a failed check ends the service with its fix.
     report({ what: 'checking speech output and recognition', done: 0, total: null });
     const recognizer = o.asr === 'whisper' ? await WhisperRecognizer.load({ offline: o.offline }) : new PocketsphinxRecognizer({ warm: true, lm: asrLm });
+    hub.recognizer = recognizer; // a stop during the rest of the loading closes it too (its decoders are child processes)
     try {
       await checkSpeechEngines(tts, recognizer);
     } catch (e) {
@@ -102,7 +103,7 @@ export async function runServe(o: ServeCliOptions): Promise<void> {
       await server.close().catch(() => undefined);
       const c = await Promise.race([loading.catch(() => null), new Promise<null>((r) => setTimeout(() => r(null), 100))]);
       await c?.lm.close().catch(() => undefined);
-      await c?.recognizer.close().catch(() => undefined);
+      await (c?.recognizer ?? hub.recognizer)?.close().catch(() => undefined);
       process.exit(0);
     })();
   };
