@@ -12,7 +12,7 @@ import { ProgressBar } from '../src/cli/progress.ts';
 import type { CausalLM } from '../src/llm/runtime/causal-lm.ts';
 import { ROPE_MODES, type RopeMode, type WeightFormat } from '../src/llm/graph/contract.ts';
 import { loadCausalLM } from '../src/llm/load.ts';
-import type { ExecutionProvider } from '../src/backend/onnx.ts';
+import type { ExecutionProvider } from '../src/backend/providers.ts';
 import { benchModel, fmt, median, tokensFor } from './shared.ts';
 
 const { values: args } = parseArgs({

@@ -4,10 +4,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { BackendError } from '../errors.ts';
-
 import { EXECUTION_PROVIDERS, type ExecutionProvider } from './providers.ts';
-
-export { EXECUTION_PROVIDERS, type ExecutionProvider };
 
 export interface BackendOptions {
   executionProvider?: ExecutionProvider;

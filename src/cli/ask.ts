@@ -9,7 +9,7 @@ import { HeldOutput, liveView } from './live-view.ts';
 import { engineSettings, type EngineCliOptions } from './engine-options.ts';
 import { loadModelWithProgress } from './load-model.ts';
 
-export interface AskCliOptions extends EngineCliOptions {
+interface AskCliOptions extends EngineCliOptions {
   json: boolean;
   plain: boolean;
   speak?: string | true;
@@ -23,7 +23,6 @@ async function makeEngine(o: AskCliOptions, quiet: boolean, keepHistory: boolean
 }
 
 const round = (x: number | null) => (x === null ? null : Math.round(x * 100) / 100);
-
 
 /** One question: the thinking and the answer as they stream (or one JSON object), then maybe spoken. */
 export async function runAsk(question: string, o: AskCliOptions): Promise<void> {

@@ -14,7 +14,7 @@ import { addEngineOptions } from './engine-options.ts';
 import { addModelOptions } from './model-options.ts';
 import { floatArg, hostArg, intArg, portArg } from './options.ts';
 
-/** The most tokens `generate` may be asked for (its context ends it sooner). */
+/** Past the model's context, generation ends there anyway (context-limit); beyond this, a flag is a typo. */
 const MAX_TOKENS = 1 << 20;
 
 /** An action that loads its module when the command runs. */

@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import { loadModelWithProgress } from './load-model.ts';
 import type { ModelCliOptions } from './model-options.ts';
 
-/** Past the model's context, generation ends there anyway (context-limit); beyond this, a flag is a typo. */
 interface GenerateCliOptions extends ModelCliOptions {
   prompt: string;
   chat: boolean;
@@ -45,7 +44,6 @@ function textStreamer(tok: Tokenizer, write: (s: string) => void) {
     printed = text;
   };
 }
-
 
 function round(x: number): number {
   return Math.round(x * 100) / 100;

@@ -1,4 +1,5 @@
-import { exportGguf, type GgufType } from '../llm/export/gguf.ts';
+import { exportGguf } from '../llm/export/gguf.ts';
+import type { GgufType } from '../llm/export/ggml-quant.ts';
 import { resolveModelSource } from '../llm/model/model-source.ts';
 import { PRESETS, makeTestModel } from '../llm/export/test-model.ts';
 import { listGraphs, pruneGraphs } from '../llm/graph/graph-cache.ts';
@@ -18,7 +19,6 @@ interface MakeTestCliOptions {
   untied?: boolean;
   dtype: 'float32' | 'bfloat16';
 }
-
 
 /** Writes a model folder as GGUF. */
 export async function runExport(o: { model: string; out: string; gguf: boolean; type: GgufType; offline: boolean }): Promise<void> {

@@ -24,7 +24,6 @@ interface ServeCliOptions extends EngineCliOptions {
   turnEnd: 'auto' | 'words' | 'silence';
 }
 
-
 /** What a failed bind means for the person who typed the flags. */
 function listenError(e: NodeJS.ErrnoException, host: string, port: number): AsyncVoiceError {
   switch (e.code) {
@@ -43,7 +42,6 @@ function listenError(e: NodeJS.ErrnoException, host: string, port: number): Asyn
 
 /** How long a stopping service may take to close its conversations and children before it exits anyway. */
 const STOP_DEADLINE_MS = 3000;
-
 
 /** Serves the renderer and the protocol until a signal stops it; the page sees the model load. */
 export async function runServe(o: ServeCliOptions): Promise<void> {
@@ -103,7 +101,7 @@ export async function runServe(o: ServeCliOptions): Promise<void> {
       await server.close().catch(() => undefined);
       const c = await Promise.race([loading.catch(() => null), new Promise<null>((r) => setTimeout(() => r(null), 100))]);
       await c?.lm.close().catch(() => undefined);
-      await (c?.recognizer ?? hub.recognizer)?.close().catch(() => undefined);
+      await hub.recognizer?.close().catch(() => undefined);
       process.exit(0);
     })();
   };

@@ -102,7 +102,6 @@ function readWav(path: string) {
   return parseWav(bytes, path);
 }
 
-
 /** Says the text, or writes it to a WAV file. */
 export async function runSpeak(text: string, o: { engine: TtsEngineName; voice?: string; out?: string }): Promise<void> {
   if (o.out) checkWritable(o.out);

@@ -52,7 +52,6 @@ export interface LoadOptions extends BackendOptions {
  * bytes), at 4 they are even, at 8 the int8 one is ≈ 1.4× faster and at 500 ≈ 1.6×.
  */
 export const PREFILL_MIN_TOKENS = 8;
-export { PREFILL_WEIGHTS, type PrefillWeights } from './graph/contract.ts';
 
 export interface LoadedModel {
   dir: string;

@@ -14,6 +14,7 @@ import { StandingPrompts } from '../async-reasoning/standing-prompts.ts';
 import { LIMITS, type ServerEvents } from '../protocol.ts';
 import { accessPolicy, isLoopback, tokenMatches, type AccessPolicy } from './access.ts';
 import { ClientLink, VadPool, type Components, type EngineSettings } from './client-link.ts';
+import { DEFAULT_MAX_CONVERSATIONS } from './limits.ts';
 
 export { isLoopback } from './access.ts';
 export type { Components } from './client-link.ts';
@@ -30,10 +31,6 @@ export const VERSION: string = (createRequire(import.meta.url)('../../package.js
 export const CSP =
   "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self' blob:; " +
   "connect-src 'self'; worker-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
-
-import { DEFAULT_MAX_CONVERSATIONS } from './limits.ts';
-
-export { DEFAULT_MAX_CONVERSATIONS };
 
 export interface ServeOptions extends Partial<Components> {
   host?: string;

@@ -14,11 +14,8 @@ import { UnsupportedModelError } from '../../errors.ts';
 import { parseDecoderConfig, type DecoderConfig } from '../model/config.ts';
 import { readJson } from '../model/model-source.ts';
 import { ARCH, modelMetadata } from './gguf-metadata.ts';
-import { QK, quantizeQ4_0, quantizeQ8_0 } from './ggml-quant.ts';
+import { GGUF_TYPES, QK, quantizeQ4_0, quantizeQ8_0, type GgufType } from './ggml-quant.ts';
 import { checkedTensor, listModelTensors, readTensorF32, readTensorF32Pieces, type TensorInfo } from '../model/safetensors.ts';
-
-import { GGUF_TYPES, type GgufType } from './ggml-quant.ts';
-export { GGUF_TYPES, type GgufType } from './ggml-quant.ts';
 
 const ALIGN = 32;
 

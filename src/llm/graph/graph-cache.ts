@@ -10,8 +10,6 @@ import { buildDecoderGraph } from './decoder-graph.ts';
 import { GRAPH_FORMAT_VERSION, defaultHeadFormat, defaultKvFormat, type HeadFormat, type KvFormat, type RopeMode, type WeightFormat } from './contract.ts';
 import type { TensorInfo } from '../model/safetensors.ts';
 
-export { cacheRoot } from './cache-root.ts';
-
 /**
  * Key of a built graph: the builder's format version, the options, the config text, and for each
  * weight file its size, modification time and header (which names every tensor's offset).
